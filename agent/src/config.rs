@@ -1,0 +1,78 @@
+//! The agent's configuration: `<state-dir>/agent.toml` (or `--config FILE`), parsed once at
+//! start-up. Every key is optional; the defaults are below and in the README.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::facts::FactSource;
+use crate::outbox::Limits;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// `[facts] source = "system"` (default) or `"simulated"` with the machine's figures.
+    pub facts: FactSource,
+    /// `[outbox] max_entries`, `max_bytes`.
+    pub outbox: Limits,
+    /// Longest wait between reconnection attempts (exponential backoff with jitter up to it).
+    #[serde(with = "humantime_serde_compat")]
+    pub reconnect_max: Duration,
+    /// Bytes of a task's stdout and of its stderr kept (the rest is discarded, and flagged).
+    pub task_output_cap: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            facts: FactSource::System,
+            outbox: Limits::default(),
+            reconnect_max: Duration::from_secs(10),
+            task_output_cap: 64 * 1024,
+        }
+    }
+}
+
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}")))
+    }
+}
+
+impl AgentConfig {
+    /// Reads `path` if given, else `<state-dir>/agent.toml` if it exists, else the defaults.
+    pub fn load(explicit: Option<&Path>, state_default: &Path) -> Result<AgentConfig> {
+        let path = match explicit {
+            Some(p) => p,
+            None if state_default.exists() => state_default,
+            None => return Ok(AgentConfig::default()),
+        };
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulated_facts_and_refusals() {
+        let cfg: AgentConfig = toml::from_str(
+            "reconnect_max = \"3s\"\n[facts]\nsource = \"simulated\"\nhostname = \"dc-esxi-01\"\nos_name = \"VMware ESXi\"\n\
+             os_version = \"7.0\"\nkernel_release = \"7.0.3\"\ncpu_count = 64\nmemory_total_bytes = 824633720832\n",
+        )
+        .expect("parse");
+        assert_eq!(cfg.reconnect_max, Duration::from_secs(3));
+        assert!(matches!(cfg.facts, FactSource::Simulated(ref m) if m.cpu_count == 64));
+        assert!(toml::from_str::<AgentConfig>("bogus = 1").is_err());
+        assert!(toml::from_str::<AgentConfig>("reconnect_max = \"soon\"").is_err());
+        assert_eq!(toml::from_str::<AgentConfig>("").expect("empty"), AgentConfig::default());
+    }
+}

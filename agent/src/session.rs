@@ -1,0 +1,333 @@
+//! `mangrove-agent run`: produce reports into the outbox on timers, and keep one session with
+//! the controller that sends them in order and deletes each once acknowledged.
+//!
+//! Producers (heartbeats, fact snapshots, task results) never wait for the network: they
+//! write to the outbox, so nothing is lost while the controller is away. The session replays
+//! whatever is waiting each time it connects.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use proto::v1::agent_client::AgentClient;
+use proto::v1::report::Body;
+use proto::v1::{AgentMessage, Heartbeat, Hello, RenewRequest, agent_message, controller_message};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::AgentConfig;
+use crate::facts::{Collector, problems};
+use crate::outbox::Outbox;
+use crate::state::{Enrollment, StateDir};
+use crate::tasks::{Tasks, now_ms};
+
+/// Reports in flight (sent, not yet acknowledged) at most.
+const WINDOW: u64 = 256;
+const HELLO_ACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Intervals {
+    heartbeat: Duration,
+    facts: Duration,
+}
+
+struct Shared {
+    outbox: Arc<Mutex<Outbox>>,
+    appended: Arc<Notify>,
+    problems: Mutex<Vec<String>>,
+    intervals: watch::Sender<Intervals>,
+    reconnect: Notify,
+}
+
+impl Shared {
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        // Every outbox operation leaves its files consistent before returning, so a panic
+        // elsewhere while the lock was held leaves nothing half-done.
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn append(&self, body: Body) {
+        match self.outbox().append(body, now_ms()) {
+            Ok(Some(_)) => self.appended.notify_one(),
+            Ok(None) => {} // counted and logged by the outbox
+            Err(e) => tracing::error!(error = %e, "cannot write to the outbox"),
+        }
+    }
+}
+
+pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken) -> Result<()> {
+    let _lock = state.lock()?;
+    let enrollment = state.enrollment()?;
+    let outbox = Outbox::open(&state.outbox(), cfg.outbox).context("outbox")?;
+    let outbox = Arc::new(Mutex::new(outbox));
+    let appended = Arc::new(Notify::new());
+    let (itx, irx) = watch::channel(Intervals { heartbeat: Duration::from_secs(5), facts: Duration::from_secs(60) });
+    let shared = Arc::new(Shared {
+        outbox: outbox.clone(),
+        appended: appended.clone(),
+        problems: Mutex::new(Vec::new()),
+        intervals: itx,
+        reconnect: Notify::new(),
+    });
+    let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
+    tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
+
+    tokio::spawn(facts_loop(shared.clone(), Collector::new(cfg.facts.clone()), irx.clone(), shutdown.clone()));
+    tokio::spawn(heartbeat_loop(shared.clone(), irx, shutdown.clone()));
+    tokio::spawn(renew_loop(state.clone(), enrollment.clone(), shared.clone(), shutdown.clone()));
+
+    let mut attempt: u32 = 0;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = session(&state, &enrollment, &shared, &tasks, &shutdown) => r,
+        };
+        match outcome {
+            Ok(true) => attempt = 0, // a session was established: start backing off afresh
+            Ok(false) => attempt += 1,
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!(error = format!("{e:#}"), attempt, "session with the controller failed");
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let delay = backoff(attempt, cfg.reconnect_max);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+            _ = shared.reconnect.notified() => {}
+        }
+    }
+    tracing::info!("agent stopped; unsent reports stay in the outbox");
+    Ok(())
+}
+
+/// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … capped at `cap`, each scaled by a random
+/// factor in [0.5, 1) so that agents cut off together do not return together.
+pub fn backoff(attempt: u32, cap: Duration) -> Duration {
+    if attempt == 0 {
+        return Duration::from_millis(100);
+    }
+    let base = Duration::from_millis(500).saturating_mul(1u32 << (attempt - 1).min(16));
+    base.min(cap).mul_f64(0.5 + rand::random::<f64>() / 2.0)
+}
+
+/// One session. Ok(true) if it got as far as the controller's HelloAck.
+async fn session(
+    state: &StateDir,
+    enrollment: &Enrollment,
+    shared: &Arc<Shared>,
+    tasks: &Arc<Tasks>,
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    let tls = state.client_tls()?;
+    let ch = crate::net::channel(&enrollment.agent_endpoint, tls).await?;
+    let mut client = AgentClient::new(ch)
+        .max_decoding_message_size(proto::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(proto::MAX_MESSAGE_BYTES);
+    let (tx, rx) = mpsc::channel::<AgentMessage>(32);
+    let last_assigned = shared.outbox().meta().last_seq_assigned;
+    tx.send(AgentMessage {
+        msg: Some(agent_message::Msg::Hello(Hello {
+            protocol_major: proto::PROTOCOL_MAJOR,
+            protocol_minor: proto::PROTOCOL_MINOR,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            last_seq_assigned: last_assigned,
+        })),
+    })
+    .await
+    .context("session closed before Hello")?;
+    let mut inbound = client
+        .session(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| anyhow::anyhow!("controller refused the session: {}", s.message()))?
+        .into_inner();
+    let first = tokio::time::timeout(HELLO_ACK_TIMEOUT, inbound.message())
+        .await
+        .context("no HelloAck within 10 s")?
+        .map_err(|s| anyhow::anyhow!("controller ended the session: {}", s.message()))?;
+    let Some(controller_message::Msg::HelloAck(ack)) = first.and_then(|m| m.msg) else {
+        anyhow::bail!("the controller's first message was not HelloAck");
+    };
+    {
+        let mut ob = shared.outbox();
+        if ack.last_seq_stored > ob.meta().last_seq_assigned {
+            ob.rebase(ack.last_seq_stored)?;
+        } else {
+            ob.ack(ack.last_seq_stored)?;
+        }
+    }
+    let intervals = Intervals {
+        heartbeat: Duration::from_millis(u64::from(ack.heartbeat_interval_ms.max(100))),
+        facts: Duration::from_millis(u64::from(ack.facts_interval_ms.max(1000))),
+    };
+    shared.intervals.send_if_modified(|i| std::mem::replace(i, intervals) != intervals);
+    tracing::info!(host = ack.host, last_seq_stored = ack.last_seq_stored, "session established");
+
+    let mut sent = shared.outbox().meta().last_seq_acked;
+    loop {
+        let (acked, next) = {
+            let ob = shared.outbox();
+            let acked = ob.meta().last_seq_acked;
+            sent = sent.max(acked);
+            let next = if sent - acked < WINDOW && ob.last_pending().is_some_and(|l| l > sent) {
+                ob.pending_after(sent, 1)?.into_iter().next()
+            } else {
+                None
+            };
+            (acked, next)
+        };
+        let _ = acked;
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(true),
+            _ = shared.reconnect.notified() => {
+                tracing::info!("reconnecting with the renewed certificate");
+                return Ok(true);
+            }
+            m = inbound.message() => match m {
+                Ok(Some(m)) => match m.msg {
+                    Some(controller_message::Msg::Ack(a)) => shared.outbox().ack(a.seq)?,
+                    Some(controller_message::Msg::Task(t)) => tasks.handle(t),
+                    Some(controller_message::Msg::HelloAck(_)) | None => {}
+                },
+                Ok(None) => {
+                    tracing::info!("controller closed the session");
+                    return Ok(true);
+                }
+                Err(s) => {
+                    tracing::warn!(code = ?s.code(), error = s.message(), "session ended by the controller");
+                    return Ok(true);
+                }
+            },
+            permit = tx.reserve(), if next.is_some() => {
+                let Ok(permit) = permit else { return Ok(true) };
+                if let Some(r) = next {
+                    sent = r.seq;
+                    permit.send(AgentMessage { msg: Some(agent_message::Msg::Report(r)) });
+                }
+            }
+            _ = shared.appended.notified(), if next.is_none() => {}
+        }
+    }
+}
+
+async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Intervals>, shutdown: CancellationToken) {
+    loop {
+        let every = intervals.borrow().heartbeat;
+        let meta = shared.outbox().meta();
+        let backlog = shared.outbox().len() as u64;
+        let problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        shared.append(Body::Heartbeat(Heartbeat {
+            problems,
+            outbox_backlog: backlog,
+            outbox_dropped: meta.dropped,
+            outbox_compacted: meta.compacted,
+        }));
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+            _ = intervals.changed() => {}
+        }
+    }
+}
+
+async fn facts_loop(
+    shared: Arc<Shared>,
+    collector: Collector,
+    mut intervals: watch::Receiver<Intervals>,
+    shutdown: CancellationToken,
+) {
+    let collector = Arc::new(Mutex::new(collector));
+    loop {
+        let c = collector.clone();
+        // Collection reads /proc and may run systemctl: keep it off the session's thread.
+        let facts = tokio::task::spawn_blocking(move || c.lock().unwrap_or_else(|p| p.into_inner()).collect()).await;
+        match facts {
+            Ok(f) => {
+                *shared.problems.lock().unwrap_or_else(|p| p.into_inner()) = problems(&f);
+                shared.append(Body::Facts(f));
+            }
+            Err(e) => tracing::error!(error = %e, "fact collection failed"),
+        }
+        let every = intervals.borrow().facts;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+            _ = intervals.changed() => {
+                // A new interval from the controller: wait it out from now, not re-collect.
+                let every = intervals.borrow().facts;
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }
+    }
+}
+
+/// When two thirds of the certificate's life have passed, asks the controller for a new one
+/// for a new key; retries every 30 s on failure. The session then reconnects with it.
+async fn renew_loop(state: StateDir, enrollment: Enrollment, shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let wait = match state.cert_validity() {
+            Ok((nb, na)) => {
+                let renew_at = nb + (na - nb) * 2 / 3;
+                let now = now_ms() / 1000;
+                Duration::from_secs(u64::try_from(renew_at - now).unwrap_or(0).max(1))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the agent certificate");
+                Duration::from_secs(30)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match renew(&state, &enrollment).await {
+            Ok(not_after) => {
+                tracing::info!(not_after, "certificate renewed");
+                shared.reconnect.notify_one();
+            }
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), "certificate renewal failed; retrying in 30 s");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn renew(state: &StateDir, enrollment: &Enrollment) -> Result<i64> {
+    let (key_pem, csr) = crate::enroll::key_and_csr(&enrollment.host)?;
+    let ch = crate::net::channel(&enrollment.agent_endpoint, state.client_tls()?).await?;
+    let resp = AgentClient::new(ch)
+        .renew(RenewRequest { csr_pem: csr })
+        .await
+        .map_err(|s| anyhow::anyhow!("controller refused renewal: {}", s.message()))?
+        .into_inner();
+    state.write_identity(&resp.certificate_pem, &key_pem)?;
+    Ok(resp.not_after_unix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap_with_jitter() {
+        let cap = Duration::from_secs(10);
+        for attempt in 1..40 {
+            let d = backoff(attempt, cap);
+            let base = Duration::from_millis(500).saturating_mul(1u32 << (attempt - 1).min(16)).min(cap);
+            assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?} vs {base:?}");
+        }
+        assert!(backoff(30, cap) <= cap);
+    }
+}

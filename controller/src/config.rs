@@ -1,0 +1,292 @@
+//! The controller's configuration: one TOML file, parsed once at start-up, every key
+//! documented here and in the README with its default. `MANGROVE_*` environment variables
+//! override the keys listed in [`Config::apply_env`]; nothing reads the environment later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A duration written the human way in TOML: `"5s"`, `"15m"`, `"1h"`, `"90d"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Parses `30s`, `15m`, `1h`, `2d` (and humantime's longer forms); refuses zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. 30s, 15m, 1h, 7d"))?;
+    if d.is_zero() {
+        return Err(format!("duration {s:?} must be longer than zero"));
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the controller keeps its CA, database and bootstrap admin token.
+    pub data_dir: PathBuf,
+    /// Inventory file whose hosts the controller expects (optional).
+    pub inventory: Option<PathBuf>,
+    pub listen: Listen,
+    /// `host:port` the agents are told to dial for the agent port (default: the listen
+    /// address, with 127.0.0.1 for an unspecified address).
+    pub advertise_agents: Option<String>,
+    pub api: Api,
+    pub liveness: Liveness,
+    pub agents: Agents,
+    pub tokens: Tokens,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// HTTPS JSON API, `/metrics`, `/healthz`, `/readyz`.
+    pub api: SocketAddr,
+    /// gRPC for enrolled agents; mutual TLS on every connection.
+    pub agents: SocketAddr,
+    /// Enrollment only; server-authenticated TLS.
+    pub enroll: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// Serve the API over plain HTTP. Allowed only when `listen.api` is a loopback address.
+    pub plain_http: bool,
+    /// PEM certificate chain and key for the API; default: issued by the built-in CA.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Extra DNS names or IP addresses for the built-in API certificate.
+    pub extra_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Liveness {
+    /// How often agents send a heartbeat.
+    pub heartbeat_interval: Dur,
+    /// A host is `down` this long after its last heartbeat.
+    pub down_after: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Agents {
+    /// Lifetime of an agent's client certificate; agents renew at two thirds of it.
+    pub cert_ttl: Dur,
+    /// How often agents send a full fact snapshot.
+    pub facts_interval: Dur,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tokens {
+    /// Default lifetime of an agent bootstrap token.
+    pub bootstrap_ttl: Dur,
+    /// Default lifetime of a user's API token.
+    pub user_ttl: Dur,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("/var/lib/mangrove"),
+            inventory: None,
+            listen: Listen::default(),
+            advertise_agents: None,
+            api: Api::default(),
+            liveness: Liveness::default(),
+            agents: Agents::default(),
+            tokens: Tokens::default(),
+        }
+    }
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            api: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            agents: SocketAddr::from(([0, 0, 0, 0], 7443)),
+            enroll: SocketAddr::from(([0, 0, 0, 0], 7444)),
+        }
+    }
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api { plain_http: false, tls_cert: None, tls_key: None, extra_names: Vec::new() }
+    }
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness { heartbeat_interval: Dur(Duration::from_secs(5)), down_after: Dur(Duration::from_secs(15)) }
+    }
+}
+
+impl Default for Agents {
+    fn default() -> Self {
+        Agents { cert_ttl: Dur(Duration::from_secs(24 * 3600)), facts_interval: Dur(Duration::from_secs(60)) }
+    }
+}
+
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens { bootstrap_ttl: Dur(Duration::from_secs(3600)), user_ttl: Dur(Duration::from_secs(90 * 24 * 3600)) }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file (if given), applies `MANGROVE_*` overrides from `env`, and validates.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                Self::parse(&text, p)?
+            }
+            None => Config::default(),
+        };
+        cfg.apply_env(env)?;
+        // Relative paths in the file are relative to the file, so a config moves with its dir.
+        if let Some(dir) = path.and_then(Path::parent) {
+            if cfg.data_dir.is_relative() {
+                cfg.data_dir = dir.join(&cfg.data_dir);
+            }
+            if let Some(inv) = cfg.inventory.as_mut().filter(|i| i.is_relative()) {
+                *inv = dir.join(&*inv);
+            }
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    }
+
+    /// `MANGROVE_DATA_DIR`, `MANGROVE_INVENTORY`, `MANGROVE_LISTEN_API`,
+    /// `MANGROVE_LISTEN_AGENTS`, `MANGROVE_LISTEN_ENROLL`, `MANGROVE_ADVERTISE_AGENTS`.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = env("MANGROVE_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("MANGROVE_INVENTORY") {
+            self.inventory = Some(v.into());
+        }
+        let addr = |name: &'static str, v: String| {
+            v.parse::<SocketAddr>()
+                .map_err(|e| ConfigError::Env { name, message: format!("{v:?} is not host:port ({e})") })
+        };
+        if let Some(v) = env("MANGROVE_LISTEN_API") {
+            self.listen.api = addr("MANGROVE_LISTEN_API", v)?;
+        }
+        if let Some(v) = env("MANGROVE_LISTEN_AGENTS") {
+            self.listen.agents = addr("MANGROVE_LISTEN_AGENTS", v)?;
+        }
+        if let Some(v) = env("MANGROVE_LISTEN_ENROLL") {
+            self.listen.enroll = addr("MANGROVE_LISTEN_ENROLL", v)?;
+        }
+        if let Some(v) = env("MANGROVE_ADVERTISE_AGENTS") {
+            self.advertise_agents = Some(v);
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.api.plain_http && !self.listen.api.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "api.plain_http is allowed only on a loopback address, not {}",
+                self.listen.api
+            )));
+        }
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err(ConfigError::Invalid("api.tls_cert and api.tls_key go together".into()));
+        }
+        if self.liveness.down_after.0 <= self.liveness.heartbeat_interval.0 {
+            return Err(ConfigError::Invalid(format!(
+                "liveness.down_after ({}) must be longer than liveness.heartbeat_interval ({})",
+                humantime::format_duration(self.liveness.down_after.0),
+                humantime::format_duration(self.liveness.heartbeat_interval.0)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The agent endpoint told to enrolling agents.
+    pub fn agent_endpoint(&self) -> String {
+        match &self.advertise_agents {
+            Some(a) => a.clone(),
+            None if self.listen.agents.ip().is_unspecified() => format!("127.0.0.1:{}", self.listen.agents.port()),
+            None => self.listen.agents.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let cfg = Config::parse("data_dir = \"d\"\n[liveness]\ndown_after = \"20s\"\n", Path::new("c.toml"))
+            .expect("parse");
+        assert_eq!(cfg.liveness.down_after.0, Duration::from_secs(20));
+        assert_eq!(cfg.liveness.heartbeat_interval.0, Duration::from_secs(5));
+        assert_eq!(cfg.agent_endpoint(), "127.0.0.1:7443");
+    }
+
+    #[test]
+    fn refuses_unknown_keys_bad_durations_and_remote_plain_http() {
+        for (text, want) in [
+            ("bogus = 1", "unknown field"),
+            ("[liveness]\ndown_after = \"soon\"", "invalid duration"),
+            ("[liveness]\ndown_after = \"0s\"", "longer than zero"),
+        ] {
+            let err = Config::parse(text, Path::new("c.toml")).expect_err(text).to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
+        let mut cfg = Config::default();
+        cfg.api.plain_http = true;
+        cfg.listen.api = "0.0.0.0:80".parse().expect("addr");
+        assert!(cfg.validate().is_err());
+        let err = Config::load(None, |k| (k == "MANGROVE_LISTEN_API").then(|| "nope".to_string()))
+            .expect_err("bad env");
+        assert!(err.to_string().contains("MANGROVE_LISTEN_API"), "{err}");
+    }
+}

@@ -1,0 +1,25 @@
+//! The Mangrove controller: it keeps the inventory and observed state in its store, enrolls
+//! agents through its built-in CA, holds one mutual-TLS gRPC stream per agent (reports up,
+//! acknowledgements and tasks down), serves the HTTPS JSON API with role-checked bearer
+//! tokens and an audit trail, and exports Prometheus metrics. The same crate holds the
+//! `mangrove` CLI and drives the testbed.
+//!
+//! It never trusts a field an agent sends about who it is: the host is the one its client
+//! certificate names. It acknowledges a report only after the store committed it.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod daemon;
+pub mod grpc;
+pub mod hosts;
+pub mod metrics;
+pub mod pki;
+pub mod reports;
+pub mod sessions;
+pub mod store;
+pub mod tasks;
+pub mod testbed_cmd;
+pub mod tlsnet;

@@ -1,0 +1,209 @@
+//! `mangrove`: the controller daemon, the operators' CLI, and the testbed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use controller::cli::{self, TaskRun};
+use controller::client::{Client, Flags};
+use controller::config::{Config, parse_duration};
+
+#[derive(Parser)]
+#[command(name = "mangrove", version, about = "Run a provincial data center and its DR site as one")]
+struct Cli {
+    /// Controller API URL (else MANGROVE_CONTROLLER, else the CLI config file).
+    #[arg(long, global = true)]
+    controller: Option<String>,
+    /// API token (else MANGROVE_TOKEN, else the CLI config file).
+    #[arg(long, global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// CA certificate to trust for the API (else MANGROVE_CA, else the CLI config file).
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
+    /// Print JSON for scripts instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The controller daemon.
+    Controller {
+        #[command(subcommand)]
+        cmd: ControllerCmd,
+    },
+    /// API tokens and agent bootstrap tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Hosts and their state.
+    Hosts {
+        #[command(subcommand)]
+        cmd: HostsCmd,
+    },
+    /// Enrolled agents.
+    Agents {
+        #[command(subcommand)]
+        cmd: AgentsCmd,
+    },
+    /// Inventory files.
+    Inventory {
+        #[command(subcommand)]
+        cmd: InventoryCmd,
+    },
+    /// Tasks run by agents.
+    Tasks {
+        #[command(subcommand)]
+        cmd: TasksCmd,
+    },
+    /// The simulated province on this machine.
+    Testbed {
+        #[command(subcommand)]
+        cmd: TestbedCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ControllerCmd {
+    /// Run the controller until SIGTERM or Ctrl-C.
+    Run {
+        /// TOML configuration file (see the README for every key).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token: `--role agent` for a single-use agent bootstrap token, any other role
+    /// for a person's API token (`--user NAME`).
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        user: Option<String>,
+        /// Bind an agent token to this host name.
+        #[arg(long)]
+        host: Option<String>,
+        /// Lifetime: 30s, 15m, 1h, 90d (default 1h for agents, 90d for people).
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum HostsCmd {
+    List,
+    Show { name: String },
+}
+
+#[derive(Subcommand)]
+enum AgentsCmd {
+    /// Revoke a host's certificates and cut its live stream.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum InventoryCmd {
+    /// Validate an inventory file.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum TasksCmd {
+    /// Run a program (no shell) on a host: `mangrove tasks run HOST -- PROGRAM ARGS…`.
+    Run {
+        host: String,
+        /// Kill the program after this long.
+        #[arg(long, value_parser = parse_duration, default_value = "60s")]
+        timeout: Duration,
+        /// Idempotency key: running the same id again returns the first run.
+        #[arg(long)]
+        id: Option<String>,
+        /// Return once the task is created instead of waiting for its result.
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(last = true, required = true, num_args = 1..)]
+        command: Vec<String>,
+    },
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
+enum TestbedCmd {
+    /// Start a controller and one agent per machine of the inventory.
+    Up {
+        /// Inventory (default: the built-in Cà Mau example).
+        #[arg(long)]
+        inventory: Option<PathBuf>,
+        /// Testbed dir (default ~/.local/state/mangrove/testbed).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Return once ready, leaving the testbed running.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop every process of a testbed.
+    Down {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MANGROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("mangrove: {}", chain(&e));
+        std::process::exit(1);
+    }
+}
+
+/// One line: the error and its causes.
+fn chain(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let flags = Flags { controller: cli.controller.clone(), token: cli.token.clone(), ca: cli.ca.clone() };
+    let client = || Client::resolve(&flags);
+    let json = cli.json;
+    match cli.command {
+        Command::Controller { cmd: ControllerCmd::Run { config } } => {
+            init_tracing();
+            let cfg = Config::load(config.as_deref(), |k| std::env::var(k).ok())?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+            rt.block_on(controller::daemon::run(cfg))
+        }
+        Command::Token { cmd: TokenCmd::Create { role, user, host, ttl } } => {
+            let ttl = ttl.map(|d| format!("{}s", d.as_secs().max(1)));
+            cli::token_create(&client()?, &role, user.as_deref(), host.as_deref(), ttl.as_deref(), json)
+        }
+        Command::Hosts { cmd: HostsCmd::List } => cli::hosts_list(&client()?, json),
+        Command::Hosts { cmd: HostsCmd::Show { name } } => cli::hosts_show(&client()?, &name, json),
+        Command::Agents { cmd: AgentsCmd::Revoke { name } } => cli::agents_revoke(&client()?, &name, json),
+        Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
+        Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
+            let (program, args) = command.split_first().context("no program given after --")?;
+            let t = TaskRun { host: &host, program, args, timeout, id: id.as_deref(), wait: !no_wait };
+            cli::tasks_run(&client()?, &t, json)
+        }
+        Command::Tasks { cmd: TasksCmd::Show { id } } => cli::tasks_show(&client()?, &id, json),
+        Command::Testbed { cmd: TestbedCmd::Up { inventory, dir, detach } } => {
+            let dir = dir.unwrap_or_else(controller::testbed_cmd::default_dir);
+            controller::testbed_cmd::up(controller::testbed_cmd::UpOptions { dir, inventory, detach })
+        }
+        Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
+            controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))
+        }
+    }
+}

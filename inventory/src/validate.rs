@@ -1,0 +1,372 @@
+//! Checks that need the whole inventory: names, references, capacities, ownership.
+//!
+//! Runs after the document was read into the model without error; positions come from the
+//! document's [`PosIndex`]. Collects every problem rather than stopping at the first.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use crate::error::Diagnostic;
+use crate::model::{Inventory, PlatformKind};
+use crate::yaml::PosIndex;
+
+/// Longest name accepted (a DNS label).
+const MAX_NAME_LEN: usize = 63;
+
+/// Whether `name` is a valid name for a site, machine, system, endpoint or group:
+/// lowercase ASCII letters, digits, `-` and `.`, starting and ending with a letter or digit.
+pub fn is_valid_name(name: &str) -> bool {
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name.starts_with(ok_char)
+        && name.ends_with(ok_char)
+        && name.chars().all(|c| ok_char(c) || c == '-' || c == '.')
+}
+
+struct Checker<'a> {
+    idx: &'a PosIndex,
+    diags: &'a mut Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.diags.push(self.idx.diag(path, message));
+    }
+
+    /// `path (line N)`, to name an earlier occurrence in a message.
+    fn where_is(&self, path: &str) -> String {
+        format!("{path} (line {})", self.idx.pos(path).line)
+    }
+
+    fn name(&mut self, path: String, name: &str) {
+        if !is_valid_name(name) {
+            self.err(
+                path,
+                format!(
+                    "invalid name `{name}`: use lowercase letters, digits, `-` and `.`, starting \
+                     and ending with a letter or digit, at most {MAX_NAME_LEN} characters"
+                ),
+            );
+        }
+    }
+
+    fn not_empty(&mut self, path: String, value: &str) {
+        if value.trim().is_empty() {
+            self.err(path, "must not be empty");
+        }
+    }
+
+    /// Records `name` at `path`; reports it if `seen` already holds it.
+    fn unique<'n>(
+        &mut self,
+        seen: &mut HashMap<&'n str, String>,
+        name: &'n str,
+        path: String,
+        note: impl Fn(&str) -> &'static str,
+    ) {
+        if let Some(first) = seen.get(name) {
+            let msg = format!(
+                "duplicate name `{name}`: already used by {}{}",
+                self.where_is(first),
+                note(first)
+            );
+            self.err(path, msg);
+        } else {
+            seen.insert(name, path);
+        }
+    }
+
+    fn address(&mut self, seen: &mut HashMap<IpAddr, String>, address: IpAddr, path: String) {
+        if let Some(first) = seen.get(&address) {
+            let msg = format!(
+                "address {address} is already used by {}",
+                self.where_is(first)
+            );
+            self.err(path, msg);
+        } else {
+            seen.insert(address, path);
+        }
+    }
+}
+
+/// Known names, for "unknown X; known are: ..." messages.
+fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<&str> = names.collect();
+    if names.is_empty() {
+        return "none are defined".to_owned();
+    }
+    let mut out = names
+        .iter()
+        .take(12)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > 12 {
+        out.push_str(", …");
+    }
+    out
+}
+
+/// Runs every whole-inventory check, appending problems to `diags`.
+pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnostic>) {
+    let mut c = Checker { idx, diags };
+    c.not_empty("province".to_owned(), &inv.province);
+
+    let site_names = || inv.sites.iter().map(|s| s.name.as_str());
+    let system_names = || inv.systems.iter().map(|s| s.name.as_str());
+    let no_note = |_: &str| "";
+
+    // Sites.
+    let mut sites = HashMap::new();
+    for (i, s) in inv.sites.iter().enumerate() {
+        let p = format!("sites[{i}]");
+        c.name(format!("{p}.name"), &s.name);
+        c.unique(&mut sites, &s.name, format!("{p}.name"), no_note);
+        if s.platform.kind != PlatformKind::None && s.platform.name.trim().is_empty() {
+            c.err(
+                format!("{p}.platform.name"),
+                format!(
+                    "a platform of kind `{}` needs a name",
+                    s.platform.kind.as_str()
+                ),
+            );
+        }
+        if !s.storage_tb.is_finite() || s.storage_tb < 0.0 {
+            c.err(
+                format!("{p}.storage_tb"),
+                format!(
+                    "must be a number of terabytes, 0 or more, got {}",
+                    s.storage_tb
+                ),
+            );
+        }
+        if let Some(vms) = s.vms {
+            let named = inv.workloads.iter().filter(|w| w.site == s.name).count();
+            if u64::try_from(named).unwrap_or(u64::MAX) > u64::from(vms) {
+                c.err(
+                    format!("{p}.vms"),
+                    format!("declares {vms} VMs but {named} workloads are named at this site"),
+                );
+            }
+        }
+    }
+
+    // Hosts and workloads share one machine namespace; addresses are unique everywhere.
+    let mut machines: HashMap<&str, String> = HashMap::new();
+    let mut addresses: HashMap<IpAddr, String> = HashMap::new();
+    let shared = |first: &str| {
+        if first.starts_with("hosts[") {
+            " (hosts and workloads share one namespace)"
+        } else {
+            ""
+        }
+    };
+    let shared_w = |first: &str| {
+        if first.starts_with("workloads[") {
+            " (hosts and workloads share one namespace)"
+        } else {
+            ""
+        }
+    };
+    for (i, h) in inv.hosts.iter().enumerate() {
+        let p = format!("hosts[{i}]");
+        c.name(format!("{p}.name"), &h.name);
+        c.unique(&mut machines, &h.name, format!("{p}.name"), shared_w);
+        if inv.site(&h.site).is_none() {
+            c.err(
+                format!("{p}.site"),
+                format!(
+                    "unknown site `{}`; sites are: {}",
+                    h.site,
+                    known(site_names())
+                ),
+            );
+        }
+        if h.cpus == 0 {
+            c.err(format!("{p}.cpus"), "must be at least 1");
+        }
+        if h.memory_gb == 0 {
+            c.err(format!("{p}.memory_gb"), "must be at least 1");
+        }
+        if let Some(a) = h.address {
+            c.address(&mut addresses, a, format!("{p}.address"));
+        }
+        if h.tags.keys().any(|k| k.trim().is_empty()) {
+            c.err(format!("{p}.tags"), "tag names must not be empty");
+        }
+    }
+    for (i, w) in inv.workloads.iter().enumerate() {
+        let p = format!("workloads[{i}]");
+        c.name(format!("{p}.name"), &w.name);
+        c.unique(&mut machines, &w.name, format!("{p}.name"), shared);
+        if inv.site(&w.site).is_none() {
+            c.err(
+                format!("{p}.site"),
+                format!(
+                    "unknown site `{}`; sites are: {}",
+                    w.site,
+                    known(site_names())
+                ),
+            );
+        }
+        if let Some(s) = &w.system
+            && inv.system(s).is_none()
+        {
+            c.err(
+                format!("{p}.system"),
+                format!(
+                    "unknown system `{s}`; systems are: {}",
+                    known(system_names())
+                ),
+            );
+        }
+        match (&w.system, w.tags.get("system")) {
+            (Some(field), Some(tag)) if field != tag => {
+                let msg = format!(
+                    "tag `system={tag}` contradicts `system: {field}` at {}",
+                    c.where_is(&format!("{p}.system"))
+                );
+                c.err(format!("{p}.tags.system"), msg);
+            }
+            (None, Some(tag)) if inv.system(tag).is_none() => c.err(
+                format!("{p}.tags.system"),
+                format!(
+                    "tag `system={tag}` names no system; systems are: {}",
+                    known(system_names())
+                ),
+            ),
+            _ => {}
+        }
+        if w.vcpus == 0 {
+            c.err(format!("{p}.vcpus"), "must be at least 1");
+        }
+        if w.memory_gb == 0 {
+            c.err(format!("{p}.memory_gb"), "must be at least 1");
+        }
+        if let Some(a) = w.address {
+            c.address(&mut addresses, a, format!("{p}.address"));
+        }
+        if w.tags.keys().any(|k| k.trim().is_empty()) {
+            c.err(format!("{p}.tags"), "tag names must not be empty");
+        }
+    }
+
+    // Systems.
+    let mut systems = HashMap::new();
+    for (i, s) in inv.systems.iter().enumerate() {
+        let p = format!("systems[{i}]");
+        c.name(format!("{p}.name"), &s.name);
+        c.unique(&mut systems, &s.name, format!("{p}.name"), no_note);
+        c.not_empty(format!("{p}.title_vi"), &s.title_vi);
+        c.not_empty(format!("{p}.owner"), &s.owner);
+        c.not_empty(format!("{p}.framework"), &s.framework);
+        let mut listed = HashMap::new();
+        for (j, h) in s.hosts.iter().enumerate() {
+            let hp = format!("{p}.hosts[{j}]");
+            if inv.host(h).is_none() {
+                let hint = if inv.workload(h).is_some() {
+                    " (it is a workload: select it under `workloads`)".to_owned()
+                } else {
+                    format!(
+                        "; hosts are: {}",
+                        known(inv.hosts.iter().map(|h| h.name.as_str()))
+                    )
+                };
+                c.err(hp.clone(), format!("unknown host `{h}`{hint}"));
+            }
+            c.unique(&mut listed, h, hp, no_note);
+        }
+        if let Some(m) = &s.workloads.matcher
+            && m.key_value().is_none()
+        {
+            c.err(
+                format!("{p}.workloads.match.tag"),
+                format!(
+                    "expected `key=value`, e.g. `system={}`, got `{}`",
+                    s.name, m.tag
+                ),
+            );
+        }
+        for (j, n) in s.workloads.names.iter().enumerate() {
+            if inv.workload(n).is_none() {
+                let hint = if inv.host(n).is_some() {
+                    " (it is a host: list it under `hosts`)"
+                } else {
+                    ""
+                };
+                c.err(
+                    format!("{p}.workloads.names[{j}]"),
+                    format!("unknown workload `{n}`{hint}"),
+                );
+            }
+        }
+    }
+
+    // A workload belongs to at most one system.
+    for (i, w) in inv.workloads.iter().enumerate() {
+        let mut claims: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = &w.system {
+            claims.push((s, format!("workloads[{i}].system")));
+        }
+        if let Some(s) = w.tags.get("system") {
+            claims.push((s, format!("workloads[{i}].tags.system")));
+        }
+        for (si, s) in inv.systems.iter().enumerate() {
+            if s.workloads.matcher.as_ref().is_some_and(|m| m.matches(w)) {
+                claims.push((&s.name, format!("systems[{si}].workloads.match.tag")));
+            }
+            if let Some(j) = s.workloads.names.iter().position(|n| *n == w.name) {
+                claims.push((&s.name, format!("systems[{si}].workloads.names[{j}]")));
+            }
+        }
+        claims.sort_by_key(|(_, path)| {
+            let pos = idx.pos(path);
+            (pos.line, pos.column)
+        });
+        let Some((first_system, first_path)) = claims.first() else {
+            continue;
+        };
+        // The field/tag contradiction inside the workload is reported above already.
+        if let Some((other, path)) = claims.iter().find(|(s, path)| {
+            s != first_system
+                && !(path.starts_with("workloads[") && first_path.starts_with("workloads["))
+        }) {
+            let msg = format!(
+                "workload `{}` would belong to system `{other}` here and to system \
+                 `{first_system}` at {}; a workload belongs to one system",
+                w.name,
+                c.where_is(first_path)
+            );
+            c.err(path.clone(), msg);
+        }
+    }
+
+    // Video endpoints.
+    let mut endpoints = HashMap::new();
+    for (i, v) in inv.video_endpoints.iter().enumerate() {
+        let p = format!("video_endpoints[{i}]");
+        c.name(format!("{p}.name"), &v.name);
+        c.unique(&mut endpoints, &v.name, format!("{p}.name"), no_note);
+        c.not_empty(format!("{p}.site_name"), &v.site_name);
+        c.not_empty(format!("{p}.model"), &v.model);
+        c.address(&mut addresses, v.address, format!("{p}.address"));
+        if let Some(s) = &v.site
+            && inv.site(s).is_none()
+        {
+            c.err(
+                format!("{p}.site"),
+                format!("unknown site `{s}`; sites are: {}", known(site_names())),
+            );
+        }
+    }
+
+    // Endpoint groups.
+    let mut groups = HashMap::new();
+    for (i, g) in inv.endpoint_groups.iter().enumerate() {
+        let p = format!("endpoint_groups[{i}]");
+        c.name(format!("{p}.name"), &g.name);
+        c.unique(&mut groups, &g.name, format!("{p}.name"), no_note);
+        c.not_empty(format!("{p}.agency"), &g.agency);
+    }
+}

@@ -1,0 +1,145 @@
+//! The Cà Mau example is the inventory the testbed and the docs use: it must load, and it must
+//! say what the seed plan says.
+
+use std::path::Path;
+use std::time::Duration;
+
+use inventory::{AgentMode, Inventory, MachineKind, PlatformKind, Priority};
+
+fn example_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/camau.yaml")
+}
+
+fn example() -> Inventory {
+    match inventory::load_file(&example_path()) {
+        Ok(inv) => inv,
+        Err(e) => panic!("the example must load: {e}\n{:#?}", e.diagnostics()),
+    }
+}
+
+#[test]
+fn example_yields_the_21_machines_that_run_or_need_an_agent() {
+    let inv = example();
+    let machines = inv.machines();
+    assert_eq!(machines.len(), 21);
+    let count = |site: &str, kind: MachineKind, agent: AgentMode| {
+        machines
+            .iter()
+            .filter(|m| m.site == site && m.kind == kind && m.agent == agent)
+            .count()
+    };
+    assert_eq!(count("dc", MachineKind::Hypervisor, AgentMode::Proxy), 9);
+    assert_eq!(count("dr", MachineKind::Hypervisor, AgentMode::Native), 6);
+    assert_eq!(count("dc", MachineKind::Vm, AgentMode::Native), 6);
+    // Hosts first, in file order, then the VMs.
+    assert_eq!(machines[0].name, "dc-esxi-01");
+    assert_eq!(machines[14].name, "dr-compute-06");
+    assert_eq!(machines[15].kind, MachineKind::Vm);
+    // Every machine has an address, all distinct, all in 192.0.2.0/24.
+    let mut addrs: Vec<_> = machines.iter().filter_map(|m| m.address).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), 21);
+    assert!(addrs.iter().all(|a| a.to_string().starts_with("192.0.2.")));
+    let esxi = &machines[0];
+    assert_eq!(esxi.memory_bytes, 768 << 30);
+    assert_eq!(esxi.disk_bytes, None);
+    assert_eq!(esxi.os, Some("VMware ESXi 7.0"));
+    let vm = machines
+        .iter()
+        .find(|m| m.name == "dvc-portal-app-01")
+        .expect("the portal VM");
+    assert_eq!(vm.system, Some("dvc-portal"));
+    assert_eq!(vm.disk_bytes, Some(300 << 30));
+    assert_eq!(MachineKind::Vm.as_str(), "vm");
+}
+
+#[test]
+fn example_has_the_seed_figures() {
+    let inv = example();
+    assert_eq!(inv.province, "Cà Mau");
+    assert_eq!(inv.sites.len(), 2);
+    let dc = inv.site("dc").expect("site dc");
+    assert_eq!(dc.platform.kind, PlatformKind::Vsphere);
+    assert_eq!(dc.platform.name, "vcenter-dc");
+    assert_eq!(dc.storage_tb, 135.0);
+    assert_eq!(dc.vms, Some(166));
+    let dr = inv.site("dr").expect("site dr");
+    assert_eq!(dr.platform.kind, PlatformKind::Openstack);
+    assert_eq!(dr.storage_tb, 117.0);
+    assert_eq!(inv.systems.len(), 6);
+    assert_eq!(inv.video_endpoints.len(), 11);
+    assert_eq!(inv.endpoint_computers(), 2_753);
+    let names: Vec<&str> = inv.systems.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "qlvbdh",
+            "dvc-portal",
+            "email",
+            "web-portal",
+            "cong-bao",
+            "cbccvc"
+        ]
+    );
+    for s in &inv.systems {
+        assert_eq!(s.framework, "vn-nd85-tcvn11930");
+        assert!((1..=5).contains(&s.level.get()), "{}", s.name);
+        let vms = inv.workloads_of(&s.name);
+        assert_eq!(vms.len(), 1, "{} has exactly one VM", s.name);
+        assert_eq!(vms[0].site, "dc");
+        assert!(s.rpo <= s.rto, "{}: rpo within rto", s.name);
+    }
+    let portal = inv.system("dvc-portal").expect("dvc-portal");
+    assert_eq!(portal.title_vi, "Cổng Dịch vụ công");
+    assert_eq!(portal.priority, Priority::P1);
+    assert_eq!(portal.rpo, Duration::from_secs(15 * 60));
+    assert_eq!(inv.system("cong-bao").map(|s| s.level.get()), Some(2));
+}
+
+#[test]
+fn example_round_trips_through_json() {
+    let inv = example();
+    let json = serde_json::to_string(&inv).expect("serializes");
+    assert!(json.contains(r#""kind":"vsphere""#), "{json}");
+    assert!(json.contains(r#""agent":"proxy""#));
+    assert!(json.contains(r#""rpo":"15m""#));
+    assert!(json.contains(r#""level":3"#));
+    assert!(json.contains(r#""priority":1"#));
+    assert!(json.contains(r#""match":{"tag":"system=qlvbdh"}"#));
+    let back: Inventory = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(back, inv);
+    let machines = serde_json::to_value(inv.machines()).expect("machines serialize");
+    assert_eq!(machines[0]["kind"], "hypervisor");
+}
+
+#[test]
+fn example_parses_the_same_from_a_string() {
+    let text = std::fs::read_to_string(example_path()).expect("read example");
+    let inv = inventory::parse_str(&text, "camau.yaml").expect("parses");
+    assert_eq!(inv, example());
+}
+
+#[test]
+fn a_missing_file_is_an_io_error_naming_it() {
+    let err = inventory::load_file(Path::new("/nonexistent/inventory.yaml")).expect_err("missing");
+    assert!(matches!(err, inventory::InventoryError::Io { .. }));
+    assert_eq!(
+        err.to_string(),
+        "cannot read inventory file /nonexistent/inventory.yaml"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_refused_at_the_bad_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, b"province: C\xe0 Mau\nsites: []\n").expect("write");
+    let err = inventory::load_file(&path).expect_err("not utf-8");
+    let shown = err.to_string();
+    assert!(
+        shown.ends_with("bad.yaml:1:12: the file is not valid UTF-8"),
+        "{shown}"
+    );
+}

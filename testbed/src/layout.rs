@@ -1,0 +1,255 @@
+//! The files of a testbed dir:
+//!
+//! ```text
+//! <dir>/testbed.toml            ports and inventory, fixed once chosen
+//! <dir>/controller/controller.toml, and the controller's data (CA, database, admin token)
+//! <dir>/agents/<host>/          an agent's state dir: agent.toml (simulated facts), key,
+//!                               certificate, outbox
+//! <dir>/ca.pem                  the CA, for the CLI and browsers
+//! <dir>/users.txt               mode 0600: `name role token` per line
+//! <dir>/cli.toml                mode 0600: the CLI config for this testbed
+//! <dir>/logs/                   one log per process
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use inventory::{Inventory, Machine, MachineKind};
+use serde::{Deserialize, Serialize};
+
+/// Why a testbed operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TestbedError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Inventory(String),
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TestbedError + '_ {
+    move |source| TestbedError::Io { path: path.to_path_buf(), source }
+}
+
+/// The controller's three ports, chosen once and kept in `testbed.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    pub api: u16,
+    pub agents: u16,
+    pub enroll: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    inventory: PathBuf,
+    ports: Ports,
+}
+
+/// A user the testbed creates, with their API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: String,
+    pub token: String,
+}
+
+/// A testbed dir and what it holds.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub dir: PathBuf,
+    pub inventory_path: PathBuf,
+    pub inventory: Inventory,
+    pub ports: Ports,
+}
+
+fn free_port() -> Result<u16, TestbedError> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(Path::new("127.0.0.1:0")))?;
+    l.local_addr().map(|a| a.port()).map_err(io(Path::new("127.0.0.1:0")))
+}
+
+/// Writes a file atomically with the given mode.
+pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TestbedError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io(parent))?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
+    f.write_all(contents.as_bytes()).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
+}
+
+impl Layout {
+    /// Opens the testbed in `dir`, creating it (and choosing free loopback ports) on first use.
+    /// A dir already set up keeps its ports and inventory, unless a different inventory is
+    /// given.
+    pub fn prepare(dir: &Path, inventory: &Path) -> Result<Layout, TestbedError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let dir = fs::canonicalize(dir).map_err(io(dir))?;
+        let inventory_path = fs::canonicalize(inventory).map_err(io(inventory))?;
+        let inv = inventory::load_file(&inventory_path).map_err(|e| TestbedError::Inventory(e.to_string()))?;
+        let state_path = dir.join("testbed.toml");
+        let ports = match fs::read_to_string(&state_path) {
+            Ok(text) => {
+                let s: State = toml::from_str(&text)
+                    .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
+                s.ports
+            }
+            Err(_) => Ports { api: free_port()?, agents: free_port()?, enroll: free_port()? },
+        };
+        let state = State { inventory: inventory_path.clone(), ports };
+        let text = toml::to_string(&state)
+            .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
+        write_file(&state_path, &text, 0o644)?;
+        let layout = Layout { dir, inventory_path, inventory: inv, ports };
+        layout.write_controller_config()?;
+        Ok(layout)
+    }
+
+    pub fn controller_dir(&self) -> PathBuf {
+        self.dir.join("controller")
+    }
+
+    pub fn controller_config(&self) -> PathBuf {
+        self.controller_dir().join("controller.toml")
+    }
+
+    pub fn agent_dir(&self, host: &str) -> PathBuf {
+        self.dir.join("agents").join(host)
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.ports.api)
+    }
+
+    pub fn agents_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.agents))
+    }
+
+    pub fn enroll_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ports.enroll))
+    }
+
+    /// The controller's CA (written by the controller on first start).
+    pub fn controller_ca(&self) -> PathBuf {
+        self.controller_dir().join("data").join("ca.pem")
+    }
+
+    /// The bootstrap admin token the controller writes on first start.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.controller_dir().join("data").join("admin.token")
+    }
+
+    fn write_controller_config(&self) -> Result<(), TestbedError> {
+        let text = format!(
+            "# Written by `mangrove testbed up`; ports are fixed once chosen.\n\
+             data_dir = \"data\"\n\
+             inventory = {inv:?}\n\
+             advertise_agents = \"127.0.0.1:{agents}\"\n\n\
+             [listen]\n\
+             api = \"127.0.0.1:{api}\"\n\
+             agents = \"127.0.0.1:{agents}\"\n\
+             enroll = \"127.0.0.1:{enroll}\"\n",
+            inv = self.inventory_path.display().to_string(),
+            api = self.ports.api,
+            agents = self.ports.agents,
+            enroll = self.ports.enroll,
+        );
+        write_file(&self.controller_config(), &text, 0o644)
+    }
+
+    /// The machines that run an agent in this testbed: every inventory machine with one,
+    /// including the ESXi hosts (agent `proxy`), which until the vCenter driver speaks for
+    /// them get an agent with simulated facts.
+    pub fn agent_machines(&self) -> Vec<Machine<'_>> {
+        self.inventory.machines().into_iter().filter(|m| m.agent != inventory::AgentMode::None).collect()
+    }
+
+    /// Writes an agent's config: simulated facts from the inventory's figures for the machine.
+    pub fn write_agent_config(&self, m: &Machine<'_>) -> Result<PathBuf, TestbedError> {
+        let dir = self.agent_dir(m.name);
+        let os = m.os.unwrap_or(match m.kind {
+            MachineKind::Hypervisor => "VMware ESXi 7.0",
+            _ => "Ubuntu 22.04",
+        });
+        let (os_name, os_version) = os.rsplit_once(' ').unwrap_or((os, ""));
+        let kernel = if os_name.contains("ESXi") { "7.0.3" } else { "5.15.0-91-generic" };
+        let addresses: Vec<String> = m.address.iter().map(|a| a.to_string()).collect();
+        let text = format!(
+            "# Written by `mangrove testbed up`: this agent reports the facts of the inventory's\n\
+             # machine {name}, not of the machine it runs on.\n\
+             [facts]\n\
+             source = \"simulated\"\n\
+             hostname = {name:?}\n\
+             os_name = {os_name:?}\n\
+             os_version = {os_version:?}\n\
+             kernel_release = {kernel:?}\n\
+             cpu_count = {cpus}\n\
+             memory_total_bytes = {mem}\n\
+             disk_total_bytes = {disk}\n\
+             addresses = {addresses:?}\n",
+            name = m.name,
+            cpus = m.cpus,
+            mem = m.memory_bytes,
+            disk = m.disk_bytes.unwrap_or(0),
+        );
+        let path = dir.join("agent.toml");
+        write_file(&path, &text, 0o644)?;
+        Ok(path)
+    }
+
+    /// Writes `users.txt` (0600, `name role token` per line).
+    pub fn write_users(&self, users: &[User]) -> Result<PathBuf, TestbedError> {
+        let mut text = String::from("# name role token — API tokens of this testbed's users; keep private\n");
+        for u in users {
+            text.push_str(&format!("{} {} {}\n", u.name, u.role, u.token));
+        }
+        let path = self.dir.join("users.txt");
+        write_file(&path, &text, 0o600)?;
+        Ok(path)
+    }
+
+    /// Copies the controller's CA to `<dir>/ca.pem` and writes `<dir>/cli.toml` (0600) for
+    /// `admin_token`. Returns the CLI config's path.
+    pub fn write_cli_config(&self, admin_token: &str) -> Result<PathBuf, TestbedError> {
+        let src = self.controller_ca();
+        let ca = fs::read_to_string(&src).map_err(io(&src))?;
+        let ca_path = self.dir.join("ca.pem");
+        write_file(&ca_path, &ca, 0o644)?;
+        let path = self.dir.join("cli.toml");
+        write_file(&path, &self.cli_config_text(admin_token), 0o600)?;
+        Ok(path)
+    }
+
+    /// The CLI config for this testbed; its first line marks it as a testbed's.
+    pub fn cli_config_text(&self, admin_token: &str) -> String {
+        format!(
+            "{CLI_MARKER} {dir}\ncontroller = {url:?}\ntoken = {admin_token:?}\nca = {ca:?}\n",
+            dir = self.dir.display(),
+            url = self.api_url(),
+            ca = self.dir.join("ca.pem").display().to_string(),
+        )
+    }
+}
+
+/// First line of a CLI config written by a testbed (followed by the testbed's dir).
+pub const CLI_MARKER: &str = "# written by mangrove testbed up for";

@@ -1,0 +1,18 @@
+//! The simulated Cà Mau province that `mangrove testbed up` runs: the layout of a testbed dir,
+//! the launcher of the controller and agent processes, and `down`, which stops everything a
+//! testbed started.
+//!
+//! This crate never depends on the controller or agent crates: it starts their binaries and
+//! writes their configuration files, whose formats are the contract. The controller drives it
+//! (creating users and tokens through its own API) from the `testbed` subcommands.
+//!
+//! Every process a testbed starts names the testbed dir in its arguments, so `down` (and
+//! anyone else) can find it by scanning `/proc`; each is restarted by running its own command
+//! line again, and finds its ports and files there.
+
+pub mod launch;
+pub mod layout;
+pub mod procs;
+
+pub use launch::{Launched, spawn_detached};
+pub use layout::{Layout, Ports, TestbedError, User};
