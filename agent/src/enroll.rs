@@ -25,7 +25,9 @@ pub fn key_and_csr(name: &str) -> Result<(String, String)> {
 pub async fn enroll(controller: &str, token: &str, state: &StateDir) -> Result<Enrollment> {
     let parts = proto::token::parse(token).map_err(|e| anyhow!("{e}"))?;
     let Some(fingerprint) = parts.ca_fingerprint else {
-        bail!("unknown token: this is a user API token, not an agent bootstrap token (create one with `mangrove token create --role agent`)");
+        bail!(
+            "unknown token: this is a user API token, not an agent bootstrap token (create one with `mangrove token create --role agent`)"
+        );
     };
     state.create()?;
     // Refuse while an agent runs on this dir: it would keep using the old identity.

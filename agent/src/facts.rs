@@ -101,10 +101,7 @@ pub struct Collector {
 
 enum Inner {
     System(Box<SystemProbe>),
-    Simulated {
-        machine: SimulatedMachine,
-        created: Instant,
-    },
+    Simulated { machine: SimulatedMachine, created: Instant },
 }
 
 /// sysinfo state kept between snapshots. Each part is `None` when sysinfo could not create it
@@ -137,10 +134,7 @@ impl Collector {
     pub fn new(source: FactSource) -> Self {
         let inner = match source {
             FactSource::System => Inner::System(Box::new(SystemProbe::new())),
-            FactSource::Simulated(machine) => Inner::Simulated {
-                machine,
-                created: Instant::now(),
-            },
+            FactSource::Simulated(machine) => Inner::Simulated { machine, created: Instant::now() },
         };
         Self { inner }
     }
@@ -167,11 +161,7 @@ impl SystemProbe {
         });
         let (cpu_brand, cpu_count_at_start) = match &system {
             Some(system) => (
-                system
-                    .cpus()
-                    .first()
-                    .map(|cpu| cpu.brand().trim().to_owned())
-                    .unwrap_or_default(),
+                system.cpus().first().map(|cpu| cpu.brand().trim().to_owned()).unwrap_or_default(),
                 u32::try_from(system.cpus().len()).unwrap_or(u32::MAX),
             ),
             None => (String::new(), 0),
@@ -189,12 +179,12 @@ impl SystemProbe {
         let mut facts = Facts {
             source: "system".to_owned(),
             agent_version: AGENT_VERSION.to_owned(),
-            hostname: nix::unistd::gethostname()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_else(|error| {
+            hostname: nix::unistd::gethostname().map(|name| name.to_string_lossy().into_owned()).unwrap_or_else(
+                |error| {
                     tracing::debug!(%error, "cannot read the hostname");
                     String::new()
-                }),
+                },
+            ),
             os_name: ok_or_log("os name", System::name()).unwrap_or_default(),
             os_version: ok_or_log("os version", System::os_version()).unwrap_or_default(),
             kernel_release: kernel_release(),
@@ -236,9 +226,7 @@ impl SystemProbe {
 
 /// `Some(value)`, or `None` with the error logged at debug level.
 fn ok_or_log<T>(what: &str, result: Result<T, sysinfo::Error>) -> Option<T> {
-    result
-        .inspect_err(|error| tracing::debug!(what, %error, "cannot read fact"))
-        .ok()
+    result.inspect_err(|error| tracing::debug!(what, %error, "cannot read fact")).ok()
 }
 
 /// The kernel release, as `uname -r` prints it (sysinfo reads it with `uname(2)`).
@@ -343,21 +331,15 @@ const PSEUDO_FS_TYPES: &[&str] = &[
 /// Whether a mount is a real filesystem: not a pseudo type and not under `/proc`, `/sys`, `/dev`
 /// or `/run`.
 fn is_real_filesystem(fs_type: &str, mount_point: &str) -> bool {
-    let under = |dir: &str| {
-        mount_point == dir
-            || mount_point
-                .strip_prefix(dir)
-                .is_some_and(|rest| rest.starts_with('/'))
-    };
+    let under =
+        |dir: &str| mount_point == dir || mount_point.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'));
     !PSEUDO_FS_TYPES.contains(&fs_type) && !["/proc", "/sys", "/dev", "/run"].into_iter().any(under)
 }
 
 /// Keeps one filesystem per device, the one with the shortest mount point, sorted by mount
 /// point.
 fn one_per_device(mut mounted: Vec<Filesystem>) -> Vec<Filesystem> {
-    mounted.sort_by(|a, b| {
-        (a.mount_point.len(), &a.mount_point).cmp(&(b.mount_point.len(), &b.mount_point))
-    });
+    mounted.sort_by(|a, b| (a.mount_point.len(), &a.mount_point).cmp(&(b.mount_point.len(), &b.mount_point)));
     let mut devices = BTreeSet::new();
     mounted.retain(|fs| devices.insert(fs.device.clone()));
     mounted.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
@@ -371,16 +353,11 @@ fn interfaces(networks: &Networks) -> Vec<NetworkInterface> {
         .iter()
         .map(|(name, data)| {
             let mac = data.mac_address();
-            let mut addresses: Vec<String> =
-                data.ip_networks().iter().map(ToString::to_string).collect();
+            let mut addresses: Vec<String> = data.ip_networks().iter().map(ToString::to_string).collect();
             addresses.sort();
             NetworkInterface {
                 name: name.to_string_lossy().into_owned(),
-                mac: if mac.is_unspecified() {
-                    String::new()
-                } else {
-                    mac.to_string()
-                },
+                mac: if mac.is_unspecified() { String::new() } else { mac.to_string() },
                 addresses,
             }
         })
@@ -411,10 +388,7 @@ fn listening_tcp_ports() -> Vec<u32> {
 fn add_listening_ports(table: impl BufRead, ports: &mut BTreeSet<u32>) {
     for line in table.split(b'\n') {
         let Ok(line) = line else { break };
-        if let Some(port) = std::str::from_utf8(&line)
-            .ok()
-            .and_then(parse_listening_port)
-        {
+        if let Some(port) = std::str::from_utf8(&line).ok().and_then(parse_listening_port) {
             ports.insert(u32::from(port));
         }
     }
@@ -477,14 +451,7 @@ enum ListUnitsError {
 /// [`SYSTEMCTL_TIMEOUT`] (a wedged systemd must not stop fact collection).
 fn list_systemd_units() -> Result<Vec<SystemdUnit>, ListUnitsError> {
     let mut systemctl = Command::new("systemctl");
-    systemctl.args([
-        "list-units",
-        "--type=service",
-        "--all",
-        "--no-legend",
-        "--plain",
-        "--no-pager",
-    ]);
+    systemctl.args(["list-units", "--type=service", "--all", "--no-legend", "--plain", "--no-pager"]);
     let output = output_within(&mut systemctl, SYSTEMCTL_TIMEOUT, SYSTEMCTL_OUTPUT_CAP)?;
     Ok(parse_systemd_units(&String::from_utf8_lossy(&output)))
 }
@@ -492,11 +459,7 @@ fn list_systemd_units() -> Result<Vec<SystemdUnit>, ListUnitsError> {
 /// Runs `command` (stdin and stderr on `/dev/null`) and returns the first `cap` bytes of its
 /// stdout (the rest is read and discarded, so the child never blocks on a full pipe). The child
 /// is killed if it has not exited and closed its stdout within `timeout`.
-fn output_within(
-    command: &mut Command,
-    timeout: Duration,
-    cap: u64,
-) -> Result<Vec<u8>, ListUnitsError> {
+fn output_within(command: &mut Command, timeout: Duration, cap: u64) -> Result<Vec<u8>, ListUnitsError> {
     let deadline = Instant::now() + timeout;
     let mut child = command
         .stdin(Stdio::null())
@@ -508,19 +471,17 @@ fn output_within(
         Some(mut stdout) => {
             // A thread reads the pipe so that this one can give up at the deadline.
             let (sender, receiver) = mpsc::channel();
-            let reader = std::thread::Builder::new()
-                .name("facts-command-output".to_owned())
-                .spawn(move || {
-                    let mut output = Vec::new();
-                    let read = stdout
-                        .by_ref()
-                        .take(cap)
-                        .read_to_end(&mut output)
-                        .and_then(|_| io::copy(&mut stdout, &mut io::sink()))
-                        .map(|_| output);
-                    // The receiver is gone only if the caller gave up already.
-                    let _ = sender.send(read);
-                });
+            let reader = std::thread::Builder::new().name("facts-command-output".to_owned()).spawn(move || {
+                let mut output = Vec::new();
+                let read = stdout
+                    .by_ref()
+                    .take(cap)
+                    .read_to_end(&mut output)
+                    .and_then(|_| io::copy(&mut stdout, &mut io::sink()))
+                    .map(|_| output);
+                // The receiver is gone only if the caller gave up already.
+                let _ = sender.send(read);
+            });
             if let Err(error) = reader {
                 kill_and_reap(&mut child);
                 return Err(ListUnitsError::Spawn(error));
@@ -571,18 +532,12 @@ const UNIT_MARKERS: &[&str] = &["●", "○", "×", "*"];
 fn parse_systemd_units(text: &str) -> Vec<SystemdUnit> {
     text.lines()
         .filter_map(|line| {
-            let mut fields = line
-                .split_whitespace()
-                .skip_while(|field| UNIT_MARKERS.contains(field));
+            let mut fields = line.split_whitespace().skip_while(|field| UNIT_MARKERS.contains(field));
             let name = fields.next()?;
             let _load = fields.next()?;
             let active = fields.next()?;
             let sub = fields.next()?;
-            Some(SystemdUnit {
-                name: name.to_owned(),
-                active_state: active.to_owned(),
-                sub_state: sub.to_owned(),
-            })
+            Some(SystemdUnit { name: name.to_owned(), active_state: active.to_owned(), sub_state: sub.to_owned() })
         })
         .collect()
 }
@@ -650,14 +605,9 @@ fn percent_of(total: u64, percent: u64) -> u64 {
 fn simulated_mac(hostname: &str) -> String {
     let hash = hostname
         .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
     let b = hash.to_be_bytes();
-    format!(
-        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        b[3], b[4], b[5], b[6], b[7]
-    )
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3], b[4], b[5], b[6], b[7])
 }
 
 /// A filesystem more used than this (per cent of its size) is a problem.
@@ -679,13 +629,8 @@ pub fn problems(facts: &Facts) -> Vec<String> {
             continue;
         }
         let used = fs.total_bytes.saturating_sub(fs.available_bytes);
-        if u128::from(used) * 100 > u128::from(fs.total_bytes) * u128::from(FILESYSTEM_FULL_PERCENT)
-        {
-            problems.push(format!(
-                "filesystem {} is {}% full",
-                fs.mount_point,
-                percent(used, fs.total_bytes)
-            ));
+        if u128::from(used) * 100 > u128::from(fs.total_bytes) * u128::from(FILESYSTEM_FULL_PERCENT) {
+            problems.push(format!("filesystem {} is {}% full", fs.mount_point, percent(used, fs.total_bytes)));
         }
     }
     if facts.memory_total_bytes > 0
@@ -708,10 +653,7 @@ pub fn problems(facts: &Facts) -> Vec<String> {
             problems.push(format!("systemd unit {name} has failed"));
         }
         if failed.len() > FAILED_UNITS_NAMED {
-            problems.push(format!(
-                "{} more systemd units have failed",
-                failed.len() - FAILED_UNITS_NAMED
-            ));
+            problems.push(format!("{} more systemd units have failed", failed.len() - FAILED_UNITS_NAMED));
         }
     }
     problems
@@ -730,10 +672,7 @@ mod tests {
     fn listening_ports_parse_from_proc_net_tcp() {
         // (line, expected port)
         let cases: &[(&str, Option<u16>)] = &[
-            (
-                "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
-                None,
-            ),
+            ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", None),
             (
                 "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0",
                 Some(22),
@@ -781,10 +720,7 @@ mod tests {
         let mut ports = BTreeSet::new();
         add_listening_ports(tcp.as_bytes(), &mut ports);
         add_listening_ports(&tcp6[..], &mut ports);
-        assert_eq!(
-            ports.into_iter().collect::<Vec<_>>(),
-            vec![22, 53, 80, 8080]
-        );
+        assert_eq!(ports.into_iter().collect::<Vec<_>>(), vec![22, 53, 80, 8080]);
     }
 
     #[test]
@@ -823,21 +759,11 @@ mod tests {
             ("ext4", "/dev/something", false),
         ];
         for (fs_type, mount_point, expected) in cases {
-            assert_eq!(
-                is_real_filesystem(fs_type, mount_point),
-                *expected,
-                "{fs_type} on {mount_point}"
-            );
+            assert_eq!(is_real_filesystem(fs_type, mount_point), *expected, "{fs_type} on {mount_point}");
         }
     }
 
-    fn fs(
-        mount_point: &str,
-        device: &str,
-        fs_type: &str,
-        total: u64,
-        available: u64,
-    ) -> Filesystem {
+    fn fs(mount_point: &str, device: &str, fs_type: &str, total: u64, available: u64) -> Filesystem {
         Filesystem {
             mount_point: mount_point.to_owned(),
             device: device.to_owned(),
@@ -855,10 +781,7 @@ mod tests {
             fs("/", "/dev/vda", "ext4", 100, 50),
             fs("/boot", "/dev/vdb1", "ext4", 10, 5),
         ];
-        let mount_points: Vec<String> = one_per_device(mounted)
-            .into_iter()
-            .map(|fs| fs.mount_point)
-            .collect();
+        let mount_points: Vec<String> = one_per_device(mounted).into_iter().map(|fs| fs.mount_point).collect();
         assert_eq!(mount_points, vec!["/", "/boot"]);
     }
 
@@ -870,16 +793,8 @@ mod tests {
                     \n\
                     short line\n";
         let units = parse_systemd_units(text);
-        let got: Vec<(&str, &str, &str)> = units
-            .iter()
-            .map(|u| {
-                (
-                    u.name.as_str(),
-                    u.active_state.as_str(),
-                    u.sub_state.as_str(),
-                )
-            })
-            .collect();
+        let got: Vec<(&str, &str, &str)> =
+            units.iter().map(|u| (u.name.as_str(), u.active_state.as_str(), u.sub_state.as_str())).collect();
         assert_eq!(
             got,
             vec![
@@ -901,44 +816,23 @@ mod tests {
         assert_eq!(output.expect("runs"), b"a\nb\n");
 
         // More output than the cap and than a pipe holds: read, discarded, not blocking.
-        let output = output_within(
-            &mut sh("head -c 1000000 /dev/zero"),
-            Duration::from_secs(5),
-            1000,
-        );
+        let output = output_within(&mut sh("head -c 1000000 /dev/zero"), Duration::from_secs(5), 1000);
         assert_eq!(output.expect("runs").len(), 1000);
 
         let begun = Instant::now();
         let output = output_within(&mut sh("sleep 10"), Duration::from_millis(200), 1024);
-        assert!(
-            matches!(output, Err(ListUnitsError::Timeout(_))),
-            "{output:?}"
-        );
+        assert!(matches!(output, Err(ListUnitsError::Timeout(_))), "{output:?}");
         assert!(begun.elapsed() < Duration::from_secs(2));
 
         let output = output_within(&mut sh("exit 3"), Duration::from_secs(5), 1024);
-        assert!(
-            matches!(output, Err(ListUnitsError::Status(_))),
-            "{output:?}"
-        );
+        assert!(matches!(output, Err(ListUnitsError::Status(_))), "{output:?}");
 
-        let output = output_within(
-            &mut Command::new("/no/such/systemctl"),
-            Duration::from_secs(5),
-            1024,
-        );
-        assert!(
-            matches!(output, Err(ListUnitsError::Spawn(_))),
-            "{output:?}"
-        );
+        let output = output_within(&mut Command::new("/no/such/systemctl"), Duration::from_secs(5), 1024);
+        assert!(matches!(output, Err(ListUnitsError::Spawn(_))), "{output:?}");
     }
 
     fn unit(name: &str, active: &str) -> SystemdUnit {
-        SystemdUnit {
-            name: name.to_owned(),
-            active_state: active.to_owned(),
-            sub_state: String::new(),
-        }
+        SystemdUnit { name: name.to_owned(), active_state: active.to_owned(), sub_state: String::new() }
     }
 
     #[test]
@@ -966,82 +860,53 @@ mod tests {
             ),
             (
                 "exactly 95% full is not a problem",
-                Facts {
-                    filesystems: vec![fs("/", "/dev/sda1", "ext4", 100, 5)],
-                    ..healthy.clone()
-                },
+                Facts { filesystems: vec![fs("/", "/dev/sda1", "ext4", 100, 5)], ..healthy.clone() },
                 vec![],
             ),
             (
                 "zero-sized filesystem is ignored",
-                Facts {
-                    filesystems: vec![fs("/x", "/dev/x", "ext4", 0, 0)],
-                    ..healthy.clone()
-                },
+                Facts { filesystems: vec![fs("/x", "/dev/x", "ext4", 0, 0)], ..healthy.clone() },
                 vec![],
             ),
             (
                 "read-only image is full by design",
-                Facts {
-                    filesystems: vec![fs("/snap/core/1", "/dev/loop0", "squashfs", 100, 0)],
-                    ..healthy.clone()
-                },
+                Facts { filesystems: vec![fs("/snap/core/1", "/dev/loop0", "squashfs", 100, 0)], ..healthy.clone() },
                 vec![],
             ),
             (
                 "available above total does not underflow",
-                Facts {
-                    filesystems: vec![fs("/", "/dev/sda1", "ext4", 100, 200)],
-                    ..healthy.clone()
-                },
+                Facts { filesystems: vec![fs("/", "/dev/sda1", "ext4", 100, 200)], ..healthy.clone() },
                 vec![],
             ),
             (
                 "memory 3% available",
-                Facts {
-                    memory_total_bytes: 100 * GIB,
-                    memory_available_bytes: 3 * GIB,
-                    ..healthy.clone()
-                },
+                Facts { memory_total_bytes: 100 * GIB, memory_available_bytes: 3 * GIB, ..healthy.clone() },
                 vec!["only 3% of memory is available".to_owned()],
             ),
             (
                 "memory exactly 5% available is not a problem",
-                Facts {
-                    memory_total_bytes: 100,
-                    memory_available_bytes: 5,
-                    ..healthy.clone()
-                },
+                Facts { memory_total_bytes: 100, memory_available_bytes: 5, ..healthy.clone() },
                 vec![],
             ),
             (
                 "failed unit under systemd",
                 Facts {
                     systemd: true,
-                    systemd_units: vec![
-                        unit("cron.service", "active"),
-                        unit("nginx.service", "failed"),
-                    ],
+                    systemd_units: vec![unit("cron.service", "active"), unit("nginx.service", "failed")],
                     ..healthy.clone()
                 },
                 vec!["systemd unit nginx.service has failed".to_owned()],
             ),
             (
                 "units are ignored without systemd",
-                Facts {
-                    systemd: false,
-                    systemd_units: vec![unit("nginx.service", "failed")],
-                    ..healthy.clone()
-                },
+                Facts { systemd: false, systemd_units: vec![unit("nginx.service", "failed")], ..healthy.clone() },
                 vec![],
             ),
             (
                 "many failed units are counted",
                 Facts {
                     systemd: true,
-                    systemd_units: (0..12)
-                        .map(|i| unit(&format!("u{i}.service"), "failed"))
-                        .collect(),
+                    systemd_units: (0..12).map(|i| unit(&format!("u{i}.service"), "failed")).collect(),
                     ..healthy.clone()
                 },
                 (0..10)
@@ -1057,10 +922,7 @@ mod tests {
 
     /// `uname -r`, `/proc/meminfo` MemTotal in bytes.
     fn this_machine() -> (String, u64) {
-        let uname = Command::new("uname")
-            .arg("-r")
-            .output()
-            .expect("uname -r runs");
+        let uname = Command::new("uname").arg("-r").output().expect("uname -r runs");
         let release = String::from_utf8_lossy(&uname.stdout).trim().to_owned();
         let meminfo = std::fs::read_to_string("/proc/meminfo").expect("/proc/meminfo is readable");
         let kib: u64 = meminfo
@@ -1082,31 +944,14 @@ mod tests {
             assert_eq!(facts.agent_version, env!("CARGO_PKG_VERSION"));
             assert_eq!(facts.kernel_release, release);
             let diff = facts.memory_total_bytes.abs_diff(mem_total);
-            assert!(
-                diff * 100 <= mem_total,
-                "memory {} vs MemTotal {mem_total}",
-                facts.memory_total_bytes
-            );
+            assert!(diff * 100 <= mem_total, "memory {} vs MemTotal {mem_total}", facts.memory_total_bytes);
             assert!(facts.memory_available_bytes <= facts.memory_total_bytes);
             assert!(facts.cpu_count >= 1);
             assert!(!facts.hostname.is_empty());
             assert!(facts.uptime_seconds > 0);
-            assert!(
-                facts.filesystems.iter().any(|fs| fs.total_bytes > 0),
-                "{:?}",
-                facts.filesystems
-            );
-            assert!(
-                facts
-                    .filesystems
-                    .iter()
-                    .all(|fs| is_real_filesystem(&fs.fs_type, &fs.mount_point))
-            );
-            assert!(
-                facts.interfaces.iter().any(|i| i.name == "lo"),
-                "{:?}",
-                facts.interfaces
-            );
+            assert!(facts.filesystems.iter().any(|fs| fs.total_bytes > 0), "{:?}", facts.filesystems);
+            assert!(facts.filesystems.iter().all(|fs| is_real_filesystem(&fs.fs_type, &fs.mount_point)));
+            assert!(facts.interfaces.iter().any(|i| i.name == "lo"), "{:?}", facts.interfaces);
             assert!(facts.listening_tcp_ports.windows(2).all(|w| w[0] < w[1]));
             assert_eq!(facts.systemd, systemd_is_pid1());
         }
@@ -1117,11 +962,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = u32::from(listener.local_addr().expect("local address").port());
         let facts = Collector::new(FactSource::System).collect();
-        assert!(
-            facts.listening_tcp_ports.contains(&port),
-            "{port} not in {:?}",
-            facts.listening_tcp_ports
-        );
+        assert!(facts.listening_tcp_ports.contains(&port), "{port} not in {:?}", facts.listening_tcp_ports);
     }
 
     fn machine() -> SimulatedMachine {
@@ -1193,11 +1034,7 @@ mod tests {
         .expect("parses");
         assert_eq!(
             simulated.facts,
-            FactSource::Simulated(SimulatedMachine {
-                disk_total_bytes: 0,
-                addresses: Vec::new(),
-                ..machine()
-            })
+            FactSource::Simulated(SimulatedMachine { disk_total_bytes: 0, addresses: Vec::new(), ..machine() })
         );
 
         for bad in [

@@ -22,8 +22,8 @@ pub async fn channel(addr: &str, tls: rustls::ClientConfig) -> Result<Channel> {
         async move {
             let tcp = TcpStream::connect(&target).await?;
             tcp.set_nodelay(true)?;
-            let name = ServerName::try_from(proto::CONTROLLER_TLS_NAME)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let name =
+                ServerName::try_from(proto::CONTROLLER_TLS_NAME).map_err(|e| std::io::Error::other(e.to_string()))?;
             let stream = TlsConnector::from(tls).connect(name, tcp).await?;
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }

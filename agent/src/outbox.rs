@@ -224,10 +224,8 @@ impl Outbox {
     }
 
     fn write_meta(&self) -> Result<(), OutboxError> {
-        let text = serde_json::to_vec(&self.meta).map_err(|e| OutboxError::Meta {
-            path: self.dir.join("meta.json"),
-            message: e.to_string(),
-        })?;
+        let text = serde_json::to_vec(&self.meta)
+            .map_err(|e| OutboxError::Meta { path: self.dir.join("meta.json"), message: e.to_string() })?;
         write_atomic(&self.dir.join("meta.json"), &text)
     }
 
@@ -251,8 +249,7 @@ impl Outbox {
 
     /// Replaces the payload of every fact snapshot but the newest with a `Compacted` marker.
     fn compact(&mut self) -> Result<u64, OutboxError> {
-        let facts: Vec<u64> =
-            self.entries.iter().filter(|(_, e)| e.kind == Kind::Facts).map(|(s, _)| *s).collect();
+        let facts: Vec<u64> = self.entries.iter().filter(|(_, e)| e.kind == Kind::Facts).map(|(s, _)| *s).collect();
         let mut n = 0;
         for seq in facts.iter().rev().skip(1) {
             let path = self.dir.join(entry_name(*seq));
@@ -327,7 +324,10 @@ impl Outbox {
             match decode_entry(&data) {
                 Some(r) => out.push(r),
                 None => {
-                    return Err(OutboxError::Meta { path, message: "entry failed its checksum after it was written".into() });
+                    return Err(OutboxError::Meta {
+                        path,
+                        message: "entry failed its checksum after it was written".into(),
+                    });
                 }
             }
         }

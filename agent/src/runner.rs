@@ -121,9 +121,7 @@ pub async fn run_command(spec: &CommandSpec, output_cap: usize) -> TaskResult {
     let mut err_buf = vec![0_u8; READ_CHUNK];
 
     let now = Instant::now();
-    let deadline = now
-        .checked_add(spec.timeout)
-        .unwrap_or_else(|| far_future(now));
+    let deadline = now.checked_add(spec.timeout).unwrap_or_else(|| far_future(now));
     let mut exit: Option<io::Result<ExitStatus>> = None;
     let mut timed_out = false;
     // Set once the program exited or was killed: when to stop waiting for the rest.
@@ -170,9 +168,7 @@ pub async fn run_command(spec: &CommandSpec, output_cap: usize) -> TaskResult {
             result.exit_code = -1;
             result.error = format!("timed out after {:?}", spec.timeout);
             if gave_up && exit.is_none() {
-                result
-                    .error
-                    .push_str("; the program did not die after SIGKILL");
+                result.error.push_str("; the program did not die after SIGKILL");
             }
         }
         Some(Ok(status)) => {
@@ -201,10 +197,7 @@ pub async fn run_command(spec: &CommandSpec, output_cap: usize) -> TaskResult {
 
 /// The exit code as a shell reports it: the code, or 128 + the signal that killed the program.
 fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(-1)
+    status.code().or_else(|| status.signal().map(|signal| 128 + signal)).unwrap_or(-1)
 }
 
 /// An IO error without the "(os error N)" suffix, e.g. "No such file or directory".
@@ -229,10 +222,7 @@ fn far_future(now: Instant) -> Instant {
 
 /// Reads what is available from a pipe; a missing pipe reads as end of file. Cancel-safe, as
 /// tokio's `read` is: if another branch wins, no data was read.
-async fn read_some<R: AsyncRead + Unpin>(
-    pipe: &mut Option<R>,
-    buf: &mut [u8],
-) -> io::Result<usize> {
+async fn read_some<R: AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> io::Result<usize> {
     match pipe {
         Some(pipe) => pipe.read(buf).await,
         None => Ok(0),
@@ -249,12 +239,7 @@ struct Capture {
 
 impl Capture {
     fn new(cap: usize, open: bool) -> Self {
-        Self {
-            bytes: Vec::new(),
-            cap,
-            truncated: false,
-            open,
-        }
+        Self { bytes: Vec::new(), cap, truncated: false, open }
     }
 
     fn record(&mut self, read: io::Result<usize>, chunk: &[u8]) {
@@ -266,8 +251,7 @@ impl Capture {
                 if chunk.len() > room {
                     self.truncated = true;
                 }
-                self.bytes
-                    .extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
+                self.bytes.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
             Err(error) => {
@@ -288,11 +272,7 @@ impl ProcessGroup {
     /// The group led by the program with this pid (its pid is its group id, from
     /// `process_group(0)`). `None` only if the program was already reaped.
     fn of(pid: Option<u32>) -> Self {
-        Self {
-            pgid: pid
-                .and_then(|pid| i32::try_from(pid).ok())
-                .map(Pid::from_raw),
-        }
+        Self { pgid: pid.and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw) }
     }
 
     fn kill(&self) {
@@ -323,11 +303,7 @@ mod tests {
     use super::*;
 
     fn spec(program: &str, args: &[&str], timeout: Duration) -> CommandSpec {
-        CommandSpec {
-            program: program.to_owned(),
-            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-            timeout,
-        }
+        CommandSpec { program: program.to_owned(), args: args.iter().map(|arg| (*arg).to_owned()).collect(), timeout }
     }
 
     async fn run(program: &str, args: &[&str]) -> TaskResult {
@@ -336,25 +312,14 @@ mod tests {
 
     /// Processes whose command line is exactly `args` (zombies have none and do not count).
     fn processes_running(args: &[&str]) -> Vec<String> {
-        let wanted: Vec<u8> = args
-            .iter()
-            .flat_map(|arg| [arg.as_bytes(), b"\0"].concat())
-            .collect();
+        let wanted: Vec<u8> = args.iter().flat_map(|arg| [arg.as_bytes(), b"\0"].concat()).collect();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
         };
         entries
             .filter_map(Result::ok)
-            .filter(|entry| {
-                entry
-                    .file_name()
-                    .to_string_lossy()
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-            })
-            .filter(|entry| {
-                std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| cmdline == wanted)
-            })
+            .filter(|entry| entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+            .filter(|entry| std::fs::read(entry.path().join("cmdline")).is_ok_and(|cmdline| cmdline == wanted))
             .map(|entry| entry.file_name().to_string_lossy().into_owned())
             .collect()
     }
@@ -415,10 +380,7 @@ mod tests {
         let result = run("/no/such", &[]).await;
         assert_eq!(result.status, TaskStatus::Failed as i32);
         assert_eq!(result.exit_code, -1);
-        assert_eq!(
-            result.error,
-            "cannot start /no/such: No such file or directory"
-        );
+        assert_eq!(result.error, "cannot start /no/such: No such file or directory");
         assert!(result.finished_unix_ms >= result.started_unix_ms);
     }
 
@@ -426,11 +388,7 @@ mod tests {
     async fn a_program_past_its_timeout_is_killed() {
         let begun = std::time::Instant::now();
         let result = run_command(&spec("sleep", &["10"], Duration::from_millis(200)), 1024).await;
-        assert!(
-            begun.elapsed() < Duration::from_secs(1),
-            "took {:?}",
-            begun.elapsed()
-        );
+        assert!(begun.elapsed() < Duration::from_secs(1), "took {:?}", begun.elapsed());
         assert_eq!(result.status, TaskStatus::TimedOut as i32, "{result:?}");
         assert_eq!(result.exit_code, -1);
         assert_eq!(result.error, "timed out after 200ms");
@@ -441,26 +399,15 @@ mod tests {
         // A duration no other test uses, to find the processes by their command line.
         let marker = ["sleep", "30.0417"];
         let script = "sleep 30.0417 & sleep 30.0417";
-        let result = run_command(
-            &spec("sh", &["-c", script], Duration::from_millis(300)),
-            1024,
-        )
-        .await;
+        let result = run_command(&spec("sh", &["-c", script], Duration::from_millis(300)), 1024).await;
         assert_eq!(result.status, TaskStatus::TimedOut as i32, "{result:?}");
         assert_eq!(processes_running(&marker), Vec::<String>::new());
     }
 
     #[tokio::test]
     async fn output_written_before_the_timeout_is_kept() {
-        let result = run_command(
-            &spec(
-                "sh",
-                &["-c", "echo started; sleep 10"],
-                Duration::from_millis(300),
-            ),
-            1024,
-        )
-        .await;
+        let result =
+            run_command(&spec("sh", &["-c", "echo started; sleep 10"], Duration::from_millis(300)), 1024).await;
         assert_eq!(result.status, TaskStatus::TimedOut as i32);
         assert_eq!(result.stdout, b"started\n");
     }
@@ -470,11 +417,7 @@ mod tests {
         let marker = ["sleep", "30.0419"];
         let begun = std::time::Instant::now();
         let result = run("sh", &["-c", "sleep 30.0419 & echo done"]).await;
-        assert!(
-            begun.elapsed() < Duration::from_secs(2),
-            "took {:?}",
-            begun.elapsed()
-        );
+        assert!(begun.elapsed() < Duration::from_secs(2), "took {:?}", begun.elapsed());
         assert_eq!(result.status, TaskStatus::Exited as i32, "{result:?}");
         assert_eq!(result.exit_code, 0);
         assert_eq!(result.stdout, b"done\n");
@@ -494,30 +437,16 @@ mod tests {
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
-        assert!(
-            elapsed < DRAIN_GRACE + Duration::from_secs(1),
-            "took {elapsed:?}"
-        );
+        assert!(elapsed < DRAIN_GRACE + Duration::from_secs(1), "took {elapsed:?}");
         assert_eq!(result.status, TaskStatus::Exited as i32, "{result:?}");
         assert_eq!(result.exit_code, 0);
         assert_eq!(result.stdout, b"x\n");
-        assert!(
-            result.error.starts_with("output may be incomplete"),
-            "{result:?}"
-        );
+        assert!(result.error.starts_with("output may be incomplete"), "{result:?}");
     }
 
     #[tokio::test]
     async fn output_beyond_the_cap_is_drained_and_flagged() {
-        let result = run_command(
-            &spec(
-                "head",
-                &["-c", "1000000", "/dev/zero"],
-                Duration::from_secs(10),
-            ),
-            1000,
-        )
-        .await;
+        let result = run_command(&spec("head", &["-c", "1000000", "/dev/zero"], Duration::from_secs(10)), 1000).await;
         assert_eq!(result.status, TaskStatus::Exited as i32, "{result:?}");
         assert_eq!(result.exit_code, 0);
         assert_eq!(result.stdout.len(), 1000);
@@ -537,13 +466,8 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_run_kills_the_process_group() {
         let marker = ["sleep", "30.0421"];
-        let task = spec(
-            "sh",
-            &["-c", "sleep 30.0421 & sleep 30.0421"],
-            Duration::from_secs(60),
-        );
-        let cancelled =
-            tokio::time::timeout(Duration::from_millis(300), run_command(&task, 1024)).await;
+        let task = spec("sh", &["-c", "sleep 30.0421 & sleep 30.0421"], Duration::from_secs(60));
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), run_command(&task, 1024)).await;
         assert!(cancelled.is_err());
         // SIGKILL was sent when the future was dropped; give the kernel a moment to deliver it.
         let begun = std::time::Instant::now();
@@ -557,20 +481,11 @@ mod tests {
     fn captures_keep_the_first_bytes_up_to_the_cap() {
         let mut capture = Capture::new(5, true);
         capture.record(Ok(3), b"abc");
-        assert_eq!(
-            (capture.bytes.as_slice(), capture.truncated),
-            (&b"abc"[..], false)
-        );
+        assert_eq!((capture.bytes.as_slice(), capture.truncated), (&b"abc"[..], false));
         capture.record(Ok(2), b"de");
-        assert_eq!(
-            (capture.bytes.as_slice(), capture.truncated),
-            (&b"abcde"[..], false)
-        );
+        assert_eq!((capture.bytes.as_slice(), capture.truncated), (&b"abcde"[..], false));
         capture.record(Ok(1), b"f");
-        assert_eq!(
-            (capture.bytes.as_slice(), capture.truncated),
-            (&b"abcde"[..], true)
-        );
+        assert_eq!((capture.bytes.as_slice(), capture.truncated), (&b"abcde"[..], true));
         assert!(capture.open);
         capture.record(Ok(0), b"");
         assert!(!capture.open);

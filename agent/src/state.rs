@@ -91,7 +91,11 @@ impl StateDir {
         match f.try_lock() {
             Ok(()) => Ok(f),
             Err(fs::TryLockError::WouldBlock) => {
-                bail!("another mangrove-agent is running on state dir {} (it holds {})", self.dir.display(), path.display())
+                bail!(
+                    "another mangrove-agent is running on state dir {} (it holds {})",
+                    self.dir.display(),
+                    path.display()
+                )
             }
             Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
         }
@@ -100,7 +104,11 @@ impl StateDir {
     pub fn enrollment(&self) -> Result<Enrollment> {
         let path = self.enrollment_file();
         let text = fs::read_to_string(&path).with_context(|| {
-            format!("{} is not enrolled ({} missing); run `mangrove-agent enroll` first", self.dir.display(), path.display())
+            format!(
+                "{} is not enrolled ({} missing); run `mangrove-agent enroll` first",
+                self.dir.display(),
+                path.display()
+            )
         })?;
         serde_json::from_str(&text).with_context(|| format!("{}: corrupt", path.display()))
     }
@@ -116,7 +124,8 @@ impl StateDir {
 
     /// The TLS client configuration for the agent port, from the files on disk now.
     pub fn client_tls(&self) -> Result<rustls::ClientConfig> {
-        let id = fs::read_to_string(self.identity()).with_context(|| format!("cannot read {}", self.identity().display()))?;
+        let id = fs::read_to_string(self.identity())
+            .with_context(|| format!("cannot read {}", self.identity().display()))?;
         let ca = fs::read_to_string(self.ca()).with_context(|| format!("cannot read {}", self.ca().display()))?;
         let chain = proto::tls::certs_from_pem(&id).with_context(|| format!("{}", self.identity().display()))?;
         let key = proto::tls::key_from_pem(&id).with_context(|| format!("{}", self.identity().display()))?;

@@ -28,7 +28,11 @@ pub fn now_ms() -> i64 {
 
 /// Task ids become file names: only a safe alphabet is accepted.
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && id != "." && id != ".."
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && id != "."
+        && id != ".."
 }
 
 pub struct Tasks {
@@ -52,7 +56,12 @@ fn result(id: &str, status: TaskStatus, error: &str) -> TaskResult {
 }
 
 impl Tasks {
-    pub fn new(dir: PathBuf, outbox: Arc<Mutex<Outbox>>, appended: Arc<Notify>, output_cap: usize) -> std::io::Result<Tasks> {
+    pub fn new(
+        dir: PathBuf,
+        outbox: Arc<Mutex<Outbox>>,
+        appended: Arc<Notify>,
+        output_cap: usize,
+    ) -> std::io::Result<Tasks> {
         std::fs::create_dir_all(&dir)?;
         Ok(Tasks { dir, running: Mutex::new(HashSet::new()), outbox, appended, output_cap })
     }
@@ -101,7 +110,11 @@ impl Tasks {
                 Some(_) => {
                     drop(running);
                     tracing::warn!(task_id = id, "task was running when the agent stopped; not run again");
-                    self.finish(result(&id, TaskStatus::Interrupted, "the agent stopped while the task ran; it was not run again"));
+                    self.finish(result(
+                        &id,
+                        TaskStatus::Interrupted,
+                        "the agent stopped while the task ran; it was not run again",
+                    ));
                     return;
                 }
                 None => {}
@@ -114,7 +127,11 @@ impl Tasks {
             return;
         }
         let Some(cmd) = task.command.filter(|_| task.kind == "command") else {
-            self.finish(result(&id, TaskStatus::Unsupported, &format!("task kind {:?} is not supported by this agent", task.kind)));
+            self.finish(result(
+                &id,
+                TaskStatus::Unsupported,
+                &format!("task kind {:?} is not supported by this agent", task.kind),
+            ));
             self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             return;
         };

@@ -38,6 +38,9 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError(AppError::TooLarge("request body too large (limit 2 MiB)".into()));
+        }
         ApiError(AppError::BadRequest(format!("invalid request body: {}", e.body_text())))
     }
 }
@@ -50,6 +53,7 @@ impl IntoResponse for ApiError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(e) => {
                 tracing::error!(error = ?e, "store error in API");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -222,9 +226,8 @@ async fn revoke_agent(State(app): State<Arc<App>>, Auth(p): Auth, Path(name): Pa
         return Err(AppError::NotFound(format!("no host named {name}")).into());
     }
     let revoked = app.store.revoke_host(&name, now_ms()).await?;
-    let cut = app
-        .sessions
-        .cut(&name, tonic::Status::permission_denied(format!("the certificate of {name} was revoked")));
+    let cut =
+        app.sessions.cut(&name, tonic::Status::permission_denied(format!("the certificate of {name} was revoked")));
     app.audit(&p.user, "agent.revoke", Some(&name), json!({"certificates": revoked, "stream_cut": cut})).await;
     tracing::warn!(host = name, by = p.user, certificates = revoked, stream_cut = cut, "agent revoked");
     Ok(Json(json!({"host": name, "certificates_revoked": revoked, "stream_cut": cut})))

@@ -15,10 +15,7 @@ use crate::store::{Store, StoreError, TokenRecord};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// RFC 3339 text for a unix-millisecond time.
@@ -87,6 +84,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
     #[error("store")]
     Store(#[from] StoreError),
 }
@@ -262,7 +261,9 @@ impl App {
             return Ok(());
         }
         let system = Principal { user: "controller".into(), role: Role::Admin };
-        let t = self.create_token(&system, "admin", Some("admin"), None, Some(Duration::from_secs(365 * 24 * 3600))).await?;
+        let t = self
+            .create_token(&system, "admin", Some("admin"), None, Some(Duration::from_secs(365 * 24 * 3600)))
+            .await?;
         crate::pki::write_private(&path, format!("{}\n", t.token).as_bytes())?;
         tracing::info!(path = %path.display(), "wrote the bootstrap admin token");
         Ok(())

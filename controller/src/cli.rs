@@ -92,14 +92,23 @@ pub fn hosts_show(c: &Client, name: &str, json_out: bool) -> Result<()> {
             ("managed", s(&h["managed"])),
             ("state", s(&h["state"])),
             ("last seen", s(&h["last_seen"])),
-            ("problems", h["problems"].as_array().map(|p| p.iter().map(s).collect::<Vec<_>>().join("; ")).unwrap_or_default()),
+            (
+                "problems",
+                h["problems"].as_array().map(|p| p.iter().map(s).collect::<Vec<_>>().join("; ")).unwrap_or_default(),
+            ),
             ("agent version", s(&a["version"])),
             ("reports stored", format!("{} (last seq {})", s(&a["reports_stored"]), s(&a["last_seq"]))),
             ("outbox backlog", s(&a["outbox_backlog"])),
             ("os", format!("{} {}", s(&f["os_name"]), s(&f["os_version"]))),
             ("kernel", s(&f["kernel_release"])),
             ("cpus", s(&f["cpu_count"])),
-            ("memory", f["memory_total_bytes"].as_u64().map(|b| format!("{:.1} GiB", b as f64 / 1073741824.0)).unwrap_or("-".into())),
+            (
+                "memory",
+                f["memory_total_bytes"]
+                    .as_u64()
+                    .map(|b| format!("{:.1} GiB", b as f64 / 1073741824.0))
+                    .unwrap_or("-".into()),
+            ),
             ("facts at", s(&h["facts_at"])),
         ] {
             out.push_str(&format!("{k:<16}{val}\n"));
@@ -160,7 +169,12 @@ pub fn tasks_run(c: &Client, t: &TaskRun<'_>, json_out: bool) -> Result<()> {
         let start = Instant::now();
         while v["finished"] != json!(true) {
             if start.elapsed() > limit {
-                bail!("task {id} on {}: no result after {}s (state {}); see `mangrove tasks show {id}`", t.host, limit.as_secs(), s(&v["state"]));
+                bail!(
+                    "task {id} on {}: no result after {}s (state {}); see `mangrove tasks show {id}`",
+                    t.host,
+                    limit.as_secs(),
+                    s(&v["state"])
+                );
             }
             std::thread::sleep(Duration::from_millis(300));
             v = c.get(&format!("/api/v1/tasks/{}", urlencode(&id)))?;
@@ -206,7 +220,9 @@ pub fn tasks_show(c: &Client, id: &str, json_out: bool) -> Result<()> {
     let v = c.get(&format!("/api/v1/tasks/{}", urlencode(id)))?;
     emit(json_out, &v, |v| {
         let mut out = String::new();
-        for k in ["id", "host", "state", "program", "args", "created_by", "created_at", "finished_at", "exit_code", "error"] {
+        for k in
+            ["id", "host", "state", "program", "args", "created_by", "created_at", "finished_at", "exit_code", "error"]
+        {
             out.push_str(&format!("{k:<12}{}\n", s(&v[k])));
         }
         out.push_str(&format!("stdout:\n{}\n", s(&v["stdout"])));

@@ -31,9 +31,8 @@ pub fn default_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathB
     if let Some(p) = env("MANGROVE_CONFIG") {
         return Some(PathBuf::from(p));
     }
-    let base = env("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))?;
+    let base =
+        env("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| env("HOME").map(|h| Path::new(&h).join(".config")))?;
     Some(base.join("mangrove").join("cli.toml"))
 }
 
@@ -70,9 +69,10 @@ impl Client {
             None => None,
         }
         .unwrap_or_default();
-        let base = flags.controller.clone().or_else(|| env("MANGROVE_CONTROLLER")).or(file.controller).ok_or_else(|| {
-            anyhow!("no controller: pass --controller URL, set MANGROVE_CONTROLLER, or run `mangrove testbed up`")
-        })?;
+        let base =
+            flags.controller.clone().or_else(|| env("MANGROVE_CONTROLLER")).or(file.controller).ok_or_else(|| {
+                anyhow!("no controller: pass --controller URL, set MANGROVE_CONTROLLER, or run `mangrove testbed up`")
+            })?;
         let token = flags.token.clone().or_else(|| env("MANGROVE_TOKEN")).or(file.token);
         let ca = flags.ca.clone().or_else(|| env("MANGROVE_CA").map(PathBuf::from)).or(file.ca);
         Client::new(&base, token, ca.as_deref())
@@ -136,10 +136,6 @@ impl Client {
 
     /// GET without a token, for `/readyz`.
     pub fn ready(&self) -> bool {
-        self.agent
-            .get(format!("{}/readyz", self.base))
-            .call()
-            .map(|r| r.status().is_success())
-            .unwrap_or(false)
+        self.agent.get(format!("{}/readyz", self.base)).call().map(|r| r.status().is_success()).unwrap_or(false)
     }
 }

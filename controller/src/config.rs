@@ -63,7 +63,7 @@ pub struct Listen {
     pub enroll: SocketAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Api {
     /// Serve the API over plain HTTP. Allowed only when `listen.api` is a loopback address.
@@ -127,12 +127,6 @@ impl Default for Listen {
     }
 }
 
-impl Default for Api {
-    fn default() -> Self {
-        Api { plain_http: false, tls_cert: None, tls_key: None, extra_names: Vec::new() }
-    }
-}
-
 impl Default for Liveness {
     fn default() -> Self {
         Liveness { heartbeat_interval: Dur(Duration::from_secs(5)), down_after: Dur(Duration::from_secs(15)) }
@@ -170,14 +164,11 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads the file (if given), applies `MANGROVE_*` overrides from `env`, and validates.
-    pub fn load(
-        path: Option<&Path>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(path: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut cfg = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.to_path_buf(), source })?;
                 Self::parse(&text, p)?
             }
             None => Config::default(),
@@ -245,6 +236,9 @@ impl Config {
                 humantime::format_duration(self.liveness.heartbeat_interval.0)
             )));
         }
+        if self.agents.cert_ttl.0 < Duration::from_secs(5) {
+            return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
+        }
         Ok(())
     }
 
@@ -264,8 +258,8 @@ mod tests {
 
     #[test]
     fn defaults_and_overrides() {
-        let cfg = Config::parse("data_dir = \"d\"\n[liveness]\ndown_after = \"20s\"\n", Path::new("c.toml"))
-            .expect("parse");
+        let cfg =
+            Config::parse("data_dir = \"d\"\n[liveness]\ndown_after = \"20s\"\n", Path::new("c.toml")).expect("parse");
         assert_eq!(cfg.liveness.down_after.0, Duration::from_secs(20));
         assert_eq!(cfg.liveness.heartbeat_interval.0, Duration::from_secs(5));
         assert_eq!(cfg.agent_endpoint(), "127.0.0.1:7443");
@@ -285,8 +279,8 @@ mod tests {
         cfg.api.plain_http = true;
         cfg.listen.api = "0.0.0.0:80".parse().expect("addr");
         assert!(cfg.validate().is_err());
-        let err = Config::load(None, |k| (k == "MANGROVE_LISTEN_API").then(|| "nope".to_string()))
-            .expect_err("bad env");
+        let err =
+            Config::load(None, |k| (k == "MANGROVE_LISTEN_API").then(|| "nope".to_string())).expect_err("bad env");
         assert!(err.to_string().contains("MANGROVE_LISTEN_API"), "{err}");
     }
 }

@@ -103,10 +103,9 @@ pub async fn run(cfg: Config) -> Result<()> {
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .add_service(agent_svc)
-            .serve_with_incoming_shutdown(
-                ReceiverStream::new(agents_rx).map(Ok::<_, std::io::Error>),
-                async move { s.cancelled().await },
-            ),
+            .serve_with_incoming_shutdown(ReceiverStream::new(agents_rx).map(Ok::<_, std::io::Error>), async move {
+                s.cancelled().await
+            }),
     );
 
     let enroll_tls = Arc::new(proto::tls::server_config(chain.clone(), key.clone_key(), &[b"h2"])?);
@@ -117,10 +116,9 @@ pub async fn run(cfg: Config) -> Result<()> {
         tonic::transport::Server::builder()
             .timeout(Duration::from_secs(30))
             .add_service(enroll_svc)
-            .serve_with_incoming_shutdown(
-                ReceiverStream::new(enroll_rx).map(Ok::<_, std::io::Error>),
-                async move { s.cancelled().await },
-            ),
+            .serve_with_incoming_shutdown(ReceiverStream::new(enroll_rx).map(Ok::<_, std::io::Error>), async move {
+                s.cancelled().await
+            }),
     );
 
     let router = crate::api::router(app.clone());

@@ -193,7 +193,13 @@ impl Agent for AgentService {
         app.metrics.sessions.set(app.sessions.len() as i64);
         let now = now_ms();
         app.store.touch_host(&host, now).await.map_err(internal)?;
-        tracing::info!(host, session = id, agent_version = hello.agent_version, last_seq_assigned = hello.last_seq_assigned, "agent connected");
+        tracing::info!(
+            host,
+            session = id,
+            agent_version = hello.agent_version,
+            last_seq_assigned = hello.last_seq_assigned,
+            "agent connected"
+        );
         let _ = tx
             .send(Ok(msg(controller_message::Msg::HelloAck(HelloAck {
                 last_seq_stored: u64::try_from(last_seq_stored).unwrap_or(0),
@@ -241,7 +247,12 @@ impl Agent for AgentService {
         self.app
             .store
             .add_cert(
-                &CertRecord { serial: issued.serial.clone(), host: host.clone(), not_after: not_after * 1000, revoked_at: None },
+                &CertRecord {
+                    serial: issued.serial.clone(),
+                    host: host.clone(),
+                    not_after: not_after * 1000,
+                    revoked_at: None,
+                },
                 now_ms(),
             )
             .await
@@ -281,7 +292,8 @@ async fn read_reports(
             Some(agent_message::Msg::Report(r)) => {
                 let seq = r.seq;
                 let now = now_ms();
-                let report = crate::reports::convert(host, r, now).map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let report =
+                    crate::reports::convert(host, r, now).map_err(|e| Status::invalid_argument(e.to_string()))?;
                 let new = app.store.store_report(&report).await.map_err(internal)?;
                 if !new {
                     app.store.touch_host(host, now).await.map_err(internal)?;

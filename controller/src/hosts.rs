@@ -52,7 +52,9 @@ mod tests {
     #[test]
     fn state_table() {
         let p = vec!["filesystem / is 97% full".to_string()];
-        let cases: &[(bool, Option<i64>, &[String], i64, HostState)] = &[
+        // (enrolled, last_seen, problems, now, expected)
+        type Case<'a> = (bool, Option<i64>, &'a [String], i64, HostState);
+        let cases: &[Case<'_>] = &[
             (false, None, &[], 0, HostState::NeverEnrolled),
             (false, Some(100), &[], 100, HostState::NeverEnrolled),
             (true, None, &[], 0, HostState::Down),

@@ -130,7 +130,9 @@ enum TasksCmd {
         #[arg(last = true, required = true, num_args = 1..)]
         command: Vec<String>,
     },
-    Show { id: String },
+    Show {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-    SerialNumber,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
@@ -66,13 +65,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
 /// Writes a file that only its owner may read, atomically (temp file, fsync, rename).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
+    let mut f =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     f.write_all(contents).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -102,10 +96,8 @@ impl Ca {
             let cert_pem = fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
             let key = KeyPair::from_pem(&key_pem)?;
             let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
-            let cert_der = proto::tls::certs_from_pem(&cert_pem)
-                .ok()
-                .and_then(|c| c.into_iter().next())
-                .ok_or(PkiError::Io {
+            let cert_der =
+                proto::tls::certs_from_pem(&cert_pem).ok().and_then(|c| c.into_iter().next()).ok_or(PkiError::Io {
                     path: cert_path.clone(),
                     source: std::io::Error::other("no certificate in file"),
                 })?;
@@ -155,14 +147,14 @@ impl Ca {
         dn.push(DnType::CommonName, host);
         dn.push(DnType::OrganizationalUnitName, "agent");
         params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::DnsName(
-            host.try_into().map_err(|_| PkiError::HostName(host.to_string()))?,
-        )];
+        params.subject_alt_names =
+            vec![SanType::DnsName(host.try_into().map_err(|_| PkiError::HostName(host.to_string()))?)];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         let now = OffsetDateTime::now_utc();
-        // A little backdating tolerates small clock differences between hosts.
-        params.not_before = now - Duration::from_secs(300);
+        // A little backdating tolerates small clock differences between hosts; at most a tenth
+        // of the lifetime, so agents (which renew at two thirds of it) see a sane window.
+        params.not_before = now - (ttl / 10).min(Duration::from_secs(300));
         params.not_after = now + ttl;
         let (serial, serial_hex) = random_serial();
         params.serial_number = Some(serial);
@@ -188,9 +180,7 @@ impl Ca {
         for n in &names {
             params.subject_alt_names.push(match n.parse::<std::net::IpAddr>() {
                 Ok(ip) => SanType::IpAddress(ip),
-                Err(_) => SanType::DnsName(
-                    n.as_str().try_into().map_err(|_| PkiError::HostName(n.clone()))?,
-                ),
+                Err(_) => SanType::DnsName(n.as_str().try_into().map_err(|_| PkiError::HostName(n.clone()))?),
             });
         }
         let mut dn = DistinguishedName::new();
@@ -235,8 +225,7 @@ mod tests {
     fn refuses_a_key_others_can_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         Ca::load_or_create(dir.path()).expect("create");
-        fs::set_permissions(dir.path().join("ca.key"), fs::Permissions::from_mode(0o644))
-            .expect("chmod");
+        fs::set_permissions(dir.path().join("ca.key"), fs::Permissions::from_mode(0o644)).expect("chmod");
         let err = Ca::load_or_create(dir.path()).expect_err("must refuse");
         assert!(matches!(err, PkiError::KeyMode { .. }), "{err}");
     }
@@ -260,7 +249,14 @@ mod tests {
     fn garbage_csr_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Ca::load_or_create(dir.path()).expect("create");
-        assert!(ca.sign_agent("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "h", Duration::from_secs(1)).is_err());
+        assert!(
+            ca.sign_agent(
+                "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+                "h",
+                Duration::from_secs(1)
+            )
+            .is_err()
+        );
         assert!(ca.sign_agent("", "h", Duration::from_secs(1)).is_err());
     }
 }

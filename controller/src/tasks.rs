@@ -87,8 +87,13 @@ pub async fn create_command(app: &App, by: &Principal, req: CommandRequest) -> R
     };
     app.store.insert_task(&task).await?;
     app.metrics.tasks_created.inc();
-    app.audit(&by.user, "task.create", Some(&req.host), json!({"task_id": id, "program": req.program, "args": req.args}))
-        .await;
+    app.audit(
+        &by.user,
+        "task.create",
+        Some(&req.host),
+        json!({"task_id": id, "program": req.program, "args": req.args}),
+    )
+    .await;
     if let Some(m) = task_message(&task)
         && app.sessions.send(&task.host, m)
     {
@@ -103,13 +108,7 @@ pub fn task_message(t: &TaskRecord) -> Option<ControllerMessage> {
         return None;
     }
     let program = t.args.get("program")?.as_str()?.to_string();
-    let args = t
-        .args
-        .get("args")?
-        .as_array()?
-        .iter()
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect();
+    let args = t.args.get("args")?.as_array()?.iter().filter_map(|a| a.as_str().map(str::to_string)).collect();
     let timeout_ms = t.args.get("timeout_ms").and_then(Value::as_u64).unwrap_or(60_000);
     Some(ControllerMessage {
         msg: Some(controller_message::Msg::Task(Task {

@@ -16,8 +16,13 @@ pub const EMBEDDED_INVENTORY: &str = include_str!("../../inventory/examples/cama
 
 /// People the testbed creates: one per role, and a second operator (for approvals that need
 /// two people).
-const USERS: &[(&str, &str)] =
-    &[("operator", "operator"), ("operator2", "operator"), ("security", "security"), ("planner", "planner"), ("auditor", "auditor")];
+const USERS: &[(&str, &str)] = &[
+    ("operator", "operator"),
+    ("operator2", "operator"),
+    ("security", "security"),
+    ("planner", "planner"),
+    ("auditor", "auditor"),
+];
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -30,7 +35,9 @@ pub struct UpOptions {
 /// `$XDG_STATE_HOME/mangrove/testbed` (`~/.local/state/mangrove/testbed`).
 pub fn default_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("HOME").map(|h| Path::new(&h).join(".local").join("state")).unwrap_or_else(|| PathBuf::from("."))
+        std::env::var_os("HOME")
+            .map(|h| Path::new(&h).join(".local").join("state"))
+            .unwrap_or_else(|| PathBuf::from("."))
     });
     base.join("mangrove").join("testbed")
 }
@@ -66,7 +73,11 @@ pub fn up(opts: UpOptions) -> Result<()> {
     std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
     let dir = std::fs::canonicalize(&opts.dir)?;
     if procs::under(&dir).iter().any(|(_, argv)| argv.iter().any(|a| a == "controller")) {
-        bail!("a testbed is already running in {}; stop it with `mangrove testbed down --dir {}`", dir.display(), dir.display());
+        bail!(
+            "a testbed is already running in {}; stop it with `mangrove testbed down --dir {}`",
+            dir.display(),
+            dir.display()
+        );
     }
     let inventory = match &opts.inventory {
         Some(p) => p.clone(),
@@ -118,7 +129,14 @@ pub fn up(opts: UpOptions) -> Result<()> {
         }
         let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
         let child = Command::new(&agent_bin)
-            .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--token", &token_of(&v)?, "--state-dir"])
+            .args([
+                "enroll",
+                "--controller",
+                &layout.enroll_addr().to_string(),
+                "--token",
+                &token_of(&v)?,
+                "--state-dir",
+            ])
             .arg(&state)
             .stdin(std::process::Stdio::null())
             .output_async()?;
@@ -146,9 +164,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
         let connected = hosts
             .as_array()
             .map(|a| {
-                a.iter()
-                    .filter(|h| h["state"] == "connected" && want.iter().any(|w| h["name"] == w.as_str()))
-                    .count()
+                a.iter().filter(|h| h["state"] == "connected" && want.iter().any(|w| h["name"] == w.as_str())).count()
             })
             .unwrap_or(0);
         if connected == want.len() {
@@ -206,7 +222,11 @@ fn wait_controller(layout: &Layout, pid: u32) -> Result<String> {
             bail!("the controller exited; its log ends:\n{}", tail(&layout.log("controller"), 15));
         }
         if start.elapsed() > READY_TIMEOUT {
-            bail!("the controller wrote no admin token in {}s; see {}", READY_TIMEOUT.as_secs(), layout.log("controller").display());
+            bail!(
+                "the controller wrote no admin token in {}s; see {}",
+                READY_TIMEOUT.as_secs(),
+                layout.log("controller").display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -218,7 +238,11 @@ fn install_user_cli_config(layout: &Layout, admin_token: &str) {
     let Some(path) = default_config_path(&env) else { return };
     let ours = std::fs::read_to_string(&path).map(|t| t.starts_with(CLI_MARKER)).unwrap_or(true);
     if !ours {
-        progress(&format!("left {} alone (not written by a testbed); use MANGROVE_CONFIG={}", path.display(), layout.dir.join("cli.toml").display()));
+        progress(&format!(
+            "left {} alone (not written by a testbed); use MANGROVE_CONFIG={}",
+            path.display(),
+            layout.dir.join("cli.toml").display()
+        ));
         return;
     }
     if let Err(e) = testbed::layout::write_file(&path, &layout.cli_config_text(admin_token), 0o600) {

@@ -26,9 +26,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ));
         }
         let (num, after) = rest.split_at(digits);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration `{t}`: number too large"))?;
+        let n: u64 = num.parse().map_err(|_| format!("invalid duration `{t}`: number too large"))?;
         let mut chars = after.chars();
         let (unit_secs, rank) = match chars.next() {
             Some('d') => (86_400, 0),
@@ -41,9 +39,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
             Some(c) => {
-                return Err(format!(
-                    "invalid duration `{t}`: unknown unit `{c}`; use s, m, h or d"
-                ));
+                return Err(format!("invalid duration `{t}`: unknown unit `{c}`; use s, m, h or d"));
             }
         };
         if last_unit_rank != usize::MAX && rank <= last_unit_rank {
@@ -134,11 +130,7 @@ mod tests {
             (" 8h ", 28_800),
         ];
         for (text, secs) in cases {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
+            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
         }
     }
 

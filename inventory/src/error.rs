@@ -66,12 +66,7 @@ pub enum InventoryError {
 }
 
 fn first_line(line: usize, column: usize, path: &str, message: &str) -> Diagnostic {
-    Diagnostic {
-        line,
-        column,
-        path: path.to_owned(),
-        message: message.to_owned(),
-    }
+    Diagnostic { line, column, path: path.to_owned(), message: message.to_owned() }
 }
 
 struct More(usize);
@@ -95,10 +90,7 @@ impl InventoryError {
     ///
     /// The problems are sorted by position; the first becomes the variant's fields. Returns
     /// `None` when `diagnostics` is empty.
-    pub(crate) fn from_diagnostics(
-        origin: &str,
-        mut diagnostics: Vec<Diagnostic>,
-    ) -> Option<InventoryError> {
+    pub(crate) fn from_diagnostics(origin: &str, mut diagnostics: Vec<Diagnostic>) -> Option<InventoryError> {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         diagnostics.dedup();
         let mut it = diagnostics.into_iter();
@@ -120,14 +112,7 @@ impl InventoryError {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         match self {
             InventoryError::Io { .. } => Vec::new(),
-            InventoryError::Invalid {
-                line,
-                column,
-                path,
-                message,
-                more,
-                ..
-            } => {
+            InventoryError::Invalid { line, column, path, message, more, .. } => {
                 let mut all = Vec::with_capacity(more.len() + 1);
                 all.push(first_line(*line, *column, path, message));
                 all.extend(more.iter().cloned());

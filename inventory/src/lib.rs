@@ -32,9 +32,8 @@ use std::path::Path;
 pub use duration::{format_duration, parse_duration};
 pub use error::{Diagnostic, InventoryError};
 pub use model::{
-    AgentMode, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform,
-    PlatformKind, Priority, SecurityLevel, Site, System, TagMatch, VideoEndpoint, Workload,
-    WorkloadSelector,
+    AgentMode, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform, PlatformKind, Priority,
+    SecurityLevel, Site, System, TagMatch, VideoEndpoint, Workload, WorkloadSelector,
 };
 pub use validate::is_valid_name;
 
@@ -52,10 +51,7 @@ const PARSE_STACK_BYTES: usize = 64 << 20;
 /// path as origin) if it is not UTF-8 or not a valid inventory, see [`parse_str`].
 pub fn load_file(path: &Path) -> Result<Inventory, InventoryError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InventoryError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| InventoryError::Io { path: path.to_path_buf(), source })?;
     match std::str::from_utf8(&bytes) {
         Ok(text) => parse_str(text, &origin),
         Err(e) => {
@@ -123,18 +119,12 @@ fn parse_checked(text: &str) -> Result<Inventory, Vec<Diagnostic>> {
     };
     let index = yaml::PosIndex::build(&root, &src);
     validate::validate(&inventory, &index, &mut diags);
-    if diags.is_empty() {
-        Ok(inventory)
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(inventory) } else { Err(diags) }
 }
 
 /// Runs `f` on a thread with a [`PARSE_STACK_BYTES`] stack, or here if no thread can be
 /// started. A panic in `f` (a bug in a dependency) becomes a diagnostic, not a crash.
-fn on_big_stack(
-    f: impl Fn() -> Result<Inventory, Vec<Diagnostic>> + Sync,
-) -> Result<Inventory, Vec<Diagnostic>> {
+fn on_big_stack(f: impl Fn() -> Result<Inventory, Vec<Diagnostic>> + Sync) -> Result<Inventory, Vec<Diagnostic>> {
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("inventory-parse".to_owned())

@@ -209,8 +209,7 @@ impl WorkloadSelector {
 
     /// Whether `workload` is selected by tag or by name.
     pub fn selects(&self, workload: &Workload) -> bool {
-        self.names.contains(&workload.name)
-            || self.matcher.as_ref().is_some_and(|m| m.matches(workload))
+        self.names.contains(&workload.name) || self.matcher.as_ref().is_some_and(|m| m.matches(workload))
     }
 }
 
@@ -235,8 +234,7 @@ impl TagMatch {
 
     /// Whether the workload carries the tag.
     pub fn matches(&self, workload: &Workload) -> bool {
-        self.key_value()
-            .is_some_and(|(k, v)| workload.tags.get(k).is_some_and(|t| t == v))
+        self.key_value().is_some_and(|(k, v)| workload.tags.get(k).is_some_and(|t| t == v))
     }
 }
 
@@ -312,9 +310,7 @@ impl SecurityLevel {
 
     /// The level, or `None` outside 1–5.
     pub fn new(level: u8) -> Option<SecurityLevel> {
-        (Self::MIN..=Self::MAX)
-            .contains(&level)
-            .then_some(SecurityLevel(level))
+        (Self::MIN..=Self::MAX).contains(&level).then_some(SecurityLevel(level))
     }
 
     /// The level as a number, 1–5.
@@ -332,14 +328,11 @@ impl fmt::Display for SecurityLevel {
 impl<'de> Deserialize<'de> for SecurityLevel {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = i64::deserialize(d)?;
-        u8::try_from(n)
-            .ok()
-            .and_then(SecurityLevel::new)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format_args!(
-                    "security level must be between 1 and 5 (Decree 85/2016/NĐ-CP), got {n}"
-                ))
-            })
+        u8::try_from(n).ok().and_then(SecurityLevel::new).ok_or_else(|| {
+            serde::de::Error::custom(format_args!(
+                "security level must be between 1 and 5 (Decree 85/2016/NĐ-CP), got {n}"
+            ))
+        })
     }
 }
 
@@ -407,9 +400,7 @@ struct PriorityVisitor;
 
 impl PriorityVisitor {
     fn out_of_range<E: serde::de::Error>(shown: impl fmt::Display) -> E {
-        E::custom(format_args!(
-            "priority must be 1 to 5 (or P1 to P5), got {shown}"
-        ))
+        E::custom(format_args!("priority must be 1 to 5 (or P1 to P5), got {shown}"))
     }
 }
 
@@ -421,30 +412,17 @@ impl serde::de::Visitor<'_> for PriorityVisitor {
     }
 
     fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Priority, E> {
-        u8::try_from(v)
-            .ok()
-            .and_then(Priority::new)
-            .ok_or_else(|| Self::out_of_range(v))
+        u8::try_from(v).ok().and_then(Priority::new).ok_or_else(|| Self::out_of_range(v))
     }
 
     fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Priority, E> {
-        u8::try_from(v)
-            .ok()
-            .and_then(Priority::new)
-            .ok_or_else(|| Self::out_of_range(v))
+        u8::try_from(v).ok().and_then(Priority::new).ok_or_else(|| Self::out_of_range(v))
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Priority, E> {
         let t = v.trim();
-        let digits = t
-            .strip_prefix('P')
-            .or_else(|| t.strip_prefix('p'))
-            .unwrap_or(t);
-        digits
-            .parse::<u8>()
-            .ok()
-            .and_then(Priority::new)
-            .ok_or_else(|| Self::out_of_range(format_args!("`{v}`")))
+        let digits = t.strip_prefix('P').or_else(|| t.strip_prefix('p')).unwrap_or(t);
+        digits.parse::<u8>().ok().and_then(Priority::new).ok_or_else(|| Self::out_of_range(format_args!("`{v}`")))
     }
 }
 
@@ -521,28 +499,20 @@ impl Inventory {
             disk_bytes: None,
             os: h.os.as_deref(),
             address: h.address,
-            system: self
-                .systems
-                .iter()
-                .find(|s| s.hosts.contains(&h.name))
-                .map(|s| s.name.as_str()),
+            system: self.systems.iter().find(|s| s.hosts.contains(&h.name)).map(|s| s.name.as_str()),
         });
-        let vms = self
-            .workloads
-            .iter()
-            .filter(|w| w.agent != AgentMode::None)
-            .map(|w| Machine {
-                name: &w.name,
-                site: &w.site,
-                kind: MachineKind::Vm,
-                agent: w.agent,
-                cpus: w.vcpus,
-                memory_bytes: w.memory_gb.saturating_mul(GIB),
-                disk_bytes: Some(w.disk_gb.saturating_mul(GIB)),
-                os: w.os.as_deref(),
-                address: w.address,
-                system: self.system_of(w),
-            });
+        let vms = self.workloads.iter().filter(|w| w.agent != AgentMode::None).map(|w| Machine {
+            name: &w.name,
+            site: &w.site,
+            kind: MachineKind::Vm,
+            agent: w.agent,
+            cpus: w.vcpus,
+            memory_bytes: w.memory_gb.saturating_mul(GIB),
+            disk_bytes: Some(w.disk_gb.saturating_mul(GIB)),
+            os: w.os.as_deref(),
+            address: w.address,
+            system: self.system_of(w),
+        });
         hosts.chain(vms).collect()
     }
 
@@ -575,25 +545,16 @@ impl Inventory {
         if let Some(s) = workload.tags.get("system") {
             return Some(s);
         }
-        self.systems
-            .iter()
-            .find(|s| s.workloads.selects(workload))
-            .map(|s| s.name.as_str())
+        self.systems.iter().find(|s| s.workloads.selects(workload)).map(|s| s.name.as_str())
     }
 
     /// The workloads that belong to the system named `system`, in file order.
     pub fn workloads_of(&self, system: &str) -> Vec<&Workload> {
-        self.workloads
-            .iter()
-            .filter(|w| self.system_of(w) == Some(system))
-            .collect()
+        self.workloads.iter().filter(|w| self.system_of(w) == Some(system)).collect()
     }
 
     /// Total computers under endpoint protection.
     pub fn endpoint_computers(&self) -> u64 {
-        self.endpoint_groups
-            .iter()
-            .map(|g| u64::from(g.computers))
-            .sum()
+        self.endpoint_groups.iter().map(|g| u64::from(g.computers)).sum()
     }
 }

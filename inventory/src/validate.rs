@@ -66,11 +66,7 @@ impl Checker<'_> {
         note: impl Fn(&str) -> &'static str,
     ) {
         if let Some(first) = seen.get(name) {
-            let msg = format!(
-                "duplicate name `{name}`: already used by {}{}",
-                self.where_is(first),
-                note(first)
-            );
+            let msg = format!("duplicate name `{name}`: already used by {}{}", self.where_is(first), note(first));
             self.err(path, msg);
         } else {
             seen.insert(name, path);
@@ -79,10 +75,7 @@ impl Checker<'_> {
 
     fn address(&mut self, seen: &mut HashMap<IpAddr, String>, address: IpAddr, path: String) {
         if let Some(first) = seen.get(&address) {
-            let msg = format!(
-                "address {address} is already used by {}",
-                self.where_is(first)
-            );
+            let msg = format!("address {address} is already used by {}", self.where_is(first));
             self.err(path, msg);
         } else {
             seen.insert(address, path);
@@ -96,12 +89,7 @@ fn known<'a>(names: impl Iterator<Item = &'a str>) -> String {
     if names.is_empty() {
         return "none are defined".to_owned();
     }
-    let mut out = names
-        .iter()
-        .take(12)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
+    let mut out = names.iter().take(12).copied().collect::<Vec<_>>().join(", ");
     if names.len() > 12 {
         out.push_str(", …");
     }
@@ -126,28 +114,16 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         if s.platform.kind != PlatformKind::None && s.platform.name.trim().is_empty() {
             c.err(
                 format!("{p}.platform.name"),
-                format!(
-                    "a platform of kind `{}` needs a name",
-                    s.platform.kind.as_str()
-                ),
+                format!("a platform of kind `{}` needs a name", s.platform.kind.as_str()),
             );
         }
         if !s.storage_tb.is_finite() || s.storage_tb < 0.0 {
-            c.err(
-                format!("{p}.storage_tb"),
-                format!(
-                    "must be a number of terabytes, 0 or more, got {}",
-                    s.storage_tb
-                ),
-            );
+            c.err(format!("{p}.storage_tb"), format!("must be a number of terabytes, 0 or more, got {}", s.storage_tb));
         }
         if let Some(vms) = s.vms {
             let named = inv.workloads.iter().filter(|w| w.site == s.name).count();
             if u64::try_from(named).unwrap_or(u64::MAX) > u64::from(vms) {
-                c.err(
-                    format!("{p}.vms"),
-                    format!("declares {vms} VMs but {named} workloads are named at this site"),
-                );
+                c.err(format!("{p}.vms"), format!("declares {vms} VMs but {named} workloads are named at this site"));
             }
         }
     }
@@ -156,32 +132,17 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
     let mut machines: HashMap<&str, String> = HashMap::new();
     let mut addresses: HashMap<IpAddr, String> = HashMap::new();
     let shared = |first: &str| {
-        if first.starts_with("hosts[") {
-            " (hosts and workloads share one namespace)"
-        } else {
-            ""
-        }
+        if first.starts_with("hosts[") { " (hosts and workloads share one namespace)" } else { "" }
     };
     let shared_w = |first: &str| {
-        if first.starts_with("workloads[") {
-            " (hosts and workloads share one namespace)"
-        } else {
-            ""
-        }
+        if first.starts_with("workloads[") { " (hosts and workloads share one namespace)" } else { "" }
     };
     for (i, h) in inv.hosts.iter().enumerate() {
         let p = format!("hosts[{i}]");
         c.name(format!("{p}.name"), &h.name);
         c.unique(&mut machines, &h.name, format!("{p}.name"), shared_w);
         if inv.site(&h.site).is_none() {
-            c.err(
-                format!("{p}.site"),
-                format!(
-                    "unknown site `{}`; sites are: {}",
-                    h.site,
-                    known(site_names())
-                ),
-            );
+            c.err(format!("{p}.site"), format!("unknown site `{}`; sites are: {}", h.site, known(site_names())));
         }
         if h.cpus == 0 {
             c.err(format!("{p}.cpus"), "must be at least 1");
@@ -201,25 +162,12 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         c.name(format!("{p}.name"), &w.name);
         c.unique(&mut machines, &w.name, format!("{p}.name"), shared);
         if inv.site(&w.site).is_none() {
-            c.err(
-                format!("{p}.site"),
-                format!(
-                    "unknown site `{}`; sites are: {}",
-                    w.site,
-                    known(site_names())
-                ),
-            );
+            c.err(format!("{p}.site"), format!("unknown site `{}`; sites are: {}", w.site, known(site_names())));
         }
         if let Some(s) = &w.system
             && inv.system(s).is_none()
         {
-            c.err(
-                format!("{p}.system"),
-                format!(
-                    "unknown system `{s}`; systems are: {}",
-                    known(system_names())
-                ),
-            );
+            c.err(format!("{p}.system"), format!("unknown system `{s}`; systems are: {}", known(system_names())));
         }
         match (&w.system, w.tags.get("system")) {
             (Some(field), Some(tag)) if field != tag => {
@@ -231,10 +179,7 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
             }
             (None, Some(tag)) if inv.system(tag).is_none() => c.err(
                 format!("{p}.tags.system"),
-                format!(
-                    "tag `system={tag}` names no system; systems are: {}",
-                    known(system_names())
-                ),
+                format!("tag `system={tag}` names no system; systems are: {}", known(system_names())),
             ),
             _ => {}
         }
@@ -268,10 +213,7 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
                 let hint = if inv.workload(h).is_some() {
                     " (it is a workload: select it under `workloads`)".to_owned()
                 } else {
-                    format!(
-                        "; hosts are: {}",
-                        known(inv.hosts.iter().map(|h| h.name.as_str()))
-                    )
+                    format!("; hosts are: {}", known(inv.hosts.iter().map(|h| h.name.as_str())))
                 };
                 c.err(hp.clone(), format!("unknown host `{h}`{hint}"));
             }
@@ -282,23 +224,13 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         {
             c.err(
                 format!("{p}.workloads.match.tag"),
-                format!(
-                    "expected `key=value`, e.g. `system={}`, got `{}`",
-                    s.name, m.tag
-                ),
+                format!("expected `key=value`, e.g. `system={}`, got `{}`", s.name, m.tag),
             );
         }
         for (j, n) in s.workloads.names.iter().enumerate() {
             if inv.workload(n).is_none() {
-                let hint = if inv.host(n).is_some() {
-                    " (it is a host: list it under `hosts`)"
-                } else {
-                    ""
-                };
-                c.err(
-                    format!("{p}.workloads.names[{j}]"),
-                    format!("unknown workload `{n}`{hint}"),
-                );
+                let hint = if inv.host(n).is_some() { " (it is a host: list it under `hosts`)" } else { "" };
+                c.err(format!("{p}.workloads.names[{j}]"), format!("unknown workload `{n}`{hint}"));
             }
         }
     }
@@ -329,8 +261,7 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         };
         // The field/tag contradiction inside the workload is reported above already.
         if let Some((other, path)) = claims.iter().find(|(s, path)| {
-            s != first_system
-                && !(path.starts_with("workloads[") && first_path.starts_with("workloads["))
+            s != first_system && !(path.starts_with("workloads[") && first_path.starts_with("workloads["))
         }) {
             let msg = format!(
                 "workload `{}` would belong to system `{other}` here and to system \
@@ -354,10 +285,7 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         if let Some(s) = &v.site
             && inv.site(s).is_none()
         {
-            c.err(
-                format!("{p}.site"),
-                format!("unknown site `{s}`; sites are: {}", known(site_names())),
-            );
+            c.err(format!("{p}.site"), format!("unknown site `{s}`; sites are: {}", known(site_names())));
         }
     }
 

@@ -18,8 +18,7 @@ use std::fmt;
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 use serde::Deserialize;
 use serde::de::{
-    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess,
-    VariantAccess, Visitor,
+    self, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
 
 use crate::error::Diagnostic;
@@ -46,19 +45,11 @@ impl Pos {
     }
 
     fn from_marker(m: saphyr::Marker) -> Pos {
-        Pos {
-            line: m.line().max(1),
-            column: m.col().saturating_add(1),
-        }
+        Pos { line: m.line().max(1), column: m.col().saturating_add(1) }
     }
 
     pub fn diag(self, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
-        Diagnostic {
-            line: self.line,
-            column: self.column,
-            path: path.into(),
-            message: message.into(),
-        }
+        Diagnostic { line: self.line, column: self.column, path: path.into(), message: message.into() }
     }
 }
 
@@ -83,8 +74,7 @@ pub(crate) fn prescan(text: &str) -> Result<(), Diagnostic> {
             let mut chars = rest.chars();
             let Some(first) = chars.next() else { break };
             let after = chars.as_str();
-            let indicator = matches!(first, '-' | '?' | ':')
-                && (after.is_empty() || after.starts_with([' ', '\t']));
+            let indicator = matches!(first, '-' | '?' | ':') && (after.is_empty() || after.starts_with([' ', '\t']));
             let property = matches!(first, '&' | '!');
             if indicator {
                 col += 1;
@@ -98,11 +88,7 @@ pub(crate) fn prescan(text: &str) -> Result<(), Diagnostic> {
             }
         }
         if col > MAX_BLOCK_COLUMN {
-            return Err(Pos {
-                line: i.saturating_add(1),
-                column: col.saturating_add(1),
-            }
-            .diag(
+            return Err(Pos { line: i.saturating_add(1), column: col.saturating_add(1) }.diag(
                 "",
                 format!(
                     "nesting too deep: structure starts at column {}, the limit is {}",
@@ -121,18 +107,14 @@ pub(crate) fn prescan(text: &str) -> Result<(), Diagnostic> {
 /// A diagnostic for a YAML syntax error (including duplicate mapping keys), for an empty
 /// text, and for a second document.
 pub(crate) fn load(text: &str) -> Result<MarkedYaml<'_>, Diagnostic> {
-    let docs = MarkedYaml::load_from_str(text).map_err(|e| {
-        Pos::from_marker(*e.marker()).diag("", format!("invalid YAML: {}", e.info()))
-    })?;
+    let docs = MarkedYaml::load_from_str(text)
+        .map_err(|e| Pos::from_marker(*e.marker()).diag("", format!("invalid YAML: {}", e.info())))?;
     let mut docs = docs.into_iter();
     let Some(root) = docs.next() else {
         return Err(Pos::START.diag("", "the file is empty: expected an inventory mapping"));
     };
     if let Some(second) = docs.next() {
-        return Err(Pos::of(&second).diag(
-            "",
-            "a second YAML document: an inventory file holds exactly one",
-        ));
+        return Err(Pos::of(&second).diag("", "a second YAML document: an inventory file holds exactly one"));
     }
     Ok(root)
 }
@@ -146,27 +128,18 @@ pub(crate) struct Source<'t> {
 
 impl<'t> Source<'t> {
     pub fn new(text: &'t str) -> Source<'t> {
-        Source {
-            text,
-            offsets: OnceCell::new(),
-        }
+        Source { text, offsets: OnceCell::new() }
     }
 
     /// The text of a single-line plain scalar as written, e.g. `7.10` rather than `7.1`.
     fn plain(&self, node: &MarkedYaml<'_>) -> Option<&'t str> {
-        let offsets = self.offsets.get_or_init(|| {
-            self.text
-                .char_indices()
-                .map(|(i, _)| i)
-                .chain(std::iter::once(self.text.len()))
-                .collect()
-        });
+        let offsets = self
+            .offsets
+            .get_or_init(|| self.text.char_indices().map(|(i, _)| i).chain(std::iter::once(self.text.len())).collect());
         let start = *offsets.get(node.span.start.index())?;
         let end = *offsets.get(node.span.end.index())?;
         let s = self.text.get(start..end)?.trim();
-        let plain = !s.is_empty()
-            && !s.contains(['\n', '\r'])
-            && !s.starts_with(['"', '\'', '!', '&', '*', '|', '>']);
+        let plain = !s.is_empty() && !s.contains(['\n', '\r']) && !s.starts_with(['"', '\'', '!', '&', '*', '|', '>']);
         plain.then_some(s)
     }
 }
@@ -216,11 +189,7 @@ fn describe(node: &MarkedYaml<'_>) -> String {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
 fn index(path: &str, i: usize) -> String {
@@ -239,11 +208,7 @@ pub(crate) struct DeError {
 
 impl DeError {
     fn new(message: String) -> DeError {
-        DeError {
-            message,
-            at: None,
-            missing: None,
-        }
+        DeError { message, at: None, missing: None }
     }
 
     fn locate(mut self, pos: Pos, path: &str) -> DeError {
@@ -277,25 +242,15 @@ impl de::Error for DeError {
     }
 
     fn missing_field(field: &'static str) -> Self {
-        DeError {
-            message: format!("missing required field `{field}`"),
-            at: None,
-            missing: Some(field),
-        }
+        DeError { message: format!("missing required field `{field}`"), at: None, missing: Some(field) }
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        DeError::new(format!(
-            "unknown field `{field}`; expected one of: {}",
-            expected.join(", ")
-        ))
+        DeError::new(format!("unknown field `{field}`; expected one of: {}", expected.join(", ")))
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        DeError::new(format!(
-            "unknown value `{variant}`; expected one of: {}",
-            expected.join(", ")
-        ))
+        DeError::new(format!("unknown value `{variant}`; expected one of: {}", expected.join(", ")))
     }
 
     fn invalid_type(unexp: de::Unexpected<'_>, exp: &dyn de::Expected) -> Self {
@@ -334,12 +289,8 @@ pub(crate) fn read<T: for<'de> Deserialize<'de>>(
     path: &str,
     src: &Source<'_>,
 ) -> Result<T, Diagnostic> {
-    T::deserialize(NodeDe {
-        node,
-        path: path.to_owned(),
-        src,
-    })
-    .map_err(|e| e.locate(Pos::of(node), path).into_diagnostic())
+    T::deserialize(NodeDe { node, path: path.to_owned(), src })
+        .map_err(|e| e.locate(Pos::of(node), path).into_diagnostic())
 }
 
 macro_rules! integer_methods {
@@ -359,14 +310,10 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
             YamlData::Value(Scalar::Boolean(b)) => visitor.visit_bool(*b),
             YamlData::Value(Scalar::Integer(i)) => visitor.visit_i64(*i),
             YamlData::Value(Scalar::FloatingPoint(f)) => visitor.visit_f64(f.into_inner()),
-            YamlData::Value(Scalar::String(s)) | YamlData::Representation(s, _, _) => {
-                visitor.visit_str(s)
-            }
+            YamlData::Value(Scalar::String(s)) | YamlData::Representation(s, _, _) => visitor.visit_str(s),
             YamlData::Sequence(_) => self.deserialize_seq(visitor),
             YamlData::Mapping(_) => self.deserialize_map(visitor),
-            YamlData::Tagged(..) | YamlData::Alias(_) | YamlData::BadValue => {
-                Err(self.expected("a plain value"))
-            }
+            YamlData::Tagged(..) | YamlData::Alias(_) | YamlData::BadValue => Err(self.expected("a plain value")),
         }
     }
 
@@ -439,44 +386,28 @@ impl<'de> Deserializer<'de> for NodeDe<'_, '_> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
         visitor.visit_newtype_struct(self)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.data {
-            YamlData::Sequence(items) => visitor.visit_seq(SeqDe {
-                items: items.iter().enumerate(),
-                path: &self.path,
-                src: self.src,
-            }),
+            YamlData::Sequence(items) => {
+                visitor.visit_seq(SeqDe { items: items.iter().enumerate(), path: &self.path, src: self.src })
+            }
             // An empty key (`hosts:` with every entry commented out) reads as an empty list.
-            YamlData::Value(Scalar::Null) => visitor.visit_seq(SeqDe {
-                items: [].iter().enumerate(),
-                path: &self.path,
-                src: self.src,
-            }),
+            YamlData::Value(Scalar::Null) => {
+                visitor.visit_seq(SeqDe { items: [].iter().enumerate(), path: &self.path, src: self.src })
+            }
             _ => Err(self.expected("a list")),
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(
-        self,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -554,21 +485,14 @@ struct SeqDe<'a, 'i: 'a> {
 impl<'de> SeqAccess<'de> for SeqDe<'_, '_> {
     type Error = DeError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(
-        &mut self,
-        seed: T,
-    ) -> Result<Option<T::Value>, DeError> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, DeError> {
         let Some((i, node)) = self.items.next() else {
             return Ok(None);
         };
         let path = index(self.path, i);
-        seed.deserialize(NodeDe {
-            node,
-            path: path.clone(),
-            src: self.src,
-        })
-        .map(Some)
-        .map_err(|e| e.locate(Pos::of(node), &path))
+        seed.deserialize(NodeDe { node, path: path.clone(), src: self.src })
+            .map(Some)
+            .map_err(|e| e.locate(Pos::of(node), &path))
     }
 }
 
@@ -582,21 +506,14 @@ struct MapDe<'a, 'i> {
 impl<'de> MapAccess<'de> for MapDe<'_, '_> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(
-        &mut self,
-        seed: K,
-    ) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
         let name = scalar_text(key, self.src).unwrap_or(Cow::Borrowed("?"));
         let path = join(self.path, &name);
         let k = seed
-            .deserialize(NodeDe {
-                node: key,
-                path: path.clone(),
-                src: self.src,
-            })
+            .deserialize(NodeDe { node: key, path: path.clone(), src: self.src })
             .map_err(|e| e.locate(Pos::of(key), &path))?;
         self.value = Some((value, path));
         Ok(Some(k))
@@ -604,16 +521,9 @@ impl<'de> MapAccess<'de> for MapDe<'_, '_> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some((node, path)) = self.value.take() else {
-            return Err(DeError::new(
-                "a mapping value was read before its key".to_owned(),
-            ));
+            return Err(DeError::new("a mapping value was read before its key".to_owned()));
         };
-        seed.deserialize(NodeDe {
-            node,
-            path: path.clone(),
-            src: self.src,
-        })
-        .map_err(|e| e.locate(Pos::of(node), &path))
+        seed.deserialize(NodeDe { node, path: path.clone(), src: self.src }).map_err(|e| e.locate(Pos::of(node), &path))
     }
 }
 
@@ -635,10 +545,7 @@ impl<'de> EnumAccess<'de> for UnitVariant {
 
 impl UnitVariant {
     fn not_unit(&self) -> DeError {
-        DeError::new(format!(
-            "`{}` takes no value here; write it as a plain word",
-            self.name
-        ))
+        DeError::new(format!("`{}` takes no value here; write it as a plain word", self.name))
     }
 }
 
@@ -657,42 +564,25 @@ impl<'de> VariantAccess<'de> for UnitVariant {
         Err(self.not_unit())
     }
 
-    fn struct_variant<V: Visitor<'de>>(
-        self,
-        _fields: &'static [&'static str],
-        _v: V,
-    ) -> Result<V::Value, DeError> {
+    fn struct_variant<V: Visitor<'de>>(self, _fields: &'static [&'static str], _v: V) -> Result<V::Value, DeError> {
         Err(self.not_unit())
     }
 }
 
 /// The top-level fields of an inventory file, in the order the example writes them.
-const TOP_FIELDS: &[&str] = &[
-    "province",
-    "sites",
-    "hosts",
-    "systems",
-    "workloads",
-    "video_endpoints",
-    "endpoint_groups",
-];
+const TOP_FIELDS: &[&str] =
+    &["province", "sites", "hosts", "systems", "workloads", "video_endpoints", "endpoint_groups"];
 
 /// Reads the document into an [`Inventory`], collecting one error per broken list entry so a
 /// file with several typos is reported in one pass. Returns `None` if anything failed.
-pub(crate) fn decode(
-    root: &MarkedYaml<'_>,
-    src: &Source<'_>,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Inventory> {
+pub(crate) fn decode(root: &MarkedYaml<'_>, src: &Source<'_>, diags: &mut Vec<Diagnostic>) -> Option<Inventory> {
     let YamlData::Mapping(map) = &root.data else {
-        diags.push(Pos::of(root).diag(
-            "",
-            format!(
-                "expected a mapping with fields {}, found {}",
-                TOP_FIELDS.join(", "),
-                describe(root)
+        diags.push(
+            Pos::of(root).diag(
+                "",
+                format!("expected a mapping with fields {}, found {}", TOP_FIELDS.join(", "), describe(root)),
             ),
-        ));
+        );
         return None;
     };
     let before = diags.len();
@@ -707,10 +597,7 @@ pub(crate) fn decode(
     let mut seen_sites = false;
     for (key, value) in map.iter() {
         let Some(name) = scalar_text(key, src) else {
-            diags.push(Pos::of(key).diag(
-                "",
-                format!("expected a field name, found {}", describe(key)),
-            ));
+            diags.push(Pos::of(key).diag("", format!("expected a field name, found {}", describe(key))));
             continue;
         };
         match name.as_ref() {
@@ -734,13 +621,10 @@ pub(crate) fn decode(
             "endpoint_groups" => {
                 endpoint_groups = read_list(value, "endpoint_groups", src, diags);
             }
-            other => diags.push(Pos::of(key).diag(
-                other,
-                format!(
-                    "unknown field `{other}`; expected one of: {}",
-                    TOP_FIELDS.join(", ")
-                ),
-            )),
+            other => diags.push(
+                Pos::of(key)
+                    .diag(other, format!("unknown field `{other}`; expected one of: {}", TOP_FIELDS.join(", "))),
+            ),
         }
     }
     for (seen, field) in [(seen_province, "province"), (seen_sites, "sites")] {
@@ -751,15 +635,7 @@ pub(crate) fn decode(
     if diags.len() > before {
         return None;
     }
-    Some(Inventory {
-        province: province?,
-        sites: sites?,
-        hosts,
-        systems,
-        workloads,
-        video_endpoints,
-        endpoint_groups,
-    })
+    Some(Inventory { province: province?, sites: sites?, hosts, systems, workloads, video_endpoints, endpoint_groups })
 }
 
 /// Reads a list entry by entry; a broken entry is reported and left out.
@@ -773,9 +649,7 @@ fn read_list<T: for<'de> Deserialize<'de>>(
         YamlData::Sequence(items) => items,
         YamlData::Value(Scalar::Null) => return Vec::new(),
         _ => {
-            diags.push(
-                Pos::of(node).diag(path, format!("expected a list, found {}", describe(node))),
-            );
+            diags.push(Pos::of(node).diag(path, format!("expected a list, found {}", describe(node))));
             return Vec::new();
         }
     };

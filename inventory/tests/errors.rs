@@ -6,11 +6,11 @@ use inventory::{Diagnostic, InventoryError, parse_str};
 
 /// A valid inventory the rows below break in one place each (lines 1–18).
 const BASE: &[&str] = &[
-    "province: Cà Mau", // 1
-    "sites:",           // 2
-    "  - { name: dc, platform: { kind: vsphere, name: vcenter-dc }, storage_tb: 135 }", // 3
+    "province: Cà Mau",                                                                     // 1
+    "sites:",                                                                               // 2
+    "  - { name: dc, platform: { kind: vsphere, name: vcenter-dc }, storage_tb: 135 }",     // 3
     "  - { name: dr, platform: { kind: openstack, name: openstack-dr }, storage_tb: 117 }", // 4
-    "hosts:",           // 5
+    "hosts:",                                                                               // 5
     "  - { name: dc-esxi-01, site: dc, role: hypervisor, agent: proxy, cpus: 64, memory_gb: 768, address: 192.0.2.11 }", // 6
     "systems:",                                                 // 7
     "  - name: dvc-portal",                                     // 8
@@ -507,28 +507,14 @@ fn each_mistake_is_refused_where_it_is() {
     let mut failures = Vec::new();
     for case in cases() {
         let (shown, err) = first_problem(&case.yaml);
-        let InventoryError::Invalid {
-            origin,
-            line,
-            column,
-            path,
-            message,
-            ..
-        } = &err
-        else {
+        let InventoryError::Invalid { origin, line, column, path, message, .. } = &err else {
             failures.push(format!("{}: not Invalid: {err:?}", case.name));
             continue;
         };
         let at = format!("{line}:{column}");
-        if origin != "t.yaml"
-            || at != case.at
-            || path != case.path
-            || !message.contains(case.message)
-        {
-            failures.push(format!(
-                "{}:\n   want {} {} …{}…\n    got {shown}",
-                case.name, case.at, case.path, case.message
-            ));
+        if origin != "t.yaml" || at != case.at || path != case.path || !message.contains(case.message) {
+            failures
+                .push(format!("{}:\n   want {} {} …{}…\n    got {shown}", case.name, case.at, case.path, case.message));
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
@@ -549,10 +535,7 @@ fn display_is_file_line_column_path_message() {
          (Decree 85/2016/NĐ-CP), got 6"
     );
     let (shown, _) = first_problem(&base_with(12, "    framework: x\n    level: 4"));
-    assert_eq!(
-        shown,
-        "t.yaml:13:5: invalid YAML: duplicated key in mapping"
-    );
+    assert_eq!(shown, "t.yaml:13:5: invalid YAML: duplicated key in mapping");
 }
 
 #[test]
@@ -564,10 +547,7 @@ fn several_broken_entries_are_reported_in_one_pass() {
     let (shown, err) = first_problem(&yaml);
     assert!(shown.ends_with("(and 1 more problem)"), "{shown}");
     let all = err.diagnostics();
-    let at: Vec<(usize, usize, &str)> = all
-        .iter()
-        .map(|d: &Diagnostic| (d.line, d.column, d.path.as_str()))
-        .collect();
+    let at: Vec<(usize, usize, &str)> = all.iter().map(|d: &Diagnostic| (d.line, d.column, d.path.as_str())).collect();
     assert_eq!(at, [(6, 64, "hosts[0].cpus"), (7, 51, "hosts[1].agent")]);
 }
 
@@ -623,16 +603,8 @@ fn an_alias_bomb_is_refused_without_crashing() {
     // trees recursively, which needs the parser's own large stack.
     let mut text = String::new();
     for k in 0..40 {
-        let inner = if k == 0 {
-            "x".to_owned()
-        } else {
-            format!("*a{}", k - 1)
-        };
-        text.push_str(&format!(
-            "k{k}: &a{k} {}{inner}{}\n",
-            "[".repeat(250),
-            "]".repeat(250)
-        ));
+        let inner = if k == 0 { "x".to_owned() } else { format!("*a{}", k - 1) };
+        text.push_str(&format!("k{k}: &a{k} {}{inner}{}\n", "[".repeat(250), "]".repeat(250)));
     }
     let (shown, _) = first_problem(&text);
     assert!(shown.contains("alias expansion exceeded"), "{shown}");

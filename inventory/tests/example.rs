@@ -23,10 +23,7 @@ fn example_yields_the_21_machines_that_run_or_need_an_agent() {
     let machines = inv.machines();
     assert_eq!(machines.len(), 21);
     let count = |site: &str, kind: MachineKind, agent: AgentMode| {
-        machines
-            .iter()
-            .filter(|m| m.site == site && m.kind == kind && m.agent == agent)
-            .count()
+        machines.iter().filter(|m| m.site == site && m.kind == kind && m.agent == agent).count()
     };
     assert_eq!(count("dc", MachineKind::Hypervisor, AgentMode::Proxy), 9);
     assert_eq!(count("dr", MachineKind::Hypervisor, AgentMode::Native), 6);
@@ -45,10 +42,7 @@ fn example_yields_the_21_machines_that_run_or_need_an_agent() {
     assert_eq!(esxi.memory_bytes, 768 << 30);
     assert_eq!(esxi.disk_bytes, None);
     assert_eq!(esxi.os, Some("VMware ESXi 7.0"));
-    let vm = machines
-        .iter()
-        .find(|m| m.name == "dvc-portal-app-01")
-        .expect("the portal VM");
+    let vm = machines.iter().find(|m| m.name == "dvc-portal-app-01").expect("the portal VM");
     assert_eq!(vm.system, Some("dvc-portal"));
     assert_eq!(vm.disk_bytes, Some(300 << 30));
     assert_eq!(MachineKind::Vm.as_str(), "vm");
@@ -71,17 +65,7 @@ fn example_has_the_seed_figures() {
     assert_eq!(inv.video_endpoints.len(), 11);
     assert_eq!(inv.endpoint_computers(), 2_753);
     let names: Vec<&str> = inv.systems.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "qlvbdh",
-            "dvc-portal",
-            "email",
-            "web-portal",
-            "cong-bao",
-            "cbccvc"
-        ]
-    );
+    assert_eq!(names, ["qlvbdh", "dvc-portal", "email", "web-portal", "cong-bao", "cbccvc"]);
     for s in &inv.systems {
         assert_eq!(s.framework, "vn-nd85-tcvn11930");
         assert!((1..=5).contains(&s.level.get()), "{}", s.name);
@@ -124,10 +108,7 @@ fn example_parses_the_same_from_a_string() {
 fn a_missing_file_is_an_io_error_naming_it() {
     let err = inventory::load_file(Path::new("/nonexistent/inventory.yaml")).expect_err("missing");
     assert!(matches!(err, inventory::InventoryError::Io { .. }));
-    assert_eq!(
-        err.to_string(),
-        "cannot read inventory file /nonexistent/inventory.yaml"
-    );
+    assert_eq!(err.to_string(), "cannot read inventory file /nonexistent/inventory.yaml");
     assert!(std::error::Error::source(&err).is_some());
 }
 
@@ -138,8 +119,5 @@ fn a_file_that_is_not_utf8_is_refused_at_the_bad_byte() {
     std::fs::write(&path, b"province: C\xe0 Mau\nsites: []\n").expect("write");
     let err = inventory::load_file(&path).expect_err("not utf-8");
     let shown = err.to_string();
-    assert!(
-        shown.ends_with("bad.yaml:1:12: the file is not valid UTF-8"),
-        "{shown}"
-    );
+    assert!(shown.ends_with("bad.yaml:1:12: the file is not valid UTF-8"), "{shown}");
 }

@@ -14,17 +14,8 @@ fn check_total(text: &str) -> Result<(), TestCaseError> {
             // Whatever was accepted is usable.
             let _ = inv.machines();
         }
-        Err(InventoryError::Invalid {
-            line,
-            column,
-            message,
-            ..
-        }) => {
-            prop_assert!(
-                !message.starts_with("internal error"),
-                "the parser panicked: {}",
-                message
-            );
+        Err(InventoryError::Invalid { line, column, message, .. }) => {
+            prop_assert!(!message.starts_with("internal error"), "the parser panicked: {}", message);
             let lines = text.split(['\n', '\r']).count().max(1);
             prop_assert!(line >= 1 && line <= lines + 1, "line {} of {}", line, lines);
             prop_assert!(column >= 1, "column {}", column);
@@ -56,8 +47,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (
             0..n,
             prop::sample::select(vec![
-                ":", "- ", "{", "}", "[", "]", "\"", "'", "#", "&a ", "*a", "!t ", "\n", "\t",
-                "  ", "---\n", "? ", "|\n", ">\n", "~", "6", "-1", "1e9", "\u{feff}", "\r",
+                ":", "- ", "{", "}", "[", "]", "\"", "'", "#", "&a ", "*a", "!t ", "\n", "\t", "  ", "---\n", "? ",
+                "|\n", ">\n", "~", "6", "-1", "1e9", "\u{feff}", "\r",
             ])
         )
             .prop_map(|(at, text)| Mutation::Insert { at, text }),
@@ -68,10 +59,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 fn apply(text: &str, m: &Mutation) -> String {
     let mut lines: Vec<&str> = text.lines().collect();
     let last = lines.len().saturating_sub(1);
-    let line_edit = matches!(
-        m,
-        Mutation::DeleteLine(_) | Mutation::DuplicateLine(_) | Mutation::SwapLines(..)
-    );
+    let line_edit = matches!(m, Mutation::DeleteLine(_) | Mutation::DuplicateLine(_) | Mutation::SwapLines(..));
     if line_edit && lines.is_empty() {
         return text.to_owned();
     }
@@ -111,10 +99,7 @@ fn apply(text: &str, m: &Mutation) -> String {
 
 /// 512 cases by default; `PROPTEST_CASES=100000` for a longer hunt.
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
 }
 
 proptest! {

@@ -10,6 +10,7 @@
 
 /// `mangrove.agent.v1`: enrollment, the agent stream, certificate renewal.
 pub mod agent {
+    #[allow(clippy::all, clippy::pedantic)] // generated code
     pub mod v1 {
         tonic::include_proto!("mangrove.agent.v1");
     }

@@ -44,9 +44,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 /// Certificates from PEM text.
 pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = rustls_pemfile::certs(&mut pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(TlsError::Pem)?;
+    let certs = rustls_pemfile::certs(&mut pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(TlsError::Pem)?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate);
     }
@@ -55,9 +53,7 @@ pub fn certs_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, TlsErro
 
 /// The first private key in PEM text.
 pub fn key_from_pem(pem: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
-    rustls_pemfile::private_key(&mut pem.as_bytes())
-        .map_err(TlsError::Pem)?
-        .ok_or(TlsError::NoKey)
+    rustls_pemfile::private_key(&mut pem.as_bytes()).map_err(TlsError::Pem)?.ok_or(TlsError::NoKey)
 }
 
 fn roots(ca: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
@@ -75,8 +71,7 @@ pub fn mtls_server_config(
     key: PrivateKeyDer<'static>,
     client_ca: &[CertificateDer<'static>],
 ) -> Result<ServerConfig, TlsError> {
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider()).build()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots(client_ca)?, provider()).build()?;
     let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -125,10 +120,8 @@ pub fn client_config(ca: &[CertificateDer<'static>], alpn: &[&[u8]]) -> Result<C
 
 /// Client side of enrollment: trusts the CA whose fingerprint the bootstrap token carries.
 pub fn pinned_client_config(ca_fingerprint: &str) -> Result<ClientConfig, TlsError> {
-    let verifier = Arc::new(PinnedCaVerifier {
-        fingerprint: ca_fingerprint.to_ascii_lowercase(),
-        provider: provider(),
-    });
+    let verifier =
+        Arc::new(PinnedCaVerifier { fingerprint: ca_fingerprint.to_ascii_lowercase(), provider: provider() });
     let mut cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -156,14 +149,9 @@ impl ServerCertVerifier for PinnedCaVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates
-            .iter()
-            .find(|c| fingerprint(c) == self.fingerprint)
-            .ok_or_else(|| {
-                rustls::Error::General(
-                    "the controller's CA does not match the fingerprint in the token".into(),
-                )
-            })?;
+        let ca = intermediates.iter().find(|c| fingerprint(c) == self.fingerprint).ok_or_else(|| {
+            rustls::Error::General("the controller's CA does not match the fingerprint in the token".into())
+        })?;
         let mut store = RootCertStore::empty();
         store.add(ca.clone().into_owned())?;
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), self.provider.clone())
@@ -179,9 +167,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
         // Only TLS 1.3 is ever negotiated (see the configs above).
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
     }
 
     fn verify_tls13_signature(
@@ -190,12 +176,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

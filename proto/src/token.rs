@@ -20,7 +20,9 @@ pub struct TokenParts<'a> {
 /// Why a token's text could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenFormatError {
-    #[error("unknown token: not a Mangrove token (expected {BOOTSTRAP_PREFIX}.<id>.<secret>.<ca-sha256> or {USER_PREFIX}.<id>.<secret>)")]
+    #[error(
+        "unknown token: not a Mangrove token (expected {BOOTSTRAP_PREFIX}.<id>.<secret>.<ca-sha256> or {USER_PREFIX}.<id>.<secret>)"
+    )]
     Malformed,
 }
 

@@ -96,12 +96,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("marker");
         // `sh -c CMD NAME` keeps NAME (a path in the dir) in its argv.
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("sleep 30")
-            .arg(&marker)
-            .spawn()
-            .expect("spawn sh");
+        let mut child =
+            std::process::Command::new("sh").arg("-c").arg("sleep 30").arg(&marker).spawn().expect("spawn sh");
         let found = under(dir.path());
         assert!(found.iter().any(|(p, _)| *p == child.id()), "{found:?}");
         assert_eq!(stop_all(dir.path(), Duration::from_secs(5)), 1);

@@ -95,8 +95,16 @@ pub struct Enrollment {
 /// How a stored report changes the host's observed state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReportEffect {
-    Heartbeat { problems: Vec<String>, backlog: i64, dropped: i64, compacted: i64 },
-    Facts { json: serde_json::Value, agent_version: String },
+    Heartbeat {
+        problems: Vec<String>,
+        backlog: i64,
+        dropped: i64,
+        compacted: i64,
+    },
+    Facts {
+        json: serde_json::Value,
+        agent_version: String,
+    },
     TaskResult(TaskOutcome),
     /// Events and compacted placeholders: stored, no other effect.
     None,

@@ -27,8 +27,7 @@ const TASK_COLUMNS: &str = "id, host, kind, args, created_by, created_at, deadli
 
 fn json_col(row: &SqliteRow, column: &'static str) -> Result<Option<serde_json::Value>, StoreError> {
     let text: Option<String> = row.try_get(column)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|source| StoreError::Corrupt { column, source }))
-        .transpose()
+    text.map(|t| serde_json::from_str(&t).map_err(|source| StoreError::Corrupt { column, source })).transpose()
 }
 
 fn host_from_row(row: &SqliteRow) -> Result<HostRecord, StoreError> {
@@ -198,10 +197,8 @@ impl Store for SqliteStore {
 
     async fn ensure_user(&self, name: &str, role: &str, now: i64) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let existing: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT role FROM users WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?;
         match existing {
             Some(r) if r == role => {}
             Some(r) => {

@@ -1,0 +1,286 @@
+//! Harness for the end-to-end tests: the built `mangrove` and `mangrove-agent` binaries, a
+//! testbed in a temp dir, the CLI driven with `--json`, processes found by their arguments.
+#![allow(dead_code)] // each test file uses part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A small inventory: one machine of each kind, at both sites.
+pub const SMALL_INVENTORY: &str = r#"
+province: Test
+sites:
+  - { name: dc, platform: { kind: vsphere, name: vc }, storage_tb: 10 }
+  - { name: dr, platform: { kind: openstack, name: os }, storage_tb: 10 }
+hosts:
+  - { name: dc-esxi-01, site: dc, role: hypervisor, agent: proxy, cpus: 8, memory_gb: 64 }
+  - { name: dr-compute-01, site: dr, role: hypervisor, agent: native, cpus: 8, memory_gb: 64 }
+systems:
+  - name: web
+    title_vi: Cổng
+    owner: Sở TTTT
+    level: 2
+    framework: vn-nd85-tcvn11930
+    priority: 2
+    rpo: 4h
+    rto: 8h
+workloads:
+  - { name: web-app-01, system: web, site: dc, agent: native, vcpus: 2, memory_gb: 4, disk_gb: 40 }
+"#;
+
+/// A built binary of the workspace. The tests need both binaries built first (the README's
+/// test command builds them); a missing one fails the test loudly.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is not built: run `cargo build --workspace --bins` before the tests", p.display());
+    p
+}
+
+pub struct Testbed {
+    pub dir: tempfile::TempDir,
+    pub api: String,
+    pub agents: String,
+    pub enroll: String,
+    pub token: String,
+    pub up_output: String,
+    /// Processes a test started again by hand; reaped when the testbed is dropped.
+    relaunched: std::cell::RefCell<Vec<std::process::Child>>,
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("run command")
+}
+
+impl Testbed {
+    /// `mangrove testbed up --detach` in a fresh temp dir, with `inventory` (YAML text) or the
+    /// built-in Cà Mau inventory.
+    pub fn up(inventory: Option<&str>) -> Testbed {
+        let dir = tempfile::Builder::new().prefix("mangrove-e2e-").tempdir().expect("tempdir");
+        let mut cmd = Command::new(bin("mangrove"));
+        cmd.args(["testbed", "up", "--detach", "--dir"]).arg(dir.path());
+        if let Some(text) = inventory {
+            let inv = dir.path().join("test-inventory.yaml");
+            std::fs::write(&inv, text).expect("write inventory");
+            cmd.arg("--inventory").arg(&inv);
+        }
+        // Keep the user's own CLI config out of it.
+        cmd.env("MANGROVE_CONFIG", dir.path().join("user-cli.toml"));
+        let out = run(&mut cmd);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let mut tb = Testbed {
+            dir,
+            api: String::new(),
+            agents: String::new(),
+            enroll: String::new(),
+            token: String::new(),
+            up_output: text.clone(),
+            relaunched: std::cell::RefCell::new(Vec::new()),
+        };
+        assert!(out.status.success(), "testbed up failed:\n{text}\n{err}");
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once(": ") {
+                match k {
+                    "api" => tb.api = v.trim().into(),
+                    "agents" => tb.agents = v.trim().into(),
+                    "enroll" => tb.enroll = v.trim().into(),
+                    "token" => tb.token = v.trim().into(),
+                    _ => {}
+                }
+            }
+        }
+        assert!(text.lines().any(|l| l.starts_with("testbed ready: ")), "{text}");
+        tb
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.path().join("ca.pem")
+    }
+
+    /// `mangrove ARGS` as the admin (or `token`).
+    pub fn mg_as(&self, token: &str, args: &[&str]) -> Output {
+        run(Command::new(bin("mangrove"))
+            .args(args)
+            .env("MANGROVE_CONTROLLER", &self.api)
+            .env("MANGROVE_TOKEN", token)
+            .env("MANGROVE_CA", self.ca())
+            .env("MANGROVE_CONFIG", self.path().join("user-cli.toml")))
+    }
+
+    pub fn mg(&self, args: &[&str]) -> Output {
+        self.mg_as(&self.token, args)
+    }
+
+    /// `mangrove ARGS --json`, which must succeed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        // Before the arguments: after `--` it would belong to the task's command.
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.mg(&a);
+        assert!(out.status.success(), "mangrove {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON output")
+    }
+
+    pub fn hosts(&self) -> Vec<Value> {
+        self.json(&["hosts", "list"]).as_array().cloned().unwrap_or_default()
+    }
+
+    pub fn show(&self, name: &str) -> Value {
+        self.json(&["hosts", "show", name])
+    }
+
+    /// Polls `hosts list` until `pred` holds; returns the last list, or None on timeout.
+    pub fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            let out = self.mg(&["hosts", "list", "--json"]);
+            if out.status.success()
+                && let Ok(Value::Array(hs)) = serde_json::from_slice::<Value>(&out.stdout)
+                && pred(&hs)
+            {
+                return Some(hs);
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        None
+    }
+
+    pub fn all_connected(hs: &[Value]) -> bool {
+        !hs.is_empty() && hs.iter().all(|h| h["state"] == "connected")
+    }
+
+    /// (pid, argv) of the agent processes of this testbed.
+    pub fn agents(&self) -> Vec<(u32, Vec<String>)> {
+        testbed::procs::under(self.path())
+            .into_iter()
+            .filter(|(_, a)| a.first().is_some_and(|p| p.ends_with("mangrove-agent")) && a.iter().any(|x| x == "run"))
+            .collect()
+    }
+
+    pub fn controller(&self) -> Option<(u32, Vec<String>)> {
+        testbed::procs::under(self.path())
+            .into_iter()
+            .find(|(_, a)| a.first().is_some_and(|p| p.ends_with("mangrove")) && a.iter().any(|x| x == "controller"))
+    }
+
+    pub fn agent_of(&self, host: &str) -> (u32, Vec<String>) {
+        let dir = self.path().join("agents").join(host).display().to_string();
+        self.agents().into_iter().find(|(_, a)| a.contains(&dir)).expect("agent process of host")
+    }
+
+    /// Starts `argv` again, detached, logging into the testbed's logs.
+    pub fn relaunch(&self, argv: &[String], log: &str) {
+        let log = std::fs::File::create(self.path().join("logs").join(log)).expect("log");
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("relaunch");
+        self.relaunched.borrow_mut().push(child);
+    }
+
+    /// Every host's `reports_stored` equals its `last_seq`: no report missing on the
+    /// controller.
+    pub fn gaps(&self) -> Vec<String> {
+        self.hosts()
+            .iter()
+            .filter_map(|h| {
+                let name = h["name"].as_str()?;
+                let a = self.show(name)["agent"].clone();
+                (a["reports_stored"] != a["last_seq"]).then(|| format!("{name}: {a}"))
+            })
+            .collect()
+    }
+
+    /// An HTTP client for the testbed's API that trusts its CA.
+    pub fn http(&self) -> ureq::Agent {
+        let pem = std::fs::read(self.ca()).expect("ca.pem");
+        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+            .filter_map(|i| match i {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                _ => None,
+            })
+            .collect();
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
+            .build();
+        ureq::Agent::config_builder()
+            .tls_config(tls)
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent()
+    }
+
+    /// GET an API path with `token`; must answer 200 with JSON.
+    pub fn api_get(&self, path: &str, token: &str) -> Value {
+        let mut r = self
+            .http()
+            .get(format!("{}{path}", self.api))
+            .header("Authorization", &format!("Bearer {token}"))
+            .call()
+            .expect("API reachable");
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.body_mut().read_json().expect("JSON")
+    }
+
+    /// The token of a testbed user from users.txt.
+    pub fn user_token(&self, name: &str) -> String {
+        let users = std::fs::read_to_string(self.path().join("users.txt")).expect("users.txt");
+        users
+            .lines()
+            .find_map(|l| {
+                let mut p = l.split(' ');
+                (p.next() == Some(name)).then(|| p.nth(1).map(str::to_string)).flatten()
+            })
+            .expect("user in users.txt")
+    }
+
+    pub fn agent_status(&self, host: &str) -> Value {
+        let out = run(Command::new(bin("mangrove-agent"))
+            .args(["status", "--json", "--state-dir"])
+            .arg(self.path().join("agents").join(host)));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        let _ = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(self.dir.path()));
+        testbed::procs::stop_all(self.dir.path(), Duration::from_secs(5));
+        for mut c in self.relaunched.borrow_mut().drain(..) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).expect("signal");
+}
+
+pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        match stat {
+            Err(_) => return true,
+            Ok(s) if s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')) => return true,
+            _ => {}
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
