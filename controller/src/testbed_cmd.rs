@@ -124,20 +124,15 @@ pub fn up(opts: UpOptions) -> Result<()> {
     for m in &machines {
         layout.write_agent_config(m)?;
         let state = layout.agent_dir(m.name);
-        if state.join("agent.crt").exists() {
+        if state.join("agent.pem").exists() {
             continue; // enrolled on an earlier `up`
         }
         let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
+        // The token goes in the environment, not in the argument list other users can read.
         let child = Command::new(&agent_bin)
-            .args([
-                "enroll",
-                "--controller",
-                &layout.enroll_addr().to_string(),
-                "--token",
-                &token_of(&v)?,
-                "--state-dir",
-            ])
+            .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--state-dir"])
             .arg(&state)
+            .env("MANGROVE_AGENT_TOKEN", token_of(&v)?)
             .stdin(std::process::Stdio::null())
             .output_async()?;
         enrolling.push((m.name.to_string(), child));
