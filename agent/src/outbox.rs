@@ -24,7 +24,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -136,11 +135,7 @@ fn decode_entry(bytes: &[u8]) -> Option<Report> {
 
 /// Writes `contents` to `path` atomically: temp file, fsync, rename.
 fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), OutboxError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(contents).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    crate::state::write_file_atomic(path, contents, 0o600).map_err(io(path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), OutboxError> {

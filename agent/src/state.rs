@@ -34,20 +34,19 @@ pub struct StateDir {
     pub dir: PathBuf,
 }
 
-/// Writes a file atomically (temp file, fsync, rename) with `mode`.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+/// Writes a file atomically (temp file, fsync, rename) with `mode`: a crash leaves the old
+/// file or the new one, never half of either. The one way the agent replaces a file.
+pub fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.write_all(contents).with_context(|| format!("cannot write {}", tmp.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot rename {} into place", path.display()))?;
-    Ok(())
+    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)
+}
+
+/// [`write_file_atomic`] with the path in the error.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_file_atomic(path, contents, mode).with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl StateDir {

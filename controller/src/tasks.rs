@@ -66,25 +66,7 @@ pub async fn create_command(app: &App, by: &Principal, req: CommandRequest) -> R
     let now = now_ms();
     let id = req.id.clone().unwrap_or_else(|| format!("t-{}", hex::encode(rand::random::<[u8; 8]>())));
     let window = i64::try_from((timeout + DELIVERY_WINDOW).as_millis()).unwrap_or(i64::MAX);
-    let task = TaskRecord {
-        id: id.clone(),
-        host: req.host.clone(),
-        kind: "command".into(),
-        args,
-        created_by: by.user.clone(),
-        created_at: now,
-        deadline: now.saturating_add(window),
-        state: "pending".into(),
-        delivered_at: None,
-        started_at: None,
-        finished_at: None,
-        exit_code: None,
-        stdout: vec![],
-        stderr: vec![],
-        stdout_truncated: false,
-        stderr_truncated: false,
-        error: None,
-    };
+    let task = TaskRecord::pending(&id, &req.host, "command", args, &by.user, now, now.saturating_add(window));
     app.store.insert_task(&task).await?;
     app.metrics.tasks_created.inc();
     app.audit(

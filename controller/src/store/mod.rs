@@ -158,6 +158,39 @@ pub struct TaskRecord {
     pub error: Option<String>,
 }
 
+impl TaskRecord {
+    /// A task just created, not yet delivered.
+    pub fn pending(
+        id: &str,
+        host: &str,
+        kind: &str,
+        args: serde_json::Value,
+        created_by: &str,
+        created_at: i64,
+        deadline: i64,
+    ) -> TaskRecord {
+        TaskRecord {
+            id: id.to_string(),
+            host: host.to_string(),
+            kind: kind.to_string(),
+            args,
+            created_by: created_by.to_string(),
+            created_at,
+            deadline,
+            state: "pending".into(),
+            delivered_at: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            stdout: vec![],
+            stderr: vec![],
+            stdout_truncated: false,
+            stderr_truncated: false,
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub id: i64,

@@ -525,25 +525,7 @@ mod tests {
         ])
         .await
         .expect("seed");
-        let task = TaskRecord {
-            id: "task-1".into(),
-            host: "a".into(),
-            kind: "command".into(),
-            args: serde_json::json!({}),
-            created_by: "op".into(),
-            created_at: 1,
-            deadline: 100,
-            state: "pending".into(),
-            delivered_at: None,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            stdout: vec![],
-            stderr: vec![],
-            stdout_truncated: false,
-            stderr_truncated: false,
-            error: None,
-        };
+        let task = TaskRecord::pending("task-1", "a", "command", serde_json::json!({}), "op", 1, 100);
         s.insert_task(&task).await.expect("task");
         let outcome = TaskOutcome {
             task_id: "task-1".into(),
