@@ -60,7 +60,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
+        // One line, whatever a cause's message holds (TOML errors carry a snippet).
         let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
         eprintln!("mangrove-agent: {msg}");
         std::process::exit(1);
     }
@@ -102,7 +104,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Status { state_dir, json } => {
             let st = state::StateDir::new(&state_dir);
-            let host = st.enrollment().map(|e| e.host).ok();
+            let host = Some(st.enrollment()?.host);
             let (meta, len) = outbox::read_status(&st.outbox())?;
             let v = serde_json::json!({
                 "host": host,

@@ -57,8 +57,8 @@ impl Shared {
 }
 
 pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken) -> Result<()> {
-    let _lock = state.lock()?;
     let enrollment = state.enrollment()?;
+    let _lock = state.lock()?;
     let outbox = Outbox::open(&state.outbox(), cfg.outbox).context("outbox")?;
     let outbox = Arc::new(Mutex::new(outbox));
     let appended = Arc::new(Notify::new());

@@ -243,7 +243,7 @@ pub fn urlencode(s: &str) -> String {
 }
 
 pub fn inventory_check(path: &std::path::Path, json_out: bool) -> Result<()> {
-    let inv = inventory::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let inv = inventory::load_file(path)?;
     let machines = inv.machines();
     let with_agent = machines.iter().filter(|m| m.agent != inventory::AgentMode::None).count();
     let v = json!({

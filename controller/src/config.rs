@@ -188,7 +188,8 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: toml_message(text, &e) })
     }
 
     /// `MANGROVE_DATA_DIR`, `MANGROVE_INVENTORY`, `MANGROVE_LISTEN_API`,
@@ -252,6 +253,20 @@ impl Config {
     }
 }
 
+/// A TOML error on one line: `line:column: message`.
+pub fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{line}:{column}: {message}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,7 +283,8 @@ mod tests {
     #[test]
     fn refuses_unknown_keys_bad_durations_and_remote_plain_http() {
         for (text, want) in [
-            ("bogus = 1", "unknown field"),
+            ("bogus = 1", "1:1: unknown field `bogus`"),
+            ("data_dir = \"x\"\n[listen]\napi = 5", "3:7: invalid type"),
             ("[liveness]\ndown_after = \"soon\"", "invalid duration"),
             ("[liveness]\ndown_after = \"0s\"", "longer than zero"),
         ] {

@@ -61,7 +61,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let db = cfg.data_dir.join("mangrove.db");
     let store = SqliteStore::open(&db).await.with_context(|| format!("store {}", db.display()))?;
     if let Some(path) = &cfg.inventory {
-        let inv = inventory::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let inv = inventory::load_file(path)?;
         let seeds: Vec<HostSeed> = inv
             .machines()
             .iter()

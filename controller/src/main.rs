@@ -172,7 +172,8 @@ fn main() {
 
 /// One line: the error and its causes.
 fn chain(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    let msg = e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ");
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn run(cli: Cli) -> Result<()> {
