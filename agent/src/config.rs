@@ -10,6 +10,10 @@ use serde::Deserialize;
 use crate::facts::FactSource;
 use crate::outbox::Limits;
 
+/// Largest `task_output_cap`: stdout and stderr together stay well under the protocol's
+/// message limit.
+pub const MAX_TASK_OUTPUT: usize = proto::MAX_MESSAGE_BYTES / 4;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
@@ -54,7 +58,13 @@ impl AgentConfig {
             None => return Ok(AgentConfig::default()),
         };
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{}", path.display()))
+        let cfg: AgentConfig = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        // A task result must fit in one protocol message with room to spare, or it would block
+        // the outbox behind it forever.
+        if cfg.task_output_cap > MAX_TASK_OUTPUT {
+            anyhow::bail!("{}: task_output_cap may be at most {MAX_TASK_OUTPUT} bytes", path.display());
+        }
+        Ok(cfg)
     }
 }
 

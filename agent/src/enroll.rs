@@ -59,5 +59,11 @@ pub async fn enroll(controller: &str, token: &str, state: &StateDir) -> Result<E
             .unwrap_or(0),
     };
     state.write_enrollment(&e)?;
+    // A host enrolled before (a reinstalled machine): number reports after what the
+    // controller already holds, so new ones are not taken for replays.
+    if resp.last_seq_stored > 0 {
+        let mut ob = crate::outbox::Outbox::open(&state.outbox(), crate::outbox::Limits::default())?;
+        ob.rebase(resp.last_seq_stored)?;
+    }
     Ok(e)
 }

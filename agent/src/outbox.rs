@@ -288,11 +288,13 @@ impl Outbox {
             return Ok(None);
         }
         write_atomic(&self.dir.join(entry_name(seq)), &data)?;
+        // The entry is on disk: from here it is pending whatever fails next, so a later
+        // acknowledgement can never skip over it.
         self.meta.last_seq_assigned = seq;
-        self.write_meta()?;
-        sync_dir(&self.dir)?;
         self.entries.insert(seq, Entry { kind, bytes: extra });
         self.bytes += extra;
+        self.write_meta()?;
+        sync_dir(&self.dir)?;
         Ok(Some(seq))
     }
 

@@ -123,6 +123,15 @@ async fn session(
     tasks: &Arc<Tasks>,
     shutdown: &CancellationToken,
 ) -> Result<bool> {
+    if let Ok((_, not_after)) = state.cert_validity()
+        && not_after <= now_ms() / 1000
+    {
+        anyhow::bail!(
+            "this agent's certificate expired (the host was away longer than its lifetime); enroll again with a new token: \
+             mangrove-agent enroll --controller HOST:PORT --token TOKEN --state-dir {}",
+            state.dir.display()
+        );
+    }
     let tls = state.client_tls()?;
     let ch = crate::net::channel(&enrollment.agent_endpoint, tls).await?;
     let mut client = AgentClient::new(ch)
@@ -140,9 +149,9 @@ async fn session(
     })
     .await
     .context("session closed before Hello")?;
-    let mut inbound = client
-        .session(ReceiverStream::new(rx))
+    let mut inbound = tokio::time::timeout(HELLO_ACK_TIMEOUT, client.session(ReceiverStream::new(rx)))
         .await
+        .context("the controller did not open the session within 10 s")?
         .map_err(|s| anyhow::anyhow!("controller refused the session: {}", s.message()))?
         .into_inner();
     let first = tokio::time::timeout(HELLO_ACK_TIMEOUT, inbound.message())

@@ -37,11 +37,19 @@ pub struct StateDir {
 /// Writes a file atomically (temp file, fsync, rename) with `mode`: a crash leaves the old
 /// file or the new one, never half of either. The one way the agent replaces a file.
 pub fn write_file_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp`, not `with_extension`: `a.1` and `a.2` must not share a temp file.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
     f.write_all(contents)?;
     f.sync_all()?;
-    fs::rename(&tmp, path)
+    fs::rename(&tmp, path)?;
+    // The rename itself must survive a power cut too.
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => fs::File::open(dir)?.sync_all(),
+        _ => Ok(()),
+    }
 }
 
 /// [`write_file_atomic`] with the path in the error.

@@ -121,8 +121,11 @@ impl Tasks {
             }
             running.insert(id.clone());
         }
-        if task.deadline_unix_ms != 0 && task.deadline_unix_ms < now_ms() {
-            self.finish(result(&id, TaskStatus::Expired, "deadline passed before the agent could start it"));
+        // Started only if it can finish before its deadline: after it, the controller has
+        // already told the operator the task expired.
+        let timeout_ms = task.command.as_ref().map_or(0, |c| i64::from(c.timeout_ms));
+        if task.deadline_unix_ms != 0 && now_ms().saturating_add(timeout_ms) > task.deadline_unix_ms {
+            self.finish(result(&id, TaskStatus::Expired, "too late to run before its deadline; not started"));
             self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             return;
         }
@@ -204,6 +207,24 @@ mod tests {
         let r = results(&ob);
         assert_eq!(r.len(), 1, "{r:?}");
         assert_eq!(r[0].stdout, b"hi\n");
+    }
+
+    #[tokio::test]
+    async fn ids_that_differ_only_after_a_dot_keep_separate_journals() {
+        let (d, t, ob) = setup();
+        for id in ["deploy", "deploy.1", "deploy.2"] {
+            t.handle(echo(id));
+        }
+        for _ in 0..100 {
+            if results(&ob).len() == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(results(&ob).len(), 3);
+        for id in ["deploy", "deploy.1", "deploy.2"] {
+            assert_eq!(std::fs::read_to_string(d.path().join("tasks").join(id)).expect("journal"), "done");
+        }
     }
 
     #[tokio::test]

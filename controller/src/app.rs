@@ -257,7 +257,8 @@ impl App {
     /// `<data_dir>/admin.token` (mode 0600), the credential to create everyone else with.
     pub async fn bootstrap_admin(&self) -> Result<(), anyhow::Error> {
         let path = self.cfg.data_dir.join("admin.token");
-        if path.exists() {
+        // Only on first start: a deleted token file must not mint a new admin credential.
+        if path.exists() || self.store.user_count().await? > 0 {
             return Ok(());
         }
         let system = Principal { user: "controller".into(), role: Role::Admin };

@@ -95,6 +95,13 @@ impl EnrollService {
         if !valid_host_name(&host) {
             return Err(Status::invalid_argument(format!("invalid host name {host:?}")));
         }
+        // A token not bound to a host must not take over one that is enrolled and live.
+        if t.host.is_none() && app.store.has_live_cert(&host, now).await.map_err(internal)? {
+            return Err(Status::permission_denied(format!(
+                "host {host} is already enrolled; revoke it first (`mangrove agents revoke {host}`) or use a token \
+                 made for it (`mangrove token create --role agent --host {host}`)"
+            )));
+        }
         // Sign before spending the token: a bad CSR must not burn it.
         let issued = app
             .ca
@@ -112,6 +119,13 @@ impl EnrollService {
             })
             .await
             .map_err(internal)?;
+        let last_seq_stored = app
+            .store
+            .get_host(&host)
+            .await
+            .map_err(internal)?
+            .map(|h| u64::try_from(h.last_seq).unwrap_or(0))
+            .unwrap_or(0);
         let actor = t.user_name.clone().unwrap_or_else(|| "unknown".into());
         app.audit(
             &actor,
@@ -126,6 +140,7 @@ impl EnrollService {
             ca_pem: app.ca.cert_pem().to_string(),
             agent_endpoint: app.cfg.agent_endpoint(),
             not_after_unix: unix_secs(issued.not_after),
+            last_seq_stored,
         })
     }
 }
@@ -170,7 +185,7 @@ impl Agent for AgentService {
     type SessionStream = SessionStream;
 
     async fn session(&self, req: Request<Streaming<AgentMessage>>) -> Result<Response<SessionStream>, Status> {
-        let (host, _serial) = self.authorise(&req).await?;
+        let (host, serial) = self.authorise(&req).await?;
         let app = self.app.clone();
         let mut inbound = req.into_inner();
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.next()).await {
@@ -190,6 +205,14 @@ impl Agent for AgentService {
         let last_seq_stored = record.as_ref().map(|h| h.last_seq).unwrap_or(0);
         let (tx, rx) = mpsc::channel(256);
         let (id, cancel) = app.sessions.register(&host, tx.clone(), &app.shutdown);
+        // A revocation between `authorise` and `register` found no session to cut: look again
+        // now that this one is visible to `agents revoke`.
+        if app.store.get_cert(&serial).await.map_err(internal)?.is_none_or(|c| c.revoked_at.is_some()) {
+            app.sessions.unregister(&host, id);
+            return Err(Status::permission_denied(format!(
+                "the certificate of {host} was revoked; enroll again with a new token"
+            )));
+        }
         app.metrics.sessions.set(app.sessions.len() as i64);
         let now = now_ms();
         app.store.touch_host(&host, now).await.map_err(internal)?;
@@ -200,23 +223,32 @@ impl Agent for AgentService {
             last_seq_assigned = hello.last_seq_assigned,
             "agent connected"
         );
-        let _ = tx
-            .send(Ok(msg(controller_message::Msg::HelloAck(HelloAck {
-                last_seq_stored: u64::try_from(last_seq_stored).unwrap_or(0),
-                host: host.clone(),
-                heartbeat_interval_ms: millis(app.cfg.liveness.heartbeat_interval.0),
-                facts_interval_ms: millis(app.cfg.agents.facts_interval.0),
-            }))))
-            .await;
-        // Tasks that were waiting for this agent.
-        for t in app.store.open_tasks(&host, now).await.map_err(internal)? {
-            if let Some(m) = task_message(&t) {
-                if tx.send(Ok(m)).await.is_err() {
-                    break;
+        // The channel is new and empty, so the first message always fits.
+        let _ = tx.try_send(Ok(msg(controller_message::Msg::HelloAck(HelloAck {
+            last_seq_stored: u64::try_from(last_seq_stored).unwrap_or(0),
+            host: host.clone(),
+            heartbeat_interval_ms: millis(app.cfg.liveness.heartbeat_interval.0),
+            facts_interval_ms: millis(app.cfg.agents.facts_interval.0),
+        }))));
+        // Tasks that were waiting for this agent, sent once the stream is flowing (there may be
+        // more than the channel holds).
+        let (dapp, dtx, dhost, dcancel) = (app.clone(), tx.clone(), host.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let tasks = match dapp.store.open_tasks(&dhost, now).await {
+                Ok(t) => t,
+                Err(e) => return tracing::error!(host = dhost, error = %e, "cannot read open tasks"),
+            };
+            for t in tasks {
+                let Some(m) = task_message(&t) else { continue };
+                tokio::select! {
+                    _ = dcancel.cancelled() => return,
+                    sent = dtx.send(Ok(m)) => if sent.is_err() { return },
                 }
-                app.store.mark_task_delivered(&t.id, now_ms()).await.map_err(internal)?;
+                if let Err(e) = dapp.store.mark_task_delivered(&t.id, now_ms()).await {
+                    tracing::error!(task_id = t.id, error = %e, "cannot mark task delivered");
+                }
             }
-        }
+        });
         let reader_cancel = cancel.clone();
         let reader_host = host.clone();
         tokio::spawn(async move {
@@ -244,19 +276,17 @@ impl Agent for AgentService {
             .sign_agent(&r.csr_pem, &host, self.app.cfg.agents.cert_ttl.0)
             .map_err(|e| Status::invalid_argument(format!("certificate signing request refused: {e}")))?;
         let not_after = unix_secs(issued.not_after);
-        self.app
-            .store
-            .add_cert(
-                &CertRecord {
-                    serial: issued.serial.clone(),
-                    host: host.clone(),
-                    not_after: not_after * 1000,
-                    revoked_at: None,
-                },
-                now_ms(),
-            )
-            .await
-            .map_err(internal)?;
+        let cert = CertRecord {
+            serial: issued.serial.clone(),
+            host: host.clone(),
+            not_after: not_after * 1000,
+            revoked_at: None,
+        };
+        // Only while the certificate presented is still unrevoked, in one statement: a
+        // revocation racing this renewal must not leave the host a fresh certificate.
+        if !self.app.store.add_renewed_cert(&old_serial, &cert, now_ms()).await.map_err(internal)? {
+            return Err(Status::permission_denied(format!("the certificate of {host} was revoked; enroll again")));
+        }
         tracing::info!(host, old_serial, new_serial = issued.serial, "agent certificate renewed");
         Ok(Response::new(RenewResponse { certificate_pem: issued.pem, not_after_unix: not_after }))
     }

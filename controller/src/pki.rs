@@ -64,7 +64,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
 
 /// Writes a file that only its owner may read, atomically (temp file, fsync, rename).
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), PkiError> {
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp`, so files that differ only in extension never share a temp file.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f =
         fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
     f.write_all(contents).map_err(io(&tmp))?;

@@ -87,7 +87,10 @@ pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), TestbedE
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(io(parent))?;
     }
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp`, so files that differ only in extension never share a temp file.
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f =
         fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io(&tmp))?;
     f.write_all(contents.as_bytes()).map_err(io(&tmp))?;

@@ -42,6 +42,12 @@ fn tokens_are_single_use_expire_and_say_why_they_are_refused() {
     assert!(!again.status.success());
     assert!(stderr(&again).contains("already used"), "{}", stderr(&again));
 
+    // A token not bound to a host cannot take over one that is enrolled.
+    let other = tb.json(&["token", "create", "--role", "agent"]);
+    let grab = enroll(&tb, other["token"].as_str().expect("token"), &scratch.path().join("g"));
+    assert!(!grab.status.success());
+    assert!(stderr(&grab).contains("already enrolled"), "{}", stderr(&grab));
+
     let short = tb.json(&["token", "create", "--role", "agent", "--ttl", "1s"]);
     std::thread::sleep(Duration::from_millis(2500));
     let late = enroll(&tb, short["token"].as_str().expect("token"), &scratch.path().join("d"));
@@ -113,4 +119,27 @@ fn a_real_agent_reports_this_machines_facts_and_is_cut_off_when_revoked() {
     );
     let _ = agent.kill();
     let _ = agent.wait();
+
+    // Enrolled again from a fresh state dir with a token made for it: its reports follow on
+    // from what the controller holds, none mistaken for a replay.
+    let old_seq = tb.show(&host)["agent"]["last_seq"].as_i64().expect("last_seq");
+    let t = tb.json(&["token", "create", "--role", "agent", "--host", &host]);
+    let again = scratch.path().join("again");
+    let e = enroll(&tb, t["token"].as_str().expect("token"), &again);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let mut agent = Command::new(bin("mangrove-agent"))
+        .args(["run", "--state-dir"])
+        .arg(&again)
+        .stderr(std::fs::File::create(scratch.path().join("again.log")).expect("log"))
+        .spawn()
+        .expect("agent");
+    let back = tb
+        .wait(Duration::from_secs(30), |hs| hs.iter().any(|h| h["name"] == host.as_str() && h["state"] == "connected"));
+    std::thread::sleep(Duration::from_secs(2));
+    let a = tb.show(&host)["agent"].clone();
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(back.is_some(), "re-enrolled agent did not connect");
+    assert!(a["last_seq"].as_i64().expect("seq") > old_seq, "{a}");
+    assert_eq!(a["reports_stored"], a["last_seq"], "{a}");
 }

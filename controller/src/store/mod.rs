@@ -219,7 +219,12 @@ pub trait Store: Send + Sync + 'static {
     async fn ensure_user(&self, name: &str, role: &str, now: i64) -> Result<(), StoreError>;
 
     async fn record_enrollment(&self, e: &Enrollment) -> Result<(), StoreError>;
-    async fn add_cert(&self, cert: &CertRecord, issued_at: i64) -> Result<(), StoreError>;
+    /// Adds a renewed certificate, but only while `old_serial` (the one presented) is still
+    /// unrevoked; false otherwise. Atomic with respect to [`Store::revoke_host`].
+    async fn add_renewed_cert(&self, old_serial: &str, cert: &CertRecord, issued_at: i64) -> Result<bool, StoreError>;
+    /// Whether `host` holds a certificate that is neither revoked nor expired at `now`.
+    async fn has_live_cert(&self, host: &str, now: i64) -> Result<bool, StoreError>;
+    async fn user_count(&self) -> Result<i64, StoreError>;
     async fn get_cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError>;
     /// Revokes every certificate issued to `host`; returns how many were live.
     async fn revoke_host(&self, host: &str, now: i64) -> Result<u64, StoreError>;

@@ -242,15 +242,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn add_cert(&self, c: &CertRecord, issued_at: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO certs (serial, host, issued_at, not_after) VALUES (?, ?, ?, ?)")
-            .bind(&c.serial)
-            .bind(&c.host)
-            .bind(issued_at)
-            .bind(c.not_after)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    async fn add_renewed_cert(&self, old_serial: &str, c: &CertRecord, issued_at: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO certs (serial, host, issued_at, not_after)
+             SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM certs WHERE serial = ? AND host = ? AND revoked_at IS NULL)",
+        )
+        .bind(&c.serial)
+        .bind(&c.host)
+        .bind(issued_at)
+        .bind(c.not_after)
+        .bind(old_serial)
+        .bind(&c.host)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn has_live_cert(&self, host: &str, now: i64) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM certs WHERE host = ? AND revoked_at IS NULL AND not_after > ?")
+                .bind(host)
+                .bind(now)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
+    async fn user_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?)
     }
 
     async fn get_cert(&self, serial: &str) -> Result<Option<CertRecord>, StoreError> {
@@ -494,6 +513,21 @@ mod tests {
         }
         let h = s.get_host("h").await.expect("get").expect("host");
         assert_eq!((h.reports_stored, h.last_seq), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_renewal_racing_a_revocation_gets_no_certificate() {
+        let s = SqliteStore::in_memory().await.expect("store");
+        s.record_enrollment(&Enrollment { host: "h".into(), serial: "old".into(), issued_at: 0, not_after: 100 })
+            .await
+            .expect("enroll");
+        assert!(s.has_live_cert("h", 50).await.expect("live"));
+        assert!(!s.has_live_cert("h", 150).await.expect("expired"), "an expired certificate is not live");
+        let renewed = CertRecord { serial: "new".into(), host: "h".into(), not_after: 200, revoked_at: None };
+        s.revoke_host("h", 10).await.expect("revoke");
+        assert!(!s.add_renewed_cert("old", &renewed, 11).await.expect("renew"));
+        assert!(s.get_cert("new").await.expect("get").is_none());
+        assert!(!s.has_live_cert("h", 50).await.expect("live"));
     }
 
     #[tokio::test]
