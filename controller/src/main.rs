@@ -154,6 +154,18 @@ enum TestbedCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The container image the testbed's hosts run.
+    Image {
+        #[command(subcommand)]
+        cmd: ImageCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImageCmd {
+    /// Build the host image locally (debootstrap + docker import; cached, rebuilt when the
+    /// agent binary changes).
+    Build,
 }
 
 fn init_tracing() {
@@ -204,6 +216,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Testbed { cmd: TestbedCmd::Up { inventory, dir, detach } } => {
             let dir = dir.unwrap_or_else(controller::testbed_cmd::default_dir);
             controller::testbed_cmd::up(controller::testbed_cmd::UpOptions { dir, inventory, detach })
+        }
+        Command::Testbed { cmd: TestbedCmd::Image { cmd: ImageCmd::Build } } => {
+            controller::testbed_cmd::image_build(json)
         }
         Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
             controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))

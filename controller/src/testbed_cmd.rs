@@ -32,6 +32,46 @@ pub struct UpOptions {
     pub detach: bool,
 }
 
+/// Where the host image's build files are cached: `$XDG_CACHE_HOME/mangrove/image`
+/// (`~/.cache/mangrove/image`).
+pub fn image_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")).unwrap_or_else(|| PathBuf::from("."))
+    });
+    base.join("mangrove").join("image")
+}
+
+/// `mangrove testbed image build`: the host image for this build's agent.
+pub fn image_build(json_out: bool) -> Result<()> {
+    let started = Instant::now();
+    let spec = testbed::image::ImageSpec {
+        cache_dir: image_cache_dir(),
+        agent_bin: sibling_binary("mangrove-agent")?,
+        mirror: std::env::var("MANGROVE_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()),
+    };
+    let built = testbed::image::build(&spec, &|m| progress(m))?;
+    let v = json!({
+        "image": built.tag,
+        "base": built.base_tag,
+        "base_built": built.base_built,
+        "agent_layer_built": built.host_built,
+        "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+    });
+    crate::cli::emit(json_out, &v, |v| {
+        format!(
+            "image: {} (base {}; {})\n",
+            v["image"].as_str().unwrap_or("-"),
+            v["base"].as_str().unwrap_or("-"),
+            match (built.base_built, built.host_built) {
+                (true, _) => "base and agent layer built",
+                (false, true) => "agent layer built on the cached base",
+                (false, false) => "cached, nothing to build",
+            }
+        )
+    });
+    Ok(())
+}
+
 /// `$XDG_STATE_HOME/mangrove/testbed` (`~/.local/state/mangrove/testbed`).
 pub fn default_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| {

@@ -39,6 +39,10 @@ pub enum TestbedError {
     },
     #[error("{0}")]
     Inventory(String),
+    #[error("{what} is missing: {hint}")]
+    Missing { what: String, hint: String },
+    #[error("{what} failed: {message}")]
+    Tool { what: String, message: String },
 }
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TestbedError + '_ {
