@@ -178,18 +178,17 @@ async fn session(
 
     let mut sent = shared.outbox().meta().last_seq_acked;
     loop {
-        let (acked, next) = {
+        // The next report to send, if the window allows one and one is waiting.
+        let next = {
             let ob = shared.outbox();
             let acked = ob.meta().last_seq_acked;
             sent = sent.max(acked);
-            let next = if sent - acked < WINDOW && ob.last_pending().is_some_and(|l| l > sent) {
+            if sent - acked < WINDOW && ob.last_pending().is_some_and(|l| l > sent) {
                 ob.pending_after(sent, 1)?.into_iter().next()
             } else {
                 None
-            };
-            (acked, next)
+            }
         };
-        let _ = acked;
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(true),

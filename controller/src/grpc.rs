@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::app::{App, Principal, Role, now_ms, secret_matches, valid_host_name};
+use crate::app::{App, now_ms, secret_matches, valid_host_name};
 use crate::store::{CertRecord, Enrollment as EnrollmentRecord};
 use crate::tasks::task_message;
 use crate::tlsnet::PeerInfo;
@@ -344,9 +344,4 @@ async fn read_reports(
             None => return Err(Status::invalid_argument("empty message")),
         }
     }
-}
-
-/// The identity used in audit records for changes the controller makes on its own.
-pub fn system_principal() -> Principal {
-    Principal { user: "controller".into(), role: Role::Admin }
 }
