@@ -170,8 +170,11 @@ pub fn build(spec: &ImageSpec, progress: &dyn Fn(&str)) -> Result<Built, Testbed
              CMD [\"/usr/bin/runsvdir\", \"-P\", \"/etc/service\"]\n"
         );
         write_file(&ctx.join("Dockerfile"), &dockerfile, 0o644)?;
+        // `--pull=false`: the base is local, and a build must never reach for a registry.
         run(
-            Command::new("docker").args(["build", "-q", "-t", &tag, "-t", &format!("{HOST_REPO}:latest")]).arg(&ctx),
+            Command::new("docker")
+                .args(["build", "--pull=false", "-q", "-t", &tag, "-t", &format!("{HOST_REPO}:latest")])
+                .arg(&ctx),
             "docker build",
         )?;
         built.host_built = true;

@@ -95,10 +95,19 @@ mod tests {
     fn stops_a_process_that_names_the_dir() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("marker");
-        // `sh -c CMD NAME` keeps NAME (a path in the dir) in its argv.
+        // `sh -c CMD NAME` keeps NAME (a path in the dir) in its argv; `; true` keeps the shell
+        // from replacing itself with `sleep`.
         let mut child =
-            std::process::Command::new("sh").arg("-c").arg("sleep 30").arg(&marker).spawn().expect("spawn sh");
-        let found = under(dir.path());
+            std::process::Command::new("sh").arg("-c").arg("sleep 30; true").arg(&marker).spawn().expect("spawn sh");
+        // Until the child has exec'd, its command line is still this test's.
+        let mut found = Vec::new();
+        for _ in 0..100 {
+            found = under(dir.path());
+            if found.iter().any(|(p, _)| *p == child.id()) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         assert!(found.iter().any(|(p, _)| *p == child.id()), "{found:?}");
         assert_eq!(stop_all(dir.path(), Duration::from_secs(5)), 1);
         let status = child.wait().expect("wait");

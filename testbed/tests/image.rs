@@ -47,6 +47,9 @@ fn the_host_image_enrolls_its_agent_and_carries_the_tools() {
     docker(&[
         "run",
         "-d",
+        // Never reach for a registry: the image is local or the test fails.
+        "--pull",
+        "never",
         "--name",
         &name,
         "--network",
