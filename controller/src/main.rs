@@ -148,6 +148,12 @@ enum TestbedCmd {
         /// Return once ready, leaving the testbed running.
         #[arg(long)]
         detach: bool,
+        /// Machines as agent processes on this host, or as containers on a dc and a dr network.
+        #[arg(long, value_enum, default_value = "processes")]
+        hosts: controller::testbed_cmd::HostsMode,
+        /// With containers: the site whose network the controller joins.
+        #[arg(long, default_value = "dc", value_parser = ["dc", "dr"])]
+        controller_site: String,
     },
     /// Stop every process of a testbed.
     Down {
@@ -159,6 +165,26 @@ enum TestbedCmd {
         #[command(subcommand)]
         cmd: ImageCmd,
     },
+    /// Inject a fault (container hosts); every fault is undone by `fault heal`.
+    Fault {
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: FaultCmd,
+    },
+    /// List the faults in force.
+    Faults {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum FaultCmd {
+    /// Cut the path between two sites: `fault partition dc dr`.
+    Partition { a: String, b: String },
+    /// Undo every fault in force.
+    Heal,
 }
 
 #[derive(Subcommand)]
@@ -213,12 +239,28 @@ fn run(cli: Cli) -> Result<()> {
             cli::tasks_run(&client()?, &t, json)
         }
         Command::Tasks { cmd: TasksCmd::Show { id } } => cli::tasks_show(&client()?, &id, json),
-        Command::Testbed { cmd: TestbedCmd::Up { inventory, dir, detach } } => {
+        Command::Testbed { cmd: TestbedCmd::Up { inventory, dir, detach, hosts, controller_site } } => {
             let dir = dir.unwrap_or_else(controller::testbed_cmd::default_dir);
-            controller::testbed_cmd::up(controller::testbed_cmd::UpOptions { dir, inventory, detach })
+            controller::testbed_cmd::up(controller::testbed_cmd::UpOptions {
+                dir,
+                inventory,
+                detach,
+                hosts,
+                controller_site,
+            })
         }
         Command::Testbed { cmd: TestbedCmd::Image { cmd: ImageCmd::Build } } => {
             controller::testbed_cmd::image_build(json)
+        }
+        Command::Testbed { cmd: TestbedCmd::Fault { dir, cmd } } => {
+            let dir = dir.unwrap_or_else(controller::testbed_cmd::default_dir);
+            match cmd {
+                FaultCmd::Partition { a, b } => controller::testbed_cmd::fault_partition(&dir, &a, &b, json),
+                FaultCmd::Heal => controller::testbed_cmd::fault_heal(&dir, json),
+            }
+        }
+        Command::Testbed { cmd: TestbedCmd::Faults { dir } } => {
+            controller::testbed_cmd::faults(&dir.unwrap_or_else(controller::testbed_cmd::default_dir), json)
         }
         Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
             controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))

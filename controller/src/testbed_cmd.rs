@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use testbed::{Layout, User, layout::CLI_MARKER, procs};
+use testbed::{Layout, User, containers, layout::CLI_MARKER, procs};
 
 use crate::client::{Client, default_config_path};
 
@@ -26,10 +26,22 @@ const USERS: &[(&str, &str)] = &[
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Where the testbed's machines run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostsMode {
+    /// One agent process per machine on this host (no Docker needed).
+    Processes,
+    /// One container per machine on a `dc` and a `dr` network (Docker).
+    Containers,
+}
+
 pub struct UpOptions {
     pub dir: PathBuf,
     pub inventory: Option<PathBuf>,
     pub detach: bool,
+    pub hosts: HostsMode,
+    /// The site whose network the controller joins (containers only).
+    pub controller_site: String,
 }
 
 /// Where the host image's build files are cached: `$XDG_CACHE_HOME/mangrove/image`
@@ -127,24 +139,78 @@ pub fn up(opts: UpOptions) -> Result<()> {
             p
         }
     };
+    let mut inventory = inventory;
+    if opts.hosts == HostsMode::Containers && !inventory.starts_with(&dir) {
+        // The controller's container sees only the testbed dir.
+        let copy = dir.join("inventory.yaml");
+        std::fs::copy(&inventory, &copy).with_context(|| format!("cannot copy {}", inventory.display()))?;
+        inventory = copy;
+    }
     let layout = Layout::prepare(&dir, &inventory)?;
     let mangrove = std::env::current_exe()?;
     let agent_bin = sibling_binary("mangrove-agent")?;
 
-    progress(&format!("starting the controller in {}", dir.display()));
-    let ctl = testbed::spawn_detached(
-        &mangrove,
-        &["controller".into(), "run".into(), "--config".into(), layout.controller_config().display().to_string()],
-        &layout.log("controller"),
-    )?;
-    let admin_token = wait_controller(&layout, ctl.pid)?;
-    let admin = Client::new(&layout.api_url(), Some(admin_token.clone()), Some(&layout.controller_ca()))?;
+    let (api_url, host_addr, controller_alive): (String, String, Box<dyn Fn() -> bool>) = match opts.hosts {
+        HostsMode::Processes => {
+            progress(&format!("starting the controller in {}", dir.display()));
+            let ctl = testbed::spawn_detached(
+                &mangrove,
+                &[
+                    "controller".into(),
+                    "run".into(),
+                    "--config".into(),
+                    layout.controller_config().display().to_string(),
+                ],
+                &layout.log("controller"),
+            )?;
+            (layout.api_url(), "127.0.0.1".into(), Box::new(move || alive(ctl.pid)))
+        }
+        HostsMode::Containers => {
+            let image = ensure_image(&agent_bin)?;
+            // Whatever an earlier, interrupted run of this dir left behind.
+            containers::remove_all(&dir)?;
+            let plan = containers::create_networks(&dir)?;
+            containers::start_router(&plan, &dir, &image)?;
+            let net = plan.net(&opts.controller_site).clone();
+            let ip = net.controller();
+            layout.write_container_controller_config(ip)?;
+            progress(&format!("starting the controller in a container at {ip} ({} network)", net.site));
+            let log = layout.log("controller");
+            containers::ensure_dir(log.parent().unwrap_or(&dir))?;
+            let d = dir.display().to_string();
+            containers::start(
+                &plan,
+                &dir,
+                &image,
+                &containers::ContainerSpec {
+                    name: &plan.controller_name(),
+                    hostname: "controller",
+                    site: &opts.controller_site,
+                    ip: Some(ip),
+                    env: vec![],
+                    mounts: vec![
+                        (d.clone(), d.clone(), false),
+                        (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true),
+                    ],
+                    command: format!(
+                        "/usr/local/bin/mangrove controller run --config {} >>{} 2>&1",
+                        layout.controller_config().display(),
+                        log.display()
+                    ),
+                },
+            )?;
+            let name = plan.controller_name();
+            (format!("https://{ip}:{}", layout.ports.api), ip.to_string(), Box::new(move || containers::running(&name)))
+        }
+    };
+    let admin_token = wait_controller(&layout, &*controller_alive)?;
+    let admin = Client::new(&api_url, Some(admin_token.clone()), Some(&layout.controller_ca()))?;
     while !admin.ready() {
-        if !alive(ctl.pid) {
-            bail!("the controller exited; its log ends:\n{}", tail(&ctl.log, 15));
+        if !controller_alive() {
+            bail!("the controller exited; its log ends:\n{}", tail(&layout.log("controller"), 15));
         }
         if started.elapsed() > READY_TIMEOUT {
-            bail!("the controller did not become ready; see {}", ctl.log.display());
+            bail!("the controller did not become ready; see {}", layout.log("controller").display());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -155,42 +221,13 @@ pub fn up(opts: UpOptions) -> Result<()> {
         users.push(User { name: name.to_string(), role: role.to_string(), token: token_of(&v)? });
     }
     layout.write_users(&users)?;
-    let cli = layout.write_cli_config(&admin_token)?;
-    install_user_cli_config(&layout, &admin_token);
+    let cli = layout.write_cli_config(&api_url, &admin_token)?;
+    install_user_cli_config(&layout, &api_url, &admin_token);
 
     let machines = layout.agent_machines();
-    progress(&format!("enrolling {} agents", machines.len()));
-    let mut enrolling = Vec::new();
-    for m in &machines {
-        layout.write_agent_config(m)?;
-        let state = layout.agent_dir(m.name);
-        if state.join("agent.pem").exists() {
-            continue; // enrolled on an earlier `up`
-        }
-        let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
-        // The token goes in the environment, not in the argument list other users can read.
-        let child = Command::new(&agent_bin)
-            .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--state-dir"])
-            .arg(&state)
-            .env("MANGROVE_AGENT_TOKEN", token_of(&v)?)
-            .stdin(std::process::Stdio::null())
-            .output_async()?;
-        enrolling.push((m.name.to_string(), child));
-    }
-    for (name, child) in enrolling {
-        let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!("enrolling {name} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-    }
-    progress("starting agents");
-    for m in &machines {
-        let state = layout.agent_dir(m.name);
-        testbed::spawn_detached(
-            &agent_bin,
-            &["run".into(), "--state-dir".into(), state.display().to_string()],
-            &layout.log(&format!("agent-{}", m.name)),
-        )?;
+    match opts.hosts {
+        HostsMode::Processes => start_agent_processes(&layout, &admin, &agent_bin, &machines)?,
+        HostsMode::Containers => start_agent_containers(&layout, &admin, &host_addr, &machines)?,
     }
     let want: Vec<String> = machines.iter().map(|m| m.name.to_string()).collect();
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -210,9 +247,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!("api: {}", layout.api_url());
-    println!("agents: {}", layout.agents_addr());
-    println!("enroll: {}", layout.enroll_addr());
+    println!("api: {api_url}");
+    println!("agents: {host_addr}:{}", layout.ports.agents);
+    println!("enroll: {host_addr}:{}", layout.ports.enroll);
     println!("token: {admin_token}");
     println!("dir: {}", dir.display());
     println!("cli config: {}", cli.display());
@@ -224,6 +261,100 @@ pub fn up(opts: UpOptions) -> Result<()> {
     progress("running; press Ctrl-C to stop");
     wait_for_ctrl_c();
     down(&dir)
+}
+
+/// Enrolls (side by side) and starts one agent process per machine.
+fn start_agent_processes(
+    layout: &Layout,
+    admin: &Client,
+    agent_bin: &Path,
+    machines: &[inventory::Machine<'_>],
+) -> Result<()> {
+    progress(&format!("enrolling {} agents", machines.len()));
+    let mut enrolling = Vec::new();
+    for m in machines {
+        layout.write_agent_config(m)?;
+        let state = layout.agent_dir(m.name);
+        if state.join("agent.pem").exists() {
+            continue; // enrolled on an earlier `up`
+        }
+        let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
+        // The token goes in the environment, not in the argument list other users can read.
+        let child = Command::new(agent_bin)
+            .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--state-dir"])
+            .arg(&state)
+            .env("MANGROVE_AGENT_TOKEN", token_of(&v)?)
+            .stdin(std::process::Stdio::null())
+            .output_async()?;
+        enrolling.push((m.name.to_string(), child));
+    }
+    for (name, child) in enrolling {
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("enrolling {name} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+    }
+    progress("starting agents");
+    for m in machines {
+        let state = layout.agent_dir(m.name);
+        testbed::spawn_detached(
+            agent_bin,
+            &["run".into(), "--state-dir".into(), state.display().to_string()],
+            &layout.log(&format!("agent-{}", m.name)),
+        )?;
+    }
+    Ok(())
+}
+
+/// Starts one container per machine, named after it, on its site's network; each enrolls
+/// itself with a one-time token and reports its own (real) facts.
+fn start_agent_containers(
+    layout: &Layout,
+    admin: &Client,
+    controller_ip: &str,
+    machines: &[inventory::Machine<'_>],
+) -> Result<()> {
+    let image = format!("{}:latest", testbed::image::HOST_REPO);
+    let plan = containers::plan_of(&layout.dir)?;
+    progress(&format!("starting {} host containers", machines.len()));
+    for m in machines {
+        let state = layout.agent_dir(m.name);
+        containers::ensure_dir(&state)?;
+        let mut env = vec![
+            ("MANGROVE_ENROLL".to_string(), format!("{controller_ip}:{}", layout.ports.enroll)),
+            ("MANGROVE_STATE_DIR".to_string(), state.display().to_string()),
+        ];
+        if !state.join("agent.pem").exists() {
+            let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
+            env.push(("MANGROVE_AGENT_TOKEN".to_string(), token_of(&v)?));
+        }
+        let s = state.display().to_string();
+        containers::start(
+            &plan,
+            &layout.dir,
+            &image,
+            &containers::ContainerSpec {
+                name: m.name,
+                hostname: m.name,
+                site: m.site,
+                ip: None,
+                env,
+                mounts: vec![(s.clone(), s, false)],
+                command: "/usr/bin/runsvdir -P /etc/service".into(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// The host image for this build's agent, built if missing.
+fn ensure_image(agent_bin: &Path) -> Result<String> {
+    let spec = testbed::image::ImageSpec {
+        cache_dir: image_cache_dir(),
+        agent_bin: agent_bin.to_path_buf(),
+        mirror: std::env::var("MANGROVE_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()),
+    };
+    Ok(testbed::image::build(&spec, &|m| progress(m))?.tag)
 }
 
 /// Spawning with piped output without waiting, so enrollments run side by side.
@@ -245,7 +376,7 @@ fn token_of(v: &Value) -> Result<String> {
 }
 
 /// Waits for the controller's first-start files; returns the admin token.
-fn wait_controller(layout: &Layout, pid: u32) -> Result<String> {
+fn wait_controller(layout: &Layout, alive: &dyn Fn() -> bool) -> Result<String> {
     let start = Instant::now();
     loop {
         if let Ok(t) = std::fs::read_to_string(layout.admin_token_file())
@@ -253,7 +384,7 @@ fn wait_controller(layout: &Layout, pid: u32) -> Result<String> {
         {
             return Ok(t.trim().to_string());
         }
-        if !alive(pid) {
+        if !alive() {
             bail!("the controller exited; its log ends:\n{}", tail(&layout.log("controller"), 15));
         }
         if start.elapsed() > READY_TIMEOUT {
@@ -268,7 +399,7 @@ fn wait_controller(layout: &Layout, pid: u32) -> Result<String> {
 }
 
 /// Points the user's CLI config at this testbed, unless they have a config of their own.
-fn install_user_cli_config(layout: &Layout, admin_token: &str) {
+fn install_user_cli_config(layout: &Layout, api_url: &str, admin_token: &str) {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let Some(path) = default_config_path(&env) else { return };
     let ours = std::fs::read_to_string(&path).map(|t| t.starts_with(CLI_MARKER)).unwrap_or(true);
@@ -280,7 +411,7 @@ fn install_user_cli_config(layout: &Layout, admin_token: &str) {
         ));
         return;
     }
-    if let Err(e) = testbed::layout::write_file(&path, &layout.cli_config_text(admin_token), 0o600) {
+    if let Err(e) = testbed::layout::write_file(&path, &layout.cli_config_text(api_url, admin_token), 0o600) {
         progress(&format!("could not write {}: {e}", path.display()));
     }
 }
@@ -296,11 +427,45 @@ fn wait_for_ctrl_c() {
     }
 }
 
+fn testbed_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(dir).with_context(|| format!("no testbed at {}", dir.display()))
+}
+
+/// `testbed fault partition A B`.
+pub fn fault_partition(dir: &Path, a: &str, b: &str, json_out: bool) -> Result<()> {
+    let f = containers::partition(&testbed_dir(dir)?, a, b)?;
+    crate::cli::emit(json_out, &json!(f), |_| format!("partitioned {a} from {b}\n"));
+    Ok(())
+}
+
+/// `testbed fault heal`.
+pub fn fault_heal(dir: &Path, json_out: bool) -> Result<()> {
+    let healed = containers::heal(&testbed_dir(dir)?)?;
+    crate::cli::emit(json_out, &json!({"healed": healed}), |_| format!("healed {} fault(s)\n", healed.len()));
+    Ok(())
+}
+
+/// `testbed faults`.
+pub fn faults(dir: &Path, json_out: bool) -> Result<()> {
+    let all = containers::faults(&testbed_dir(dir)?)?;
+    crate::cli::emit(json_out, &json!(all), |v| {
+        let rows: Vec<Vec<String>> = v
+            .as_array()
+            .map(|a| a.iter().map(|f| vec![f["kind"].as_str().unwrap_or("-").to_string(), f.to_string()]).collect())
+            .unwrap_or_default();
+        crate::cli::table(&["KIND", "DETAIL"], &rows)
+    });
+    Ok(())
+}
+
 /// Stops every process of the testbed in `dir` and forgets the user CLI config that points
 /// at it.
 pub fn down(dir: &Path) -> Result<()> {
     let dir = std::fs::canonicalize(dir).with_context(|| format!("no testbed at {}", dir.display()))?;
-    let n = procs::stop_all(&dir, Duration::from_secs(15));
+    let mut n = procs::stop_all(&dir, Duration::from_secs(15));
+    if containers::docker_present() {
+        n += containers::remove_all(&dir)?;
+    }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let Some(path) = default_config_path(&env)
         && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("{CLI_MARKER} {}\n", dir.display())))

@@ -51,7 +51,7 @@ pub const BASE_REPO: &str = "mangrove-host-base";
 const AGENT_RUN: &str = r#"#!/bin/sh
 # mangrove-agent under runit: enroll on first start if given a token, then run.
 exec 2>&1
-STATE=/var/lib/mangrove-agent
+STATE="${MANGROVE_STATE_DIR:-/var/lib/mangrove-agent}"
 mkdir -p "$STATE"
 if [ ! -f "$STATE/agent.pem" ]; then
     if [ -z "$MANGROVE_ENROLL" ] || [ -z "$MANGROVE_AGENT_TOKEN" ]; then
@@ -100,7 +100,7 @@ pub fn host_tag(agent_bin: &Path) -> Result<(String, String), TestbedError> {
     let bytes = fs::read(agent_bin).map_err(io(agent_bin))?;
     let full = hex::encode(Sha256::digest(&bytes));
     // The base is part of what the host image is made of.
-    let tag = short_hash(format!("{full} {}", base_tag()).as_bytes());
+    let tag = short_hash(format!("{full} {} {AGENT_RUN}", base_tag()).as_bytes());
     Ok((format!("{HOST_REPO}:{tag}"), full))
 }
 

@@ -185,6 +185,28 @@ impl Layout {
         write_file(&self.controller_config(), &text, 0o644)
     }
 
+    /// The controller's config when it runs in a container at `ip`: it listens on every
+    /// address of its own network namespace and tells agents to dial `ip`.
+    pub fn write_container_controller_config(&self, ip: std::net::Ipv4Addr) -> Result<(), TestbedError> {
+        let text = format!(
+            "# Written by `mangrove testbed up --hosts containers`; ports are fixed once chosen.\n\
+             data_dir = \"data\"\n\
+             inventory = {inv:?}\n\
+             advertise_agents = \"{ip}:{agents}\"\n\n\
+             [listen]\n\
+             api = \"0.0.0.0:{api}\"\n\
+             agents = \"0.0.0.0:{agents}\"\n\
+             enroll = \"0.0.0.0:{enroll}\"\n\n\
+             [api]\n\
+             extra_names = [\"{ip}\"]\n",
+            inv = self.inventory_path.display().to_string(),
+            api = self.ports.api,
+            agents = self.ports.agents,
+            enroll = self.ports.enroll,
+        );
+        write_file(&self.controller_config(), &text, 0o644)
+    }
+
     /// The machines that run an agent in this testbed: every inventory machine with one,
     /// including the ESXi hosts (agent `proxy`), which until the vCenter driver speaks for
     /// them get an agent with simulated facts.
@@ -238,22 +260,21 @@ impl Layout {
 
     /// Copies the controller's CA to `<dir>/ca.pem` and writes `<dir>/cli.toml` (0600) for
     /// `admin_token`. Returns the CLI config's path.
-    pub fn write_cli_config(&self, admin_token: &str) -> Result<PathBuf, TestbedError> {
+    pub fn write_cli_config(&self, api_url: &str, admin_token: &str) -> Result<PathBuf, TestbedError> {
         let src = self.controller_ca();
         let ca = fs::read_to_string(&src).map_err(io(&src))?;
         let ca_path = self.dir.join("ca.pem");
         write_file(&ca_path, &ca, 0o644)?;
         let path = self.dir.join("cli.toml");
-        write_file(&path, &self.cli_config_text(admin_token), 0o600)?;
+        write_file(&path, &self.cli_config_text(api_url, admin_token), 0o600)?;
         Ok(path)
     }
 
     /// The CLI config for this testbed; its first line marks it as a testbed's.
-    pub fn cli_config_text(&self, admin_token: &str) -> String {
+    pub fn cli_config_text(&self, api_url: &str, admin_token: &str) -> String {
         format!(
-            "{CLI_MARKER} {dir}\ncontroller = {url:?}\ntoken = {admin_token:?}\nca = {ca:?}\n",
+            "{CLI_MARKER} {dir}\ncontroller = {api_url:?}\ntoken = {admin_token:?}\nca = {ca:?}\n",
             dir = self.dir.display(),
-            url = self.api_url(),
             ca = self.dir.join("ca.pem").display().to_string(),
         )
     }

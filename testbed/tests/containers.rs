@@ -1,0 +1,139 @@
+//! Machines as containers on a DC and a DR network: each named after its machine, the DR site
+//! cut off and joined again without losing a report, and nothing left behind by `down`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{bin, run};
+use serde_json::Value;
+
+/// A container testbed in a temp dir, brought down (containers and networks removed) however
+/// the test ends.
+struct ContainerTestbed {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Drop for ContainerTestbed {
+    fn drop(&mut self) {
+        let _ = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(self.dir.path()));
+    }
+}
+
+impl ContainerTestbed {
+    fn mg(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(bin("mangrove"));
+        c.args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        run(&mut c)
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.mg(&a);
+        assert!(out.status.success(), "mangrove {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            if let Value::Array(hs) = self.json(&["hosts", "list"])
+                && pred(&hs)
+            {
+                return Some(hs);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    }
+
+    fn dir_arg(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+fn state_of<'a>(hs: &'a [Value], name: &str) -> &'a str {
+    hs.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str()).unwrap_or("missing")
+}
+
+#[test]
+fn container_hosts_survive_a_dc_dr_partition_and_leave_nothing_behind() {
+    let dir = tempfile::Builder::new().prefix("mangrove-e2e-ct-").tempdir().expect("tempdir");
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, common::SMALL_INVENTORY).expect("inventory");
+    let out = run(Command::new(bin("mangrove"))
+        .args(["testbed", "up", "--detach", "--hosts", "containers", "--dir"])
+        .arg(dir.path())
+        .arg("--inventory")
+        .arg(&inv)
+        .env("MANGROVE_CONFIG", dir.path().join("user-cli.toml")));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut tb = ContainerTestbed { dir, env: vec![] };
+    assert!(out.status.success(), "testbed up --hosts containers: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("testbed ready: 3 hosts"), "{text}");
+    tb.env = vec![("MANGROVE_CONFIG".into(), tb.dir.path().join("cli.toml").display().to_string())];
+
+    // Every machine is a container named after it, with its own hostname.
+    let names = String::from_utf8_lossy(&run(Command::new("docker").args(["ps", "--format", "{{.Names}}"])).stdout)
+        .into_owned();
+    for m in ["dc-esxi-01", "dr-compute-01", "web-app-01"] {
+        assert!(names.lines().any(|l| l == m), "no container {m} in {names}");
+        let h = run(Command::new("docker").args(["exec", m, "hostname"]));
+        assert_eq!(String::from_utf8_lossy(&h.stdout).trim(), m);
+    }
+    let hs = tb.wait(Duration::from_secs(90), |hs| hs.len() == 3 && hs.iter().all(|h| h["state"] == "connected"));
+    assert!(hs.is_some(), "not all connected");
+    // Each reports its own facts: the container's hostname.
+    let dr = tb.json(&["hosts", "show", "dr-compute-01"]);
+    assert_eq!(dr["facts"]["hostname"], "dr-compute-01", "{dr}");
+
+    // Cut DR off: its host goes down, the DC ones stay connected.
+    let d = tb.dir_arg();
+    tb.json(&["testbed", "fault", "partition", "dc", "dr", "--dir", &d]);
+    let listed = tb.json(&["testbed", "faults", "--dir", &d]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let cut = tb.wait(Duration::from_secs(25), |hs| state_of(hs, "dr-compute-01") == "down");
+    let cut = cut.expect("DR host down within 25 s of the partition");
+    assert_eq!(state_of(&cut, "dc-esxi-01"), "connected");
+    assert_eq!(state_of(&cut, "web-app-01"), "connected");
+    std::thread::sleep(Duration::from_secs(6));
+    let waiting = run(Command::new(bin("mangrove-agent"))
+        .args(["status", "--json", "--state-dir"])
+        .arg(tb.dir.path().join("agents").join("dr-compute-01")));
+    let waiting: Value = serde_json::from_slice(&waiting.stdout).expect("status");
+    assert!(waiting["outbox_len"].as_u64().unwrap_or(0) > 0, "DR reports should wait in its outbox: {waiting}");
+
+    // Heal: connected again, the outbox drains, no sequence number missing.
+    tb.json(&["testbed", "fault", "heal", "--dir", &d]);
+    tb.wait(Duration::from_secs(40), |hs| hs.iter().all(|h| h["state"] == "connected")).expect("connected after heal");
+    let mut drained = false;
+    for _ in 0..30 {
+        let st = run(Command::new(bin("mangrove-agent"))
+            .args(["status", "--json", "--state-dir"])
+            .arg(tb.dir.path().join("agents").join("dr-compute-01")));
+        let st: Value = serde_json::from_slice(&st.stdout).expect("status");
+        if st["outbox_len"] == 0 {
+            drained = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(drained, "DR outbox did not drain");
+    let a = tb.json(&["hosts", "show", "dr-compute-01"])["agent"].clone();
+    assert_eq!(a["reports_stored"], a["last_seq"], "{a}");
+
+    // Down removes every container and network the testbed made.
+    let label = format!("label=org.mangrove.testbed={}", tb.dir.path().display());
+    let down = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(tb.dir.path()));
+    assert!(down.status.success());
+    let left = run(Command::new("docker").args(["ps", "-aq", "--filter", &label]));
+    assert!(left.stdout.is_empty(), "containers left: {}", String::from_utf8_lossy(&left.stdout));
+    let nets = run(Command::new("docker").args(["network", "ls", "-q", "--filter", &label]));
+    assert!(nets.stdout.is_empty(), "networks left: {}", String::from_utf8_lossy(&nets.stdout));
+}
