@@ -183,6 +183,14 @@ enum TestbedCmd {
 enum FaultCmd {
     /// Cut the path between two sites: `fault partition dc dr`.
     Partition { a: String, b: String },
+    /// SIGKILL the host's agent (its service manager starts it again).
+    Kill { host: String },
+    /// Stop the host's container (the machine is off, its disk kept).
+    Stop { host: String },
+    /// Start a host stopped by `fault stop`.
+    Start { host: String },
+    /// Freeze every process of the host.
+    Pause { host: String },
     /// Undo every fault in force.
     Heal,
 }
@@ -257,6 +265,10 @@ fn run(cli: Cli) -> Result<()> {
             match cmd {
                 FaultCmd::Partition { a, b } => controller::testbed_cmd::fault_partition(&dir, &a, &b, json),
                 FaultCmd::Heal => controller::testbed_cmd::fault_heal(&dir, json),
+                FaultCmd::Kill { host } => controller::testbed_cmd::fault_host(&dir, "kill", &host, json),
+                FaultCmd::Stop { host } => controller::testbed_cmd::fault_host(&dir, "stop", &host, json),
+                FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
+                FaultCmd::Pause { host } => controller::testbed_cmd::fault_host(&dir, "pause", &host, json),
             }
         }
         Command::Testbed { cmd: TestbedCmd::Faults { dir } } => {

@@ -438,6 +438,22 @@ pub fn fault_partition(dir: &Path, a: &str, b: &str, json_out: bool) -> Result<(
     Ok(())
 }
 
+/// `testbed fault kill|stop|start|pause HOST`.
+pub fn fault_host(dir: &Path, what: &str, host: &str, json_out: bool) -> Result<()> {
+    let dir = testbed_dir(dir)?;
+    let v = match what {
+        "kill" => {
+            containers::kill_agent(&dir, host)?;
+            json!({"kind": "kill", "host": host})
+        }
+        "start" => json!({"kind": "start", "host": host, "was_stopped": containers::start_host(&dir, host)?}),
+        "pause" => json!(containers::host_fault(&dir, host, true)?),
+        _ => json!(containers::host_fault(&dir, host, false)?),
+    };
+    crate::cli::emit(json_out, &v, |_| format!("{what} {host}\n"));
+    Ok(())
+}
+
 /// `testbed fault heal`.
 pub fn fault_heal(dir: &Path, json_out: bool) -> Result<()> {
     let healed = containers::heal(&testbed_dir(dir)?)?;

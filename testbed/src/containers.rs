@@ -329,6 +329,81 @@ pub fn plan_of(dir: &Path) -> Result<Plan, TestbedError> {
 pub enum Fault {
     /// No path between the two sites (the router is cut off from `dr`).
     Partition { sites: [String; 2], since_unix: u64 },
+    /// The host's container is stopped (the machine is off; its disk is kept).
+    Stop { host: String, since_unix: u64 },
+    /// The host's container is frozen (every process in it stops running).
+    Pause { host: String, since_unix: u64 },
+}
+
+impl Fault {
+    fn host(&self) -> Option<&str> {
+        match self {
+            Fault::Stop { host, .. } | Fault::Pause { host, .. } => Some(host),
+            Fault::Partition { .. } => None,
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Refuses a name that is not a machine container of this testbed.
+fn machine_container(dir: &Path, host: &str) -> Result<(), TestbedError> {
+    let prefix = prefix(dir);
+    let label =
+        docker(&["inspect", "-f", &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"), host], "docker inspect")
+            .map_err(|_| TestbedError::Tool {
+                what: "fault".into(),
+                message: format!("no container {host} in this testbed"),
+            })?;
+    if label != dir.display().to_string() || host.starts_with(&prefix) {
+        return Err(TestbedError::Tool {
+            what: "fault".into(),
+            message: format!("{host} is not a machine of this testbed"),
+        });
+    }
+    Ok(())
+}
+
+/// SIGKILLs the host's agent; runit starts it again at once (a crash, not an outage), so there
+/// is nothing to heal.
+pub fn kill_agent(dir: &Path, host: &str) -> Result<(), TestbedError> {
+    machine_container(dir, host)?;
+    docker(&["exec", host, "pkill", "-KILL", "-f", "mangrove-agent run"], "killing the agent").map(|_| ())
+}
+
+/// Stops (`stop`) or freezes (`pause`) a host's container. Idempotent.
+pub fn host_fault(dir: &Path, host: &str, pause: bool) -> Result<Fault, TestbedError> {
+    machine_container(dir, host)?;
+    let mut all = faults(dir)?;
+    if let Some(f) = all.iter().find(|f| f.host() == Some(host)) {
+        return Ok(f.clone());
+    }
+    let f = if pause {
+        docker(&["pause", host], "docker pause")?;
+        Fault::Pause { host: host.to_string(), since_unix: now_unix() }
+    } else {
+        docker(&["stop", "-t", "5", host], "docker stop")?;
+        Fault::Stop { host: host.to_string(), since_unix: now_unix() }
+    };
+    all.push(f.clone());
+    save_faults(dir, &all)?;
+    Ok(f)
+}
+
+/// Starts a stopped host again (`fault start`); false if it was not stopped by a fault.
+pub fn start_host(dir: &Path, host: &str) -> Result<bool, TestbedError> {
+    machine_container(dir, host)?;
+    let mut all = faults(dir)?;
+    let before = all.len();
+    all.retain(|f| !matches!(f, Fault::Stop { host: h, .. } if h == host));
+    if all.len() == before {
+        return Ok(false);
+    }
+    docker(&["start", host], "docker start")?;
+    save_faults(dir, &all)?;
+    Ok(true)
 }
 
 fn faults_file(dir: &Path) -> std::path::PathBuf {
@@ -367,9 +442,7 @@ pub fn partition(dir: &Path, a: &str, b: &str) -> Result<Fault, TestbedError> {
         return Ok(f.clone());
     }
     disconnect_router(&plan, "dr")?;
-    let since_unix =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let f = Fault::Partition { sites, since_unix };
+    let f = Fault::Partition { sites, since_unix: now_unix() };
     all.push(f.clone());
     save_faults(dir, &all)?;
     Ok(f)
@@ -382,6 +455,8 @@ pub fn heal(dir: &Path) -> Result<Vec<Fault>, TestbedError> {
     for f in &all {
         match f {
             Fault::Partition { .. } => connect_router(&plan, "dr")?,
+            Fault::Stop { host, .. } => docker(&["start", host], "docker start").map(|_| ())?,
+            Fault::Pause { host, .. } => docker(&["unpause", host], "docker unpause").map(|_| ())?,
         }
     }
     save_faults(dir, &[])?;

@@ -128,6 +128,29 @@ fn container_hosts_survive_a_dc_dr_partition_and_leave_nothing_behind() {
     let a = tb.json(&["hosts", "show", "dr-compute-01"])["agent"].clone();
     assert_eq!(a["reports_stored"], a["last_seq"], "{a}");
 
+    // A crashed agent (restarted by runit), a frozen host, a host switched off.
+    tb.json(&["testbed", "fault", "kill", "dc-esxi-01", "--dir", &d]);
+    tb.json(&["testbed", "fault", "pause", "web-app-01", "--dir", &d]);
+    tb.json(&["testbed", "fault", "stop", "dr-compute-01", "--dir", &d]);
+    let bogus = tb.mg(&["testbed", "fault", "stop", "no-such-host", "--dir", &d]);
+    assert!(!bogus.status.success());
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("no container no-such-host"));
+    let listed = tb.json(&["testbed", "faults", "--dir", &d]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    let hit = tb.wait(Duration::from_secs(25), |hs| {
+        state_of(hs, "web-app-01") == "down" && state_of(hs, "dr-compute-01") == "down"
+    });
+    let hit = hit.expect("paused and stopped hosts down within 25 s");
+    assert_eq!(state_of(&hit, "dc-esxi-01"), "connected", "a killed agent is restarted by runit");
+    tb.json(&["testbed", "fault", "heal", "--dir", &d]);
+    tb.wait(Duration::from_secs(60), |hs| hs.iter().all(|h| h["state"] == "connected"))
+        .expect("connected after healing kill, pause and stop");
+    std::thread::sleep(Duration::from_secs(6));
+    for h in ["dc-esxi-01", "web-app-01", "dr-compute-01"] {
+        let a = tb.json(&["hosts", "show", h])["agent"].clone();
+        assert_eq!(a["reports_stored"], a["last_seq"], "{h}: {a}");
+    }
+
     // Down removes every container and network the testbed made.
     let label = format!("label=org.mangrove.testbed={}", tb.dir.path().display());
     let down = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(tb.dir.path()));
