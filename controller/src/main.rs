@@ -191,6 +191,12 @@ enum FaultCmd {
     Start { host: String },
     /// Freeze every process of the host.
     Pause { host: String },
+    /// Skew the clock the host's agent sees: `fault clock HOST +300s`.
+    Clock {
+        host: String,
+        #[arg(allow_hyphen_values = true)]
+        offset: String,
+    },
     /// Undo every fault in force.
     Heal,
 }
@@ -269,6 +275,7 @@ fn run(cli: Cli) -> Result<()> {
                 FaultCmd::Stop { host } => controller::testbed_cmd::fault_host(&dir, "stop", &host, json),
                 FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
                 FaultCmd::Pause { host } => controller::testbed_cmd::fault_host(&dir, "pause", &host, json),
+                FaultCmd::Clock { host, offset } => controller::testbed_cmd::fault_clock(&dir, &host, &offset, json),
             }
         }
         Command::Testbed { cmd: TestbedCmd::Faults { dir } } => {

@@ -329,12 +329,13 @@ fn start_agent_containers(
             env.push(("MANGROVE_AGENT_TOKEN".to_string(), token_of(&v)?));
         }
         let s = state.display().to_string();
+        let name = containers::container_name(&layout.dir, m.name);
         containers::start(
             &plan,
             &layout.dir,
             &image,
             &containers::ContainerSpec {
-                name: m.name,
+                name: &name,
                 hostname: m.name,
                 site: m.site,
                 ip: None,
@@ -451,6 +452,13 @@ pub fn fault_host(dir: &Path, what: &str, host: &str, json_out: bool) -> Result<
         _ => json!(containers::host_fault(&dir, host, false)?),
     };
     crate::cli::emit(json_out, &v, |_| format!("{what} {host}\n"));
+    Ok(())
+}
+
+/// `testbed fault clock HOST OFFSET`.
+pub fn fault_clock(dir: &Path, host: &str, offset: &str, json_out: bool) -> Result<()> {
+    let f = containers::clock(&testbed_dir(dir)?, host, offset)?;
+    crate::cli::emit(json_out, &json!(f), |_| format!("{host}'s agent now sees its clock {offset} off\n"));
     Ok(())
 }
 

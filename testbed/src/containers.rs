@@ -333,12 +333,14 @@ pub enum Fault {
     Stop { host: String, since_unix: u64 },
     /// The host's container is frozen (every process in it stops running).
     Pause { host: String, since_unix: u64 },
+    /// The host's agent sees its clock `offset_seconds` off (through faketime).
+    Clock { host: String, offset_seconds: i64, since_unix: u64 },
 }
 
 impl Fault {
     fn host(&self) -> Option<&str> {
         match self {
-            Fault::Stop { host, .. } | Fault::Pause { host, .. } => Some(host),
+            Fault::Stop { host, .. } | Fault::Pause { host, .. } | Fault::Clock { host, .. } => Some(host),
             Fault::Partition { .. } => None,
         }
     }
@@ -348,43 +350,49 @@ fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Refuses a name that is not a machine container of this testbed.
-fn machine_container(dir: &Path, host: &str) -> Result<(), TestbedError> {
-    let prefix = prefix(dir);
+/// The container of machine `host` in the testbed at `dir`: named after the machine, with
+/// the testbed's prefix so that two testbeds never clash.
+pub fn container_name(dir: &Path, host: &str) -> String {
+    format!("{host}.{}", prefix(dir))
+}
+
+/// The container of a machine of this testbed, or an error naming what is wrong.
+fn machine_container(dir: &Path, host: &str) -> Result<String, TestbedError> {
+    let name = container_name(dir, host);
     let label =
-        docker(&["inspect", "-f", &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"), host], "docker inspect")
+        docker(&["inspect", "-f", &format!("{{{{index .Config.Labels \"{LABEL}\"}}}}"), &name], "docker inspect")
             .map_err(|_| TestbedError::Tool {
                 what: "fault".into(),
                 message: format!("no container {host} in this testbed"),
             })?;
-    if label != dir.display().to_string() || host.starts_with(&prefix) {
+    if label != dir.display().to_string() {
         return Err(TestbedError::Tool {
             what: "fault".into(),
             message: format!("{host} is not a machine of this testbed"),
         });
     }
-    Ok(())
+    Ok(name)
 }
 
 /// SIGKILLs the host's agent; runit starts it again at once (a crash, not an outage), so there
 /// is nothing to heal.
 pub fn kill_agent(dir: &Path, host: &str) -> Result<(), TestbedError> {
-    machine_container(dir, host)?;
-    docker(&["exec", host, "pkill", "-KILL", "-f", "mangrove-agent run"], "killing the agent").map(|_| ())
+    let name = machine_container(dir, host)?;
+    docker(&["exec", &name, "pkill", "-KILL", "-f", "mangrove-agent run"], "killing the agent").map(|_| ())
 }
 
 /// Stops (`stop`) or freezes (`pause`) a host's container. Idempotent.
 pub fn host_fault(dir: &Path, host: &str, pause: bool) -> Result<Fault, TestbedError> {
-    machine_container(dir, host)?;
+    let name = machine_container(dir, host)?;
     let mut all = faults(dir)?;
     if let Some(f) = all.iter().find(|f| f.host() == Some(host)) {
         return Ok(f.clone());
     }
     let f = if pause {
-        docker(&["pause", host], "docker pause")?;
+        docker(&["pause", &name], "docker pause")?;
         Fault::Pause { host: host.to_string(), since_unix: now_unix() }
     } else {
-        docker(&["stop", "-t", "5", host], "docker stop")?;
+        docker(&["stop", "-t", "5", &name], "docker stop")?;
         Fault::Stop { host: host.to_string(), since_unix: now_unix() }
     };
     all.push(f.clone());
@@ -394,14 +402,14 @@ pub fn host_fault(dir: &Path, host: &str, pause: bool) -> Result<Fault, TestbedE
 
 /// Starts a stopped host again (`fault start`); false if it was not stopped by a fault.
 pub fn start_host(dir: &Path, host: &str) -> Result<bool, TestbedError> {
-    machine_container(dir, host)?;
+    let name = machine_container(dir, host)?;
     let mut all = faults(dir)?;
     let before = all.len();
     all.retain(|f| !matches!(f, Fault::Stop { host: h, .. } if h == host));
     if all.len() == before {
         return Ok(false);
     }
-    docker(&["start", host], "docker start")?;
+    docker(&["start", &name], "docker start")?;
     save_faults(dir, &all)?;
     Ok(true)
 }
@@ -455,10 +463,81 @@ pub fn heal(dir: &Path) -> Result<Vec<Fault>, TestbedError> {
     for f in &all {
         match f {
             Fault::Partition { .. } => connect_router(&plan, "dr")?,
-            Fault::Stop { host, .. } => docker(&["start", host], "docker start").map(|_| ())?,
-            Fault::Pause { host, .. } => docker(&["unpause", host], "docker unpause").map(|_| ())?,
+            Fault::Stop { host, .. } => {
+                docker(&["start", &container_name(dir, host)], "docker start")?;
+            }
+            Fault::Pause { host, .. } => {
+                docker(&["unpause", &container_name(dir, host)], "docker unpause")?;
+            }
+            Fault::Clock { host, .. } => {
+                let file = dir.join("agents").join(host).join("clock-offset");
+                let _ = std::fs::remove_file(&file);
+                // The agent starts again (runit) with the true clock.
+                let name = container_name(dir, host);
+                docker(&["exec", &name, "pkill", "-KILL", "-f", "mangrove-agent run"], "restarting the agent")?;
+            }
         }
     }
     save_faults(dir, &[])?;
     Ok(all)
+}
+
+/// Parses a clock offset: `+300s`, `-5m`, `+2h`, `+1d` (a sign is required).
+pub fn parse_offset(text: &str) -> Option<i64> {
+    let (sign, rest) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    let split = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let n: i64 = rest[..split].parse().ok()?;
+    let unit = match &rest[split..] {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(unit).map(|s| s * sign)
+}
+
+/// Skews the clock the host's agent sees by `offset` (e.g. `+300s`); the agent restarts
+/// under faketime. Replaces an earlier skew of the same host.
+pub fn clock(dir: &Path, host: &str, offset: &str) -> Result<Fault, TestbedError> {
+    let name = machine_container(dir, host)?;
+    let secs = parse_offset(offset).ok_or_else(|| TestbedError::Tool {
+        what: "fault clock".into(),
+        message: format!("invalid offset {offset:?}; write e.g. +300s, -5m, +2h"),
+    })?;
+    let mut all = faults(dir)?;
+    if all.iter().any(|f| f.host() == Some(host) && !matches!(f, Fault::Clock { .. })) {
+        return Err(TestbedError::Tool {
+            what: "fault clock".into(),
+            message: format!("{host} is stopped or frozen; `fault heal` first"),
+        });
+    }
+    all.retain(|f| !matches!(f, Fault::Clock { host: h, .. } if h == host));
+    crate::layout::write_file(&dir.join("agents").join(host).join("clock-offset"), &format!("{secs:+}"), 0o644)?;
+    docker(&["exec", &name, "pkill", "-KILL", "-f", "mangrove-agent run"], "restarting the agent")?;
+    let f = Fault::Clock { host: host.to_string(), offset_seconds: secs, since_unix: now_unix() };
+    all.push(f.clone());
+    save_faults(dir, &all)?;
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_offsets() {
+        for (text, want) in
+            [("+300s", Some(300)), ("-5m", Some(-300)), ("+2h", Some(7200)), ("+1d", Some(86400)), ("+7", Some(7))]
+        {
+            assert_eq!(parse_offset(text), want, "{text}");
+        }
+        for bad in ["300s", "+", "+5x", "", "+-3", "+99999999999999999999d"] {
+            assert_eq!(parse_offset(bad), None, "{bad}");
+        }
+    }
 }

@@ -62,6 +62,11 @@ if [ ! -f "$STATE/agent.pem" ]; then
 fi
 # The token is spent; keep it out of the agent's environment.
 unset MANGROVE_AGENT_TOKEN
+# A clock skew set by `mangrove testbed fault clock`: the agent (only) sees the offset.
+if [ -s "$STATE/clock-offset" ]; then
+    export FAKETIME_DONT_FAKE_MONOTONIC=1
+    exec faketime -f "$(cat "$STATE/clock-offset")" mangrove-agent run --state-dir "$STATE"
+fi
 exec mangrove-agent run --state-dir "$STATE"
 "#;
 

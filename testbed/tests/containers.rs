@@ -83,8 +83,10 @@ fn container_hosts_survive_a_dc_dr_partition_and_leave_nothing_behind() {
     let names = String::from_utf8_lossy(&run(Command::new("docker").args(["ps", "--format", "{{.Names}}"])).stdout)
         .into_owned();
     for m in ["dc-esxi-01", "dr-compute-01", "web-app-01"] {
-        assert!(names.lines().any(|l| l == m), "no container {m} in {names}");
-        let h = run(Command::new("docker").args(["exec", m, "hostname"]));
+        let name = testbed::containers::container_name(tb.dir.path(), m);
+        assert!(name.starts_with(m));
+        assert!(names.lines().any(|l| l == name), "no container {name} in {names}");
+        let h = run(Command::new("docker").args(["exec", &name, "hostname"]));
         assert_eq!(String::from_utf8_lossy(&h.stdout).trim(), m);
     }
     let hs = tb.wait(Duration::from_secs(90), |hs| hs.len() == 3 && hs.iter().all(|h| h["state"] == "connected"));
@@ -135,8 +137,23 @@ fn container_hosts_survive_a_dc_dr_partition_and_leave_nothing_behind() {
     let bogus = tb.mg(&["testbed", "fault", "stop", "no-such-host", "--dir", &d]);
     assert!(!bogus.status.success());
     assert!(String::from_utf8_lossy(&bogus.stderr).contains("no container no-such-host"));
+    // An agent whose clock is five minutes ahead still reports (its facts carry its time).
+    tb.json(&["testbed", "fault", "clock", "dc-esxi-01", "+300s", "--dir", &d]);
     let listed = tb.json(&["testbed", "faults", "--dir", &d]);
-    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed}");
+    assert_eq!(listed.as_array().map(Vec::len), Some(3), "{listed}");
+    let mut skewed = false;
+    for _ in 0..40 {
+        let h = tb.json(&["hosts", "show", "dc-esxi-01"]);
+        let facts_at = h["facts_at"].as_str().unwrap_or("");
+        let last_seen = h["last_seen"].as_str().unwrap_or("");
+        // RFC 3339 in UTC with the same layout: text order is time order.
+        if h["state"] == "connected" && facts_at > last_seen {
+            skewed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(skewed, "the skewed agent's facts should be stamped ahead of the controller's clock");
     let hit = tb.wait(Duration::from_secs(25), |hs| {
         state_of(hs, "web-app-01") == "down" && state_of(hs, "dr-compute-01") == "down"
     });
