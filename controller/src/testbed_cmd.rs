@@ -56,12 +56,7 @@ pub fn image_cache_dir() -> PathBuf {
 /// `mangrove testbed image build`: the host image for this build's agent.
 pub fn image_build(json_out: bool) -> Result<()> {
     let started = Instant::now();
-    let spec = testbed::image::ImageSpec {
-        cache_dir: image_cache_dir(),
-        agent_bin: sibling_binary("mangrove-agent")?,
-        mirror: std::env::var("MANGROVE_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()),
-    };
-    let built = testbed::image::build(&spec, &|m| progress(m))?;
+    let built = testbed::image::build(&image_spec(&sibling_binary("mangrove-agent")?), &|m| progress(m))?;
     let v = json!({
         "image": built.tag,
         "base": built.base_tag,
@@ -348,14 +343,19 @@ fn start_agent_containers(
     Ok(())
 }
 
-/// The host image for this build's agent, built if missing.
-fn ensure_image(agent_bin: &Path) -> Result<String> {
-    let spec = testbed::image::ImageSpec {
+/// How the host image is built for `agent_bin`: the cache dir, and the Debian mirror
+/// (`MANGROVE_DEBIAN_MIRROR`, default deb.debian.org).
+fn image_spec(agent_bin: &Path) -> testbed::image::ImageSpec {
+    testbed::image::ImageSpec {
         cache_dir: image_cache_dir(),
         agent_bin: agent_bin.to_path_buf(),
         mirror: std::env::var("MANGROVE_DEBIAN_MIRROR").unwrap_or_else(|_| "http://deb.debian.org/debian".into()),
-    };
-    Ok(testbed::image::build(&spec, &|m| progress(m))?.tag)
+    }
+}
+
+/// The host image for this build's agent, built if missing.
+fn ensure_image(agent_bin: &Path) -> Result<String> {
+    Ok(testbed::image::build(&image_spec(agent_bin), &|m| progress(m))?.tag)
 }
 
 /// Spawning with piped output without waiting, so enrollments run side by side.
