@@ -167,6 +167,7 @@ impl Outbox {
     /// (renamed `.corrupt`), counted as dropped and logged, never silently skipped.
     pub fn open(dir: &Path, limits: Limits) -> Result<Outbox, OutboxError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        finish_rebase(dir)?;
         let mut meta = read_meta(dir)?;
         let mut entries = BTreeMap::new();
         let mut bytes = 0;
@@ -178,7 +179,7 @@ impl Outbox {
                 let _ = fs::remove_file(&path);
                 continue;
             }
-            let Some(seq) = name.strip_suffix(".rep").and_then(|s| s.parse::<u64>().ok()) else { continue };
+            let Some(seq) = entry_seq(&name) else { continue };
             let data = fs::read(&path).map_err(io(&path))?;
             match decode_entry(&data) {
                 Some(r) if r.seq == seq => {
@@ -351,6 +352,11 @@ impl Outbox {
             "controller holds later sequence numbers for this host; renumbering"
         );
         let old: Vec<u64> = self.entries.keys().copied().collect();
+        // The marker makes the renumbering all-or-nothing across a crash (see finish_rebase).
+        let marker = RebaseMarker { stored, old_last: self.meta.last_seq_assigned };
+        let text = serde_json::to_vec(&marker)
+            .map_err(|e| OutboxError::Meta { path: self.dir.join(REBASE_MARKER), message: e.to_string() })?;
+        write_atomic(&self.dir.join(REBASE_MARKER), &text)?;
         let mut next = stored;
         let mut renumbered = Vec::new();
         for mut r in waiting {
@@ -362,6 +368,7 @@ impl Outbox {
         }
         self.meta.last_seq_assigned = next;
         self.meta.last_seq_acked = stored;
+        // The commit point: from here the renumbered copies are the outbox.
         self.write_meta()?;
         for s in old {
             self.remove(s)?;
@@ -370,8 +377,56 @@ impl Outbox {
             self.bytes += e.bytes;
             self.entries.insert(s, e);
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        remove_marker(&self.dir)
     }
+}
+
+const REBASE_MARKER: &str = "rebase.json";
+
+/// Written before a renumbering starts: the number the controller holds, and the last number
+/// of the entries being renumbered (all old entries are at or below it, all copies above).
+#[derive(Debug, Serialize, Deserialize)]
+struct RebaseMarker {
+    stored: u64,
+    old_last: u64,
+}
+
+fn remove_marker(dir: &Path) -> Result<(), OutboxError> {
+    let path = dir.join(REBASE_MARKER);
+    match fs::remove_file(&path) {
+        Ok(()) => sync_dir(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+fn entry_seq(name: &str) -> Option<u64> {
+    name.strip_suffix(".rep").and_then(|s| s.parse::<u64>().ok())
+}
+
+/// Completes or undoes a renumbering a crash interrupted: past its commit point (the metadata
+/// says the controller's number is acknowledged) the old entries go; before it, the partial
+/// copies go and the outbox is as it was (the next session renumbers again).
+fn finish_rebase(dir: &Path) -> Result<(), OutboxError> {
+    let path = dir.join(REBASE_MARKER);
+    let marker: RebaseMarker = match fs::read(&path) {
+        Ok(b) => {
+            serde_json::from_slice(&b).map_err(|e| OutboxError::Meta { path: path.clone(), message: e.to_string() })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    let committed = read_meta(dir)?.last_seq_acked >= marker.stored;
+    for e in fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let Some(seq) = entry_seq(&e.file_name().to_string_lossy()) else { continue };
+        let stale = if committed { seq <= marker.old_last } else { seq > marker.old_last };
+        if stale {
+            fs::remove_file(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    tracing::warn!(committed, "finished a renumbering interrupted by a crash");
+    remove_marker(dir)
 }
 
 #[cfg(test)]
@@ -466,6 +521,53 @@ mod tests {
         drop(ob);
         let ob = Outbox::open(d.path(), Limits::default()).expect("reopen");
         assert_eq!(ob.len(), 3);
+    }
+
+    fn seqs(ob: &Outbox) -> Vec<u64> {
+        ob.pending_after(0, 100).expect("pending").iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn a_renumbering_cut_short_by_a_crash_is_undone() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut ob = Outbox::open(d.path(), Limits::default()).expect("open");
+        for _ in 0..3 {
+            ob.append(hb(), 0).expect("append");
+        }
+        drop(ob);
+        // The crash came after the marker and one copy, before the commit point.
+        let marker = serde_json::to_vec(&RebaseMarker { stored: 100, old_last: 3 }).expect("json");
+        write_atomic(&d.path().join(REBASE_MARKER), &marker).expect("marker");
+        let copy = Report { seq: 101, created_unix_ms: 0, body: Some(hb()) };
+        write_atomic(&d.path().join(entry_name(101)), &encode_entry(&copy)).expect("copy");
+        let mut ob = Outbox::open(d.path(), Limits::default()).expect("reopen");
+        assert_eq!(seqs(&ob), vec![1, 2, 3], "back to before the renumbering");
+        assert_eq!(ob.meta().last_seq_assigned, 3);
+        assert!(!d.path().join(REBASE_MARKER).exists());
+        // The next session renumbers again, completely.
+        ob.rebase(100).expect("rebase");
+        assert_eq!(seqs(&ob), vec![101, 102, 103]);
+    }
+
+    #[test]
+    fn a_renumbering_past_its_commit_point_is_completed() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let mut ob = Outbox::open(d.path(), Limits::default()).expect("open");
+        for _ in 0..2 {
+            ob.append(hb(), 0).expect("append");
+        }
+        drop(ob);
+        let marker = serde_json::to_vec(&RebaseMarker { stored: 50, old_last: 2 }).expect("json");
+        write_atomic(&d.path().join(REBASE_MARKER), &marker).expect("marker");
+        for seq in [51, 52] {
+            let copy = Report { seq, created_unix_ms: 0, body: Some(hb()) };
+            write_atomic(&d.path().join(entry_name(seq)), &encode_entry(&copy)).expect("copy");
+        }
+        let meta = Meta { last_seq_assigned: 52, last_seq_acked: 50, dropped: 0, compacted: 0 };
+        write_atomic(&d.path().join("meta.json"), &serde_json::to_vec(&meta).expect("json")).expect("meta");
+        let ob = Outbox::open(d.path(), Limits::default()).expect("reopen");
+        assert_eq!(seqs(&ob), vec![51, 52]);
+        assert_eq!((ob.meta().last_seq_assigned, ob.meta().last_seq_acked), (52, 50));
     }
 
     #[derive(Debug, Clone)]
