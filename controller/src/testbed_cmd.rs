@@ -109,12 +109,6 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-}
-
 pub fn up(opts: UpOptions) -> Result<()> {
     let started = Instant::now();
     std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
@@ -145,6 +139,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
     let mangrove = std::env::current_exe()?;
     let agent_bin = sibling_binary("mangrove-agent")?;
 
+    let mut container_net = None;
     let (api_url, host_addr, controller_alive): (String, String, Box<dyn Fn() -> bool>) = match opts.hosts {
         HostsMode::Processes => {
             progress(&format!("starting the controller in {}", dir.display()));
@@ -158,7 +153,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 ],
                 &layout.log("controller"),
             )?;
-            (layout.api_url(), "127.0.0.1".into(), Box::new(move || alive(ctl.pid)))
+            (layout.api_url(), "127.0.0.1".into(), Box::new(move || procs::alive(ctl.pid)))
         }
         HostsMode::Containers => {
             let image = ensure_image(&agent_bin)?;
@@ -195,6 +190,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 },
             )?;
             let name = plan.controller_name();
+            container_net = Some(ContainerNet { plan, image, controller_ip: ip.to_string() });
             (format!("https://{ip}:{}", layout.ports.api), ip.to_string(), Box::new(move || containers::running(&name)))
         }
     };
@@ -220,9 +216,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
     install_user_cli_config(&layout, &api_url, &admin_token);
 
     let machines = layout.agent_machines();
-    match opts.hosts {
-        HostsMode::Processes => start_agent_processes(&layout, &admin, &agent_bin, &machines)?,
-        HostsMode::Containers => start_agent_containers(&layout, &admin, &host_addr, &machines)?,
+    match &container_net {
+        None => start_agent_processes(&layout, &admin, &agent_bin, &machines)?,
+        Some(net) => start_agent_containers(&layout, &admin, net, &machines)?,
     }
     let want: Vec<String> = machines.iter().map(|m| m.name.to_string()).collect();
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -258,6 +254,13 @@ pub fn up(opts: UpOptions) -> Result<()> {
     down(&dir)
 }
 
+/// A container testbed's networks, image and controller address, as `up` made them.
+struct ContainerNet {
+    plan: containers::Plan,
+    image: String,
+    controller_ip: String,
+}
+
 /// Enrolls (side by side) and starts one agent process per machine.
 fn start_agent_processes(
     layout: &Layout,
@@ -273,14 +276,14 @@ fn start_agent_processes(
         if state.join("agent.pem").exists() {
             continue; // enrolled on an earlier `up`
         }
-        let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
         // The token goes in the environment, not in the argument list other users can read.
-        let child = Command::new(agent_bin)
-            .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--state-dir"])
-            .arg(&state)
-            .env("MANGROVE_AGENT_TOKEN", token_of(&v)?)
-            .stdin(std::process::Stdio::null())
-            .output_async()?;
+        let child = spawn_piped(
+            Command::new(agent_bin)
+                .args(["enroll", "--controller", &layout.enroll_addr().to_string(), "--state-dir"])
+                .arg(&state)
+                .env("MANGROVE_AGENT_TOKEN", agent_token(admin, m.name)?)
+                .stdin(std::process::Stdio::null()),
+        )?;
         enrolling.push((m.name.to_string(), child));
     }
     for (name, child) in enrolling {
@@ -306,11 +309,10 @@ fn start_agent_processes(
 fn start_agent_containers(
     layout: &Layout,
     admin: &Client,
-    controller_ip: &str,
+    net: &ContainerNet,
     machines: &[inventory::Machine<'_>],
 ) -> Result<()> {
-    let image = format!("{}:latest", testbed::image::HOST_REPO);
-    let plan = containers::plan_of(&layout.dir)?;
+    let (plan, image, controller_ip) = (&net.plan, &net.image, &net.controller_ip);
     progress(&format!("starting {} host containers", machines.len()));
     for m in machines {
         let state = layout.agent_dir(m.name);
@@ -320,15 +322,14 @@ fn start_agent_containers(
             ("MANGROVE_STATE_DIR".to_string(), state.display().to_string()),
         ];
         if !state.join("agent.pem").exists() {
-            let v = admin.post("/api/v1/tokens", &json!({"role": "agent", "host": m.name, "ttl": "10m"}))?;
-            env.push(("MANGROVE_AGENT_TOKEN".to_string(), token_of(&v)?));
+            env.push(("MANGROVE_AGENT_TOKEN".to_string(), agent_token(admin, m.name)?));
         }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);
         containers::start(
-            &plan,
+            plan,
             &layout.dir,
-            &image,
+            image,
             &containers::ContainerSpec {
                 name: &name,
                 hostname: m.name,
@@ -358,18 +359,17 @@ fn ensure_image(agent_bin: &Path) -> Result<String> {
     Ok(testbed::image::build(&image_spec(agent_bin), &|m| progress(m))?.tag)
 }
 
-/// Spawning with piped output without waiting, so enrollments run side by side.
-trait OutputAsync {
-    fn output_async(&mut self) -> Result<std::process::Child>;
+/// Starts `cmd` with its output piped, without waiting, so enrollments run side by side.
+fn spawn_piped(cmd: &mut Command) -> Result<std::process::Child> {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| anyhow!("cannot start {:?}: {e}", cmd.get_program()))
 }
 
-impl OutputAsync for Command {
-    fn output_async(&mut self) -> Result<std::process::Child> {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .map_err(|e| anyhow!("cannot start {:?}: {e}", self.get_program()))
-    }
+/// A single-use bootstrap token bound to `host`, for an agent the testbed enrolls now.
+fn agent_token(admin: &Client, host: &str) -> Result<String> {
+    token_of(&admin.post("/api/v1/tokens", &json!({"role": "agent", "host": host, "ttl": "10m"}))?)
 }
 
 fn token_of(v: &Value) -> Result<String> {

@@ -36,7 +36,8 @@ fn mentions(arg: &str, dir: &str) -> bool {
     value == dir || value.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether `pid` is a live process (a zombie counts as gone).
+pub fn alive(pid: u32) -> bool {
     // A zombie has exited; only its parent's wait is missing.
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
