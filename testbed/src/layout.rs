@@ -81,9 +81,31 @@ pub struct Layout {
     pub ports: Ports,
 }
 
-fn free_port() -> Result<u16, TestbedError> {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io(Path::new("127.0.0.1:0")))?;
-    l.local_addr().map(|a| a.port()).map_err(io(Path::new("127.0.0.1:0")))
+/// Ports below the kernel's ephemeral range (32768–60999 by default): a port the kernel hands
+/// out for `bind(0)` or to an outgoing connection may be taken again by the time the
+/// controller binds it, and two testbeds set up at once raced for it that way. These are
+/// picked at random and all held at once while checked, so the three are distinct and free.
+const PORT_RANGE: std::ops::Range<u16> = 20000..32768;
+
+/// `n` distinct loopback ports free right now, from [`PORT_RANGE`].
+pub fn free_ports(n: usize) -> Result<Vec<u16>, TestbedError> {
+    let mut held: Vec<TcpListener> = Vec::with_capacity(n);
+    for _ in 0..200 {
+        if held.len() == n {
+            break;
+        }
+        let port = rand::random_range(PORT_RANGE);
+        if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) {
+            held.push(l);
+        }
+    }
+    if held.len() < n {
+        return Err(TestbedError::Io {
+            path: PathBuf::from(format!("127.0.0.1:{}-{}", PORT_RANGE.start, PORT_RANGE.end - 1)),
+            source: std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free loopback ports found"),
+        });
+    }
+    held.iter().map(|l| l.local_addr().map(|a| a.port()).map_err(io(Path::new("127.0.0.1")))).collect()
 }
 
 /// Writes a file atomically with the given mode.
@@ -118,7 +140,10 @@ impl Layout {
                     .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
                 s.ports
             }
-            Err(_) => Ports { api: free_port()?, agents: free_port()?, enroll: free_port()? },
+            Err(_) => {
+                let p = free_ports(3)?;
+                Ports { api: p[0], agents: p[1], enroll: p[2] }
+            }
         };
         let state = State { inventory: inventory_path.clone(), ports };
         let text = toml::to_string(&state)

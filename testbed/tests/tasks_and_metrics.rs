@@ -93,9 +93,7 @@ fn metrics_are_prometheus_text_with_hosts_by_site_and_state() {
 fn agents_renew_their_certificates_before_they_expire() {
     // A controller run by hand, not through the testbed: certificates living 6 s.
     let dir = tempfile::tempdir().expect("tempdir");
-    let ports: Vec<u16> = (0..3)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port())
-        .collect();
+    let ports = testbed::layout::free_ports(3).expect("ports");
     let cfg = dir.path().join("controller.toml");
     std::fs::write(
         &cfg,
