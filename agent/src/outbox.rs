@@ -106,6 +106,8 @@ pub struct Outbox {
     meta: Meta,
     entries: BTreeMap<u64, Entry>,
     bytes: u64,
+    /// Why the last report could not be written (a full or failing disk), until one is.
+    write_failure: Option<String>,
 }
 
 fn entry_name(seq: u64) -> String {
@@ -198,12 +200,17 @@ impl Outbox {
         // Entries at or below the acknowledged number may survive a crash between the ack's
         // delete and its metadata write; they are stored already.
         let stale: Vec<u64> = entries.range(..=meta.last_seq_acked).map(|(s, _)| *s).collect();
-        let mut ob = Outbox { dir: dir.to_path_buf(), limits, meta, entries, bytes };
+        let mut ob = Outbox { dir: dir.to_path_buf(), limits, meta, entries, bytes, write_failure: None };
         for s in stale {
             ob.remove(s)?;
         }
         ob.write_meta()?;
         Ok(ob)
+    }
+
+    /// Why reports cannot be written now (e.g. the disk is full), if they cannot.
+    pub fn write_failure(&self) -> Option<&str> {
+        self.write_failure.as_deref()
     }
 
     pub fn meta(&self) -> Meta {
@@ -288,7 +295,16 @@ impl Outbox {
             tracing::error!(kind = ?kind, dropped = self.meta.dropped, entries = self.entries.len(), "outbox full: report dropped");
             return Ok(None);
         }
-        write_atomic(&self.dir.join(entry_name(seq)), &data)?;
+        if let Err(e) = write_atomic(&self.dir.join(entry_name(seq)), &data) {
+            // Not written, so never numbered: the number goes to the next report that is.
+            // The loss is counted (persisted with the next metadata write that succeeds).
+            self.meta.dropped += 1;
+            tracing::error!(kind = ?kind, dropped = self.meta.dropped, error = %e, "cannot write to the outbox: report dropped");
+            self.write_failure = Some(e.to_string());
+            let _ = self.write_meta();
+            return Err(e);
+        }
+        self.write_failure = None;
         // The entry is on disk: from here it is pending whatever fails next, so a later
         // acknowledgement can never skip over it.
         self.meta.last_seq_assigned = seq;

@@ -38,6 +38,10 @@ struct Shared {
     problems: Mutex<Vec<String>>,
     intervals: watch::Sender<Intervals>,
     reconnect: Notify,
+    /// Heartbeats the outbox could not take, for the session to send as they are.
+    unsequenced: mpsc::Sender<Heartbeat>,
+    /// Asks for a fresh fact snapshot (the outbox can write again after a failure).
+    recollect: Notify,
 }
 
 impl Shared {
@@ -47,11 +51,24 @@ impl Shared {
         self.outbox.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn append(&self, body: Body) {
-        match self.outbox().append(body, now_ms()) {
-            Ok(Some(_)) => self.appended.notify_one(),
-            Ok(None) => {} // counted and logged by the outbox
-            Err(e) => tracing::error!(error = %e, "cannot write to the outbox"),
+    /// Appends a report to the outbox; false if it could not be written (counted and logged
+    /// by the outbox).
+    fn append(&self, body: Body) -> bool {
+        let mut ob = self.outbox();
+        let failing_before = ob.write_failure().is_some();
+        let written = ob.append(body, now_ms());
+        drop(ob);
+        match written {
+            Ok(Some(_)) => {
+                self.appended.notify_one();
+                if failing_before {
+                    tracing::info!("the outbox can be written again");
+                    self.recollect.notify_one();
+                }
+                true
+            }
+            Ok(None) => true, // dropped as the outbox is full: counted and logged by the outbox
+            Err(_) => false,
         }
     }
 }
@@ -63,12 +80,15 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
     let outbox = Arc::new(Mutex::new(outbox));
     let appended = Arc::new(Notify::new());
     let (itx, irx) = watch::channel(Intervals { heartbeat: Duration::from_secs(5), facts: Duration::from_secs(60) });
+    let (utx, mut unsequenced) = mpsc::channel(1);
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
         appended: appended.clone(),
         problems: Mutex::new(Vec::new()),
         intervals: itx,
         reconnect: Notify::new(),
+        unsequenced: utx,
+        recollect: Notify::new(),
     });
     let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
     tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
@@ -81,7 +101,7 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = session(&state, &enrollment, &shared, &tasks, &shutdown) => r,
+            r = session(&state, &enrollment, &shared, &tasks, &mut unsequenced, &shutdown) => r,
         };
         match outcome {
             Ok(true) => attempt = 0, // a session was established: start backing off afresh
@@ -121,6 +141,7 @@ async fn session(
     enrollment: &Enrollment,
     shared: &Arc<Shared>,
     tasks: &Arc<Tasks>,
+    unsequenced: &mut mpsc::Receiver<Heartbeat>,
     shutdown: &CancellationToken,
 ) -> Result<bool> {
     if let Ok((_, not_after)) = state.cert_validity()
@@ -198,7 +219,13 @@ async fn session(
             }
             m = inbound.message() => match m {
                 Ok(Some(m)) => match m.msg {
-                    Some(controller_message::Msg::Ack(a)) => shared.outbox().ack(a.seq)?,
+                    Some(controller_message::Msg::Ack(a)) => {
+                        // The entries are deleted even when the metadata cannot be written
+                        // (full disk); a restart then learns the numbers from the controller.
+                        if let Err(e) = shared.outbox().ack(a.seq) {
+                            tracing::warn!(error = %e, seq = a.seq, "cannot record an acknowledgement");
+                        }
+                    }
                     Some(controller_message::Msg::Task(t)) => tasks.handle(t),
                     Some(controller_message::Msg::HelloAck(_)) | None => {}
                 },
@@ -219,6 +246,11 @@ async fn session(
                 }
             }
             _ = shared.appended.notified(), if next.is_none() => {}
+            Some(hb) = unsequenced.recv() => {
+                if tx.send(AgentMessage { msg: Some(agent_message::Msg::UnsequencedHeartbeat(hb)) }).await.is_err() {
+                    return Ok(true);
+                }
+            }
         }
     }
 }
@@ -228,13 +260,25 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
         let every = intervals.borrow().heartbeat;
         let meta = shared.outbox().meta();
         let backlog = shared.outbox().len() as u64;
-        let problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        shared.append(Body::Heartbeat(Heartbeat {
-            problems,
-            outbox_backlog: backlog,
-            outbox_dropped: meta.dropped,
-            outbox_compacted: meta.compacted,
-        }));
+        let mut problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(why) = shared.outbox().write_failure() {
+            problems.push(format!("cannot write reports to the outbox: {why}"));
+        }
+        let hb =
+            Heartbeat { problems, outbox_backlog: backlog, outbox_dropped: meta.dropped, outbox_compacted: meta.compacted };
+        if !shared.append(Body::Heartbeat(hb.clone())) {
+            let mut hb = hb;
+            let ob = shared.outbox();
+            hb.outbox_dropped = ob.meta().dropped;
+            if let Some(why) = ob.write_failure()
+                && !hb.problems.iter().any(|p| p.contains(why))
+            {
+                hb.problems.push(format!("cannot write reports to the outbox: {why}"));
+            }
+            drop(ob);
+            // The latest one is what matters; if one is still waiting, this one is dropped.
+            let _ = shared.unsequenced.try_send(hb);
+        }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
@@ -265,6 +309,8 @@ async fn facts_loop(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
+            // The disk problem that made the last snapshot's problems is gone: say so now.
+            _ = shared.recollect.notified() => {}
             _ = intervals.changed() => {
                 // A new interval from the controller: wait it out from now, not re-collect.
                 let every = intervals.borrow().facts;

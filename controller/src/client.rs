@@ -134,6 +134,20 @@ impl Client {
         self.finish(&format!("POST {path}"), r)
     }
 
+    /// GET of a text resource (`/metrics`).
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let mut resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth()?)
+            .call()
+            .map_err(|e| anyhow!("cannot reach the controller at {}: {e}", self.base))?;
+        if !resp.status().is_success() {
+            bail!("GET {path}: controller answered {}", resp.status());
+        }
+        resp.body_mut().read_to_string().map_err(|e| anyhow!("GET {path}: {e}"))
+    }
+
     /// GET without a token, for `/readyz`.
     pub fn ready(&self) -> bool {
         self.agent.get(format!("{}/readyz", self.base)).call().map(|r| r.status().is_success()).unwrap_or(false)

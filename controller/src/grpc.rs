@@ -329,14 +329,19 @@ async fn read_reports(
                     app.store.touch_host(host, now).await.map_err(internal)?;
                 }
                 app.metrics.count_report(report.kind, new);
-                if let crate::store::ReportEffect::Heartbeat { backlog, dropped, .. } = &report.effect {
-                    let l = crate::metrics::HostLabel { host: host.to_string() };
-                    app.metrics.outbox_backlog.get_or_create(&l).set(*backlog);
-                    app.metrics.outbox_dropped.get_or_create(&l).set(*dropped);
+                if let crate::store::ReportEffect::Heartbeat(hb) = &report.effect {
+                    app.metrics.outbox_status(host, hb);
                 }
                 if tx.send(Ok(msg(controller_message::Msg::Ack(Ack { seq })))).await.is_err() {
                     return Ok(());
                 }
+            }
+            Some(agent_message::Msg::UnsequencedHeartbeat(h)) => {
+                // Nothing to acknowledge: the agent keeps no copy of it.
+                let hb = crate::reports::heartbeat_status(h);
+                app.store.record_unsequenced_heartbeat(host, now_ms(), &hb).await.map_err(internal)?;
+                app.metrics.count_report("unsequenced_heartbeat", true);
+                app.metrics.outbox_status(host, &hb);
             }
             Some(agent_message::Msg::Hello(_)) => {
                 return Err(Status::invalid_argument("Hello may only open a session"));

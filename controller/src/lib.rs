@@ -9,10 +9,12 @@
 
 pub mod api;
 pub mod app;
+pub mod chaos_cmd;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod delay_proxy;
 pub mod grpc;
 pub mod hosts;
 pub mod metrics;

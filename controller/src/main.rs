@@ -177,6 +177,36 @@ enum TestbedCmd {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Random faults (seeded) while agents report, then heal and check that nothing was lost.
+    Chaos {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The same seed replays the same fault schedule.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many faults.
+        #[arg(long, default_value_t = 100)]
+        faults: usize,
+        /// Over how long the faults start (default: one second per fault).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Faults applied or undone side by side.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// Command tasks submitted per second while the faults run.
+        #[arg(long, default_value_t = 10)]
+        task_rate: u32,
+    },
+    /// A TCP proxy that delays each direction (run by `fault latency` inside a host).
+    #[command(hide = true)]
+    DelayProxy {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        #[arg(long)]
+        to: std::net::SocketAddr,
+        #[arg(long, value_parser = parse_duration)]
+        delay: std::time::Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -197,6 +227,10 @@ enum FaultCmd {
         #[arg(allow_hyphen_values = true)]
         offset: String,
     },
+    /// Fill the host's state volume: `fault disk-full HOST`.
+    DiskFull { host: String },
+    /// Hold the host's traffic to the controller: `fault latency HOST 500ms` (each way).
+    Latency { host: String, delay: String },
     /// Undo every fault in force.
     Heal,
 }
@@ -276,10 +310,31 @@ fn run(cli: Cli) -> Result<()> {
                 FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
                 FaultCmd::Pause { host } => controller::testbed_cmd::fault_host(&dir, "pause", &host, json),
                 FaultCmd::Clock { host, offset } => controller::testbed_cmd::fault_clock(&dir, &host, &offset, json),
+                FaultCmd::DiskFull { host } => controller::testbed_cmd::fault_host(&dir, "disk-full", &host, json),
+                FaultCmd::Latency { host, delay } => controller::testbed_cmd::fault_latency(&dir, &host, &delay, json),
             }
         }
         Command::Testbed { cmd: TestbedCmd::Faults { dir } } => {
-            controller::testbed_cmd::faults(&dir.unwrap_or_else(controller::testbed_cmd::default_dir), json)
+            controller::testbed_cmd::list_faults(&dir.unwrap_or_else(controller::testbed_cmd::default_dir), json)
+        }
+        Command::Testbed { cmd: TestbedCmd::Chaos { dir, seed, faults, duration, workers, task_rate } } => {
+            controller::chaos_cmd::run(
+                controller::chaos_cmd::ChaosOptions {
+                    dir: dir.unwrap_or_else(controller::testbed_cmd::default_dir),
+                    seed,
+                    faults,
+                    duration,
+                    workers,
+                    task_rate,
+                },
+                json,
+            )
+        }
+        Command::Testbed { cmd: TestbedCmd::DelayProxy { listen, to, delay } } => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(controller::delay_proxy::run(listen, to, delay))
         }
         Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
             controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))

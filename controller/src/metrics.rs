@@ -102,6 +102,13 @@ impl Metrics {
         }
     }
 
+    /// A host's outbox counters, from its latest heartbeat.
+    pub fn outbox_status(&self, host: &str, hb: &crate::store::HeartbeatStatus) {
+        let l = HostLabel { host: host.to_string() };
+        self.outbox_backlog.get_or_create(&l).set(hb.backlog);
+        self.outbox_dropped.get_or_create(&l).set(hb.dropped);
+    }
+
     pub fn enrollment(&self, result: &str) {
         self.enrollments.get_or_create(&ResultLabel { result: result.to_string() }).inc();
     }

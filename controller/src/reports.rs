@@ -8,7 +8,7 @@ use prost::Message;
 use proto::v1::{Facts, Report, TaskResult, TaskStatus, report::Body};
 use serde_json::{Value, json};
 
-use crate::store::{NewReport, ReportEffect, TaskOutcome};
+use crate::store::{HeartbeatStatus, NewReport, ReportEffect, TaskOutcome};
 
 /// Why a report was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,15 +40,7 @@ pub fn convert(host: &str, r: Report, received_at: i64) -> Result<NewReport, Rep
     let payload = r.encode_to_vec();
     let body = r.body.ok_or(ReportError::NoBody { seq: r.seq })?;
     let (kind, effect) = match body {
-        Body::Heartbeat(h) => (
-            "heartbeat",
-            ReportEffect::Heartbeat {
-                problems: h.problems,
-                backlog: clamp(h.outbox_backlog),
-                dropped: clamp(h.outbox_dropped),
-                compacted: clamp(h.outbox_compacted),
-            },
-        ),
+        Body::Heartbeat(h) => ("heartbeat", ReportEffect::Heartbeat(heartbeat_status(h))),
         Body::Facts(f) => {
             let agent_version = f.agent_version.clone();
             ("facts", ReportEffect::Facts { json: facts_json(&f), agent_version })
@@ -63,6 +55,16 @@ pub fn convert(host: &str, r: Report, received_at: i64) -> Result<NewReport, Rep
         }
     };
     Ok(NewReport { host: host.to_string(), seq, kind, created_at: r.created_unix_ms, received_at, payload, effect })
+}
+
+/// A heartbeat's problems and outbox counters, sequenced or not.
+pub fn heartbeat_status(h: proto::v1::Heartbeat) -> HeartbeatStatus {
+    HeartbeatStatus {
+        problems: h.problems,
+        backlog: clamp(h.outbox_backlog),
+        dropped: clamp(h.outbox_dropped),
+        compacted: clamp(h.outbox_compacted),
+    }
 }
 
 fn clamp(v: u64) -> i64 {

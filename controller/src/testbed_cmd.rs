@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
-use testbed::{Layout, User, containers, layout::CLI_MARKER, procs};
+use testbed::{Layout, User, containers, faults, layout::CLI_MARKER, procs, volumes};
 
 use crate::client::{Client, default_config_path};
 
@@ -218,7 +218,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
     let machines = layout.agent_machines();
     match &container_net {
         None => start_agent_processes(&layout, &admin, &agent_bin, &machines)?,
-        Some(net) => start_agent_containers(&layout, &admin, net, &machines)?,
+        Some(net) => start_agent_containers(&layout, &admin, net, &mangrove, &machines)?,
     }
     let want: Vec<String> = machines.iter().map(|m| m.name.to_string()).collect();
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -310,13 +310,14 @@ fn start_agent_containers(
     layout: &Layout,
     admin: &Client,
     net: &ContainerNet,
+    mangrove: &Path,
     machines: &[inventory::Machine<'_>],
 ) -> Result<()> {
     let (plan, image, controller_ip) = (&net.plan, &net.image, &net.controller_ip);
     progress(&format!("starting {} host containers", machines.len()));
     for m in machines {
         let state = layout.agent_dir(m.name);
-        containers::ensure_dir(&state)?;
+        volumes::ensure(&layout.dir, m.name, &state)?;
         let mut env = vec![
             ("MANGROVE_ENROLL".to_string(), format!("{controller_ip}:{}", layout.ports.enroll)),
             ("MANGROVE_STATE_DIR".to_string(), state.display().to_string()),
@@ -336,7 +337,8 @@ fn start_agent_containers(
                 site: m.site,
                 ip: None,
                 env,
-                mounts: vec![(s.clone(), s, false)],
+                // `mangrove` for the delay proxy of `fault latency`.
+                mounts: vec![(s.clone(), s, false), (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true)],
                 command: "/usr/bin/runsvdir -P /etc/service".into(),
             },
         )?;
@@ -434,22 +436,23 @@ fn testbed_dir(dir: &Path) -> Result<PathBuf> {
 
 /// `testbed fault partition A B`.
 pub fn fault_partition(dir: &Path, a: &str, b: &str, json_out: bool) -> Result<()> {
-    let f = containers::partition(&testbed_dir(dir)?, a, b)?;
+    let f = faults::partition(&testbed_dir(dir)?, a, b)?;
     crate::cli::emit(json_out, &json!(f), |_| format!("partitioned {a} from {b}\n"));
     Ok(())
 }
 
-/// `testbed fault kill|stop|start|pause HOST`.
+/// `testbed fault kill|stop|start|pause|disk-full HOST`.
 pub fn fault_host(dir: &Path, what: &str, host: &str, json_out: bool) -> Result<()> {
     let dir = testbed_dir(dir)?;
     let v = match what {
         "kill" => {
-            containers::kill_agent(&dir, host)?;
+            faults::kill_agent(&dir, host)?;
             json!({"kind": "kill", "host": host})
         }
-        "start" => json!({"kind": "start", "host": host, "was_stopped": containers::start_host(&dir, host)?}),
-        "pause" => json!(containers::host_fault(&dir, host, true)?),
-        _ => json!(containers::host_fault(&dir, host, false)?),
+        "start" => json!({"kind": "start", "host": host, "was_stopped": faults::start_host(&dir, host)?}),
+        "pause" => json!(faults::host_fault(&dir, host, true)?),
+        "disk-full" => json!(faults::disk_full(&dir, host)?),
+        _ => json!(faults::host_fault(&dir, host, false)?),
     };
     crate::cli::emit(json_out, &v, |_| format!("{what} {host}\n"));
     Ok(())
@@ -457,21 +460,28 @@ pub fn fault_host(dir: &Path, what: &str, host: &str, json_out: bool) -> Result<
 
 /// `testbed fault clock HOST OFFSET`.
 pub fn fault_clock(dir: &Path, host: &str, offset: &str, json_out: bool) -> Result<()> {
-    let f = containers::clock(&testbed_dir(dir)?, host, offset)?;
+    let f = faults::clock(&testbed_dir(dir)?, host, offset)?;
     crate::cli::emit(json_out, &json!(f), |_| format!("{host}'s agent now sees its clock {offset} off\n"));
+    Ok(())
+}
+
+/// `testbed fault latency HOST DELAY`.
+pub fn fault_latency(dir: &Path, host: &str, delay: &str, json_out: bool) -> Result<()> {
+    let f = faults::latency(&testbed_dir(dir)?, host, delay)?;
+    crate::cli::emit(json_out, &json!(f), |_| format!("{host}'s traffic to the controller is now held {delay} each way\n"));
     Ok(())
 }
 
 /// `testbed fault heal`.
 pub fn fault_heal(dir: &Path, json_out: bool) -> Result<()> {
-    let healed = containers::heal(&testbed_dir(dir)?)?;
+    let healed = faults::heal(&testbed_dir(dir)?)?;
     crate::cli::emit(json_out, &json!({"healed": healed}), |_| format!("healed {} fault(s)\n", healed.len()));
     Ok(())
 }
 
 /// `testbed faults`.
-pub fn faults(dir: &Path, json_out: bool) -> Result<()> {
-    let all = containers::faults(&testbed_dir(dir)?)?;
+pub fn list_faults(dir: &Path, json_out: bool) -> Result<()> {
+    let all = faults::faults(&testbed_dir(dir)?)?;
     crate::cli::emit(json_out, &json!(all), |v| {
         let rows: Vec<Vec<String>> = v
             .as_array()
@@ -490,6 +500,7 @@ pub fn down(dir: &Path) -> Result<()> {
     if containers::docker_present() {
         n += containers::remove_all(&dir)?;
     }
+    volumes::unmount_all(&dir)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let Some(path) = default_config_path(&env)
         && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("{CLI_MARKER} {}\n", dir.display())))

@@ -32,6 +32,7 @@ pub const PACKAGES: &[&str] = &[
     "runit",
     "procps",
     "iproute2",
+    "nftables",
     "iputils-ping",
     "ca-certificates",
     "openssh-server",

@@ -10,11 +10,14 @@
 //! anyone else) can find it by scanning `/proc`; each is restarted by running its own command
 //! line again, and finds its ports and files there.
 
+pub mod chaos;
 pub mod containers;
+pub mod faults;
 pub mod image;
 pub mod launch;
 pub mod layout;
 pub mod procs;
+pub mod volumes;
 
 pub use launch::{Launched, spawn_detached};
 pub use layout::{Layout, Ports, TestbedError, User};

@@ -92,15 +92,19 @@ pub struct Enrollment {
     pub not_after: i64,
 }
 
+/// What a heartbeat says of its host: the problems it names and its outbox counters.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeartbeatStatus {
+    pub problems: Vec<String>,
+    pub backlog: i64,
+    pub dropped: i64,
+    pub compacted: i64,
+}
+
 /// How a stored report changes the host's observed state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReportEffect {
-    Heartbeat {
-        problems: Vec<String>,
-        backlog: i64,
-        dropped: i64,
-        compacted: i64,
-    },
+    Heartbeat(HeartbeatStatus),
     Facts {
         json: serde_json::Value,
         agent_version: String,
@@ -232,6 +236,9 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a report once; returns false for a replay (already stored).
     async fn store_report(&self, r: &NewReport) -> Result<bool, StoreError>;
     async fn touch_host(&self, host: &str, now: i64) -> Result<(), StoreError>;
+    /// A heartbeat sent outside the outbox: liveness, problems and outbox counters, no report.
+    async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus)
+    -> Result<(), StoreError>;
 
     async fn insert_task(&self, t: &TaskRecord) -> Result<(), StoreError>;
     async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;

@@ -30,6 +30,27 @@ fn json_col(row: &SqliteRow, column: &'static str) -> Result<Option<serde_json::
     text.map(|t| serde_json::from_str(&t).map_err(|source| StoreError::Corrupt { column, source })).transpose()
 }
 
+/// Sets a host's problems and outbox counters from a heartbeat.
+async fn set_heartbeat_status(
+    conn: &mut sqlx::SqliteConnection,
+    host: &str,
+    hb: &HeartbeatStatus,
+) -> Result<(), StoreError> {
+    let problems =
+        serde_json::to_string(&hb.problems).map_err(|source| StoreError::Corrupt { column: "problems", source })?;
+    sqlx::query(
+        "UPDATE hosts SET problems = ?, outbox_backlog = ?, outbox_dropped = ?, outbox_compacted = ? WHERE name = ?",
+    )
+    .bind(problems)
+    .bind(hb.backlog)
+    .bind(hb.dropped)
+    .bind(hb.compacted)
+    .bind(host)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 fn host_from_row(row: &SqliteRow) -> Result<HostRecord, StoreError> {
     let problems = match json_col(row, "problems")? {
         Some(v) => serde_json::from_value(v).map_err(|source| StoreError::Corrupt { column: "problems", source })?,
@@ -324,21 +345,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             match &r.effect {
-                ReportEffect::Heartbeat { problems, backlog, dropped, compacted } => {
-                    let problems = serde_json::to_string(problems)
-                        .map_err(|source| StoreError::Corrupt { column: "problems", source })?;
-                    sqlx::query(
-                        "UPDATE hosts SET problems = ?, outbox_backlog = ?, outbox_dropped = ?, outbox_compacted = ?
-                         WHERE name = ?",
-                    )
-                    .bind(problems)
-                    .bind(backlog)
-                    .bind(dropped)
-                    .bind(compacted)
-                    .bind(&r.host)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                ReportEffect::Heartbeat(hb) => set_heartbeat_status(&mut *tx, &r.host, hb).await?,
                 ReportEffect::Facts { json, agent_version } => {
                     // A replayed older snapshot must not overwrite a newer one.
                     sqlx::query(
@@ -378,6 +385,23 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(inserted)
+    }
+
+    async fn record_unsequenced_heartbeat(
+        &self,
+        host: &str,
+        now: i64,
+        hb: &HeartbeatStatus,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE hosts SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?")
+            .bind(now)
+            .bind(host)
+            .execute(&mut *tx)
+            .await?;
+        set_heartbeat_status(&mut *tx, host, hb).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn touch_host(&self, host: &str, now: i64) -> Result<(), StoreError> {
@@ -498,7 +522,7 @@ mod tests {
             created_at: seq,
             received_at: 1000 + seq,
             payload: vec![],
-            effect: ReportEffect::Heartbeat { problems: vec![], backlog: 0, dropped: 0, compacted: 0 },
+            effect: ReportEffect::Heartbeat(HeartbeatStatus::default()),
         }
     }
 
