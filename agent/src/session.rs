@@ -260,19 +260,20 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
         let every = intervals.borrow().heartbeat;
         let meta = shared.outbox().meta();
         let backlog = shared.outbox().len() as u64;
-        let mut problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(why) = shared.outbox().write_failure() {
-            problems.push(format!("cannot write reports to the outbox: {why}"));
-        }
-        let hb =
-            Heartbeat { problems, outbox_backlog: backlog, outbox_dropped: meta.dropped, outbox_compacted: meta.compacted };
+        // A heartbeat that makes it into the outbox proves the outbox writable: the write
+        // failure, if any, is named only in the unsequenced fallback below.
+        let problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let hb = Heartbeat {
+            problems,
+            outbox_backlog: backlog,
+            outbox_dropped: meta.dropped,
+            outbox_compacted: meta.compacted,
+        };
         if !shared.append(Body::Heartbeat(hb.clone())) {
             let mut hb = hb;
             let ob = shared.outbox();
             hb.outbox_dropped = ob.meta().dropped;
-            if let Some(why) = ob.write_failure()
-                && !hb.problems.iter().any(|p| p.contains(why))
-            {
+            if let Some(why) = ob.write_failure() {
                 hb.problems.push(format!("cannot write reports to the outbox: {why}"));
             }
             drop(ob);

@@ -139,7 +139,11 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
     let queue: Mutex<BinaryHeap<Step>> = Mutex::new(
         plan.iter()
             .enumerate()
-            .map(|(i, p)| Step { due: std::cmp::Reverse(start + Duration::from_millis(p.at_ms)), index: i, undo: false })
+            .map(|(i, p)| Step {
+                due: std::cmp::Reverse(start + Duration::from_millis(p.at_ms)),
+                index: i,
+                undo: false,
+            })
             .collect(),
     );
     let wake = Condvar::new();
@@ -164,7 +168,12 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                                     let wait = top.due.0 - now;
                                     q = wake.wait_timeout(q, wait).unwrap_or_else(|p| p.into_inner()).0;
                                 }
-                                None => q = wake.wait_timeout(q, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0,
+                                None => {
+                                    q = wake
+                                        .wait_timeout(q, Duration::from_millis(200))
+                                        .unwrap_or_else(|p| p.into_inner())
+                                        .0
+                                }
                             }
                         }
                     };
@@ -207,7 +216,12 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                             finish(&pending, &wake, report_every, plan.len(), start);
                         }
                         Err(e) => {
-                            o.errors.push(format!("applying fault {} ({} {}): {e}", p.index, kind_name(p), p.host.as_deref().unwrap_or("dc/dr")));
+                            o.errors.push(format!(
+                                "applying fault {} ({} {}): {e}",
+                                p.index,
+                                kind_name(p),
+                                p.host.as_deref().unwrap_or("dc/dr")
+                            ));
                             drop(o);
                             finish(&pending, &wake, report_every, plan.len(), start);
                         }
@@ -223,7 +237,7 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
 fn finish(pending: &AtomicU64, wake: &Condvar, every: u64, total: usize, start: Instant) {
     let left = pending.fetch_sub(1, Ordering::SeqCst) - 1;
     let done = total as u64 - left;
-    if done % every == 0 || left == 0 {
+    if done.is_multiple_of(every) || left == 0 {
         eprintln!("chaos: {done} of {total} faults done ({:.0} s)", start.elapsed().as_secs_f64());
     }
     wake.notify_all();
@@ -284,7 +298,8 @@ fn panics(dir: &Path, hosts: &[String]) -> (usize, Vec<String>) {
 /// The testbed's API client, from the CLI config `up` wrote into its dir.
 fn testbed_client(dir: &Path) -> Result<Client> {
     let path = dir.join("cli.toml");
-    let cfg: CliConfig = CliConfig::load(&path)?.with_context(|| format!("no {}: is a testbed up there?", path.display()))?;
+    let cfg: CliConfig =
+        CliConfig::load(&path)?.with_context(|| format!("no {}: is a testbed up there?", path.display()))?;
     let url = cfg.controller.with_context(|| format!("{}: no controller", path.display()))?;
     Client::new(&url, cfg.token, cfg.ca.as_deref())
 }
@@ -402,7 +417,11 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
     let checks = [
         ("exactly once", lost.is_empty(), lost),
         ("drops counted", uncounted.is_empty(), uncounted),
-        ("outbox bound", big_n <= bound_n && big_b <= bound_b, vec![format!("{big_host}: {big_n} entries, {big_b} bytes")]),
+        (
+            "outbox bound",
+            big_n <= bound_n && big_b <= bound_b,
+            vec![format!("{big_host}: {big_n} entries, {big_b} bytes")],
+        ),
         ("connected after heal", not_connected.is_empty(), not_connected),
         ("no panics", panicked.is_empty(), panicked),
         ("faults applied and undone", outcome.errors.is_empty() && leftover.is_empty(), {
@@ -443,7 +462,10 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
             "exactly once: {} — {assigned} reports assigned, {stored} stored, {replayed} duplicates suppressed\n",
             mark(checks[0].1)
         );
-        out += &format!("drops counted: {} — {dropped} dropped and counted by the agents, each count known to the controller\n", mark(checks[1].1));
+        out += &format!(
+            "drops counted: {} — {dropped} dropped and counted by the agents, each count known to the controller\n",
+            mark(checks[1].1)
+        );
         out += &format!(
             "outbox bound: {} — largest {big_n} entries / {big_b} bytes ({big_host}), bound {bound_n} / {bound_b}\n",
             mark(checks[2].1)

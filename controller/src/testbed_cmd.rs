@@ -338,7 +338,10 @@ fn start_agent_containers(
                 ip: None,
                 env,
                 // `mangrove` for the delay proxy of `fault latency`.
-                mounts: vec![(s.clone(), s, false), (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true)],
+                mounts: vec![
+                    (s.clone(), s, false),
+                    (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true),
+                ],
                 command: "/usr/bin/runsvdir -P /etc/service".into(),
             },
         )?;
@@ -468,7 +471,9 @@ pub fn fault_clock(dir: &Path, host: &str, offset: &str, json_out: bool) -> Resu
 /// `testbed fault latency HOST DELAY`.
 pub fn fault_latency(dir: &Path, host: &str, delay: &str, json_out: bool) -> Result<()> {
     let f = faults::latency(&testbed_dir(dir)?, host, delay)?;
-    crate::cli::emit(json_out, &json!(f), |_| format!("{host}'s traffic to the controller is now held {delay} each way\n"));
+    crate::cli::emit(json_out, &json!(f), |_| {
+        format!("{host}'s traffic to the controller is now held {delay} each way\n")
+    });
     Ok(())
 }
 

@@ -22,9 +22,13 @@ pub enum Action {
     Kill,
     Stop,
     Pause,
-    Clock { offset_seconds: i64 },
+    Clock {
+        offset_seconds: i64,
+    },
     DiskFull,
-    Latency { delay_ms: u64 },
+    Latency {
+        delay_ms: u64,
+    },
 }
 
 /// One fault of the schedule.
@@ -81,7 +85,8 @@ pub fn plan(seed: u64, hosts: &[String], count: usize, duration: Duration) -> Ve
         let free: Vec<usize> = (0..hosts.len()).filter(|&h| busy_until[h] <= at).collect();
         let h = if free.is_empty() {
             // Every host is taken: wait for the first to be free.
-            let (h, until) = busy_until.iter().enumerate().min_by_key(|(_, u)| **u).map(|(h, u)| (h, *u)).unwrap_or((0, at));
+            let (h, until) =
+                busy_until.iter().enumerate().min_by_key(|(_, u)| **u).map(|(h, u)| (h, *u)).unwrap_or((0, at));
             at = until;
             h
         } else {

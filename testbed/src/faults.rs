@@ -140,7 +140,9 @@ fn add(
 
 fn refuse_if_down(all: &[Fault], host: &str, what: &str) -> Result<(), TestbedError> {
     match all.iter().find(|f| f.host() == Some(host) && f.takes_machine()) {
-        Some(f) => Err(tool(what, format!("{host} is {} ({}); `fault heal` first", f.kind(), "the agent cannot be reached"))),
+        Some(f) => {
+            Err(tool(what, format!("{host} is {} ({}); `fault heal` first", f.kind(), "the agent cannot be reached")))
+        }
         None => Ok(()),
     }
 }
@@ -301,8 +303,9 @@ fn agent_endpoint(dir: &Path, host: &str) -> Result<String, TestbedError> {
 /// is cut so that it reconnects through the proxy at once.
 pub fn latency(dir: &Path, host: &str, delay: &str) -> Result<Fault, TestbedError> {
     let name = machine_container(dir, host)?;
-    let ms = parse_delay(delay)
-        .ok_or_else(|| tool("fault latency", format!("invalid delay {delay:?}; write e.g. 500ms or 2s (at most 60s)")))?;
+    let ms = parse_delay(delay).ok_or_else(|| {
+        tool("fault latency", format!("invalid delay {delay:?}; write e.g. 500ms or 2s (at most 60s)"))
+    })?;
     let endpoint = agent_endpoint(dir, host)?;
     let (ip, port) = endpoint
         .rsplit_once(':')
@@ -333,7 +336,7 @@ EOF
 
 fn remove_latency(container: &str) -> Result<(), TestbedError> {
     let script = format!(
-        "nft delete table ip {NFT_TABLE} 2>/dev/null; pkill -f 'mangrove testbed delay-proxy'; \
+        "nft delete table ip {NFT_TABLE} 2>/dev/null; pkill -f '^/usr/local/bin/mangrove testbed delay-proxy'; \
          ss -K dst 127.0.0.1 dport = :7070 >/dev/null 2>&1; true"
     );
     docker(&["exec", container, "sh", "-c", &script], "removing the delay proxy").map(|_| ())

@@ -237,8 +237,7 @@ pub trait Store: Send + Sync + 'static {
     async fn store_report(&self, r: &NewReport) -> Result<bool, StoreError>;
     async fn touch_host(&self, host: &str, now: i64) -> Result<(), StoreError>;
     /// A heartbeat sent outside the outbox: liveness, problems and outbox counters, no report.
-    async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus)
-    -> Result<(), StoreError>;
+    async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError>;
 
     async fn insert_task(&self, t: &TaskRecord) -> Result<(), StoreError>;
     async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;

@@ -345,7 +345,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
             match &r.effect {
-                ReportEffect::Heartbeat(hb) => set_heartbeat_status(&mut *tx, &r.host, hb).await?,
+                ReportEffect::Heartbeat(hb) => set_heartbeat_status(&mut tx, &r.host, hb).await?,
                 ReportEffect::Facts { json, agent_version } => {
                     // A replayed older snapshot must not overwrite a newer one.
                     sqlx::query(
@@ -387,19 +387,14 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
-    async fn record_unsequenced_heartbeat(
-        &self,
-        host: &str,
-        now: i64,
-        hb: &HeartbeatStatus,
-    ) -> Result<(), StoreError> {
+    async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE hosts SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?")
             .bind(now)
             .bind(host)
             .execute(&mut *tx)
             .await?;
-        set_heartbeat_status(&mut *tx, host, hb).await?;
+        set_heartbeat_status(&mut tx, host, hb).await?;
         tx.commit().await?;
         Ok(())
     }
