@@ -6,78 +6,12 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{bin, run};
+use common::{ContainerTestbed, bin, run, state_of};
 use serde_json::Value;
-
-/// A container testbed in a temp dir, brought down (containers and networks removed) however
-/// the test ends.
-struct ContainerTestbed {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Drop for ContainerTestbed {
-    fn drop(&mut self) {
-        let _ = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(self.dir.path()));
-    }
-}
-
-impl ContainerTestbed {
-    fn mg(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::new(bin("mangrove"));
-        c.args(args);
-        for (k, v) in &self.env {
-            c.env(k, v);
-        }
-        run(&mut c)
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut a = vec!["--json"];
-        a.extend_from_slice(args);
-        let out = self.mg(&a);
-        assert!(out.status.success(), "mangrove {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).expect("json")
-    }
-
-    fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
-        let end = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < end {
-            if let Value::Array(hs) = self.json(&["hosts", "list"])
-                && pred(&hs)
-            {
-                return Some(hs);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        None
-    }
-
-    fn dir_arg(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-}
-
-fn state_of<'a>(hs: &'a [Value], name: &str) -> &'a str {
-    hs.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str()).unwrap_or("missing")
-}
 
 #[test]
 fn container_hosts_survive_a_dc_dr_partition_and_leave_nothing_behind() {
-    let dir = tempfile::Builder::new().prefix("mangrove-e2e-ct-").tempdir().expect("tempdir");
-    let inv = dir.path().join("inventory.yaml");
-    std::fs::write(&inv, common::SMALL_INVENTORY).expect("inventory");
-    let out = run(Command::new(bin("mangrove"))
-        .args(["testbed", "up", "--detach", "--hosts", "containers", "--dir"])
-        .arg(dir.path())
-        .arg("--inventory")
-        .arg(&inv)
-        .env("MANGROVE_CONFIG", dir.path().join("user-cli.toml")));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut tb = ContainerTestbed { dir, env: vec![] };
-    assert!(out.status.success(), "testbed up --hosts containers: {text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("testbed ready: 3 hosts"), "{text}");
-    tb.env = vec![("MANGROVE_CONFIG".into(), tb.dir.path().join("cli.toml").display().to_string())];
+    let tb = ContainerTestbed::up(Some(common::SMALL_INVENTORY), 3);
 
     // Every machine is a container named after it, with its own hostname.
     let names = String::from_utf8_lossy(&run(Command::new("docker").args(["ps", "--format", "{{.Names}}"])).stdout)

@@ -284,3 +284,85 @@ pub fn wait_exit(pid: u32, timeout: Duration) -> bool {
     }
     false
 }
+
+/// A container testbed in a temp dir, brought down (containers and networks removed) however
+/// the test ends.
+pub struct ContainerTestbed {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+}
+
+impl Drop for ContainerTestbed {
+    fn drop(&mut self) {
+        let _ = run(Command::new(bin("mangrove")).args(["testbed", "down", "--dir"]).arg(self.dir.path()));
+    }
+}
+
+impl ContainerTestbed {
+    /// `testbed up --hosts containers` on `inventory` (the built-in Cà Mau one if `None`),
+    /// expecting `hosts` machines ready.
+    pub fn up(inventory: Option<&str>, hosts: usize) -> ContainerTestbed {
+        let dir = tempfile::Builder::new().prefix("mangrove-e2e-ct-").tempdir().expect("tempdir");
+        let mut cmd = Command::new(bin("mangrove"));
+        cmd.args(["testbed", "up", "--detach", "--hosts", "containers", "--dir"]).arg(dir.path());
+        if let Some(text) = inventory {
+            let inv = dir.path().join("inventory.yaml");
+            std::fs::write(&inv, text).expect("inventory");
+            cmd.arg("--inventory").arg(&inv);
+        }
+        let out = run(cmd.env("MANGROVE_CONFIG", dir.path().join("user-cli.toml")));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let env = vec![("MANGROVE_CONFIG".into(), dir.path().join("cli.toml").display().to_string())];
+        // Built before the assertions, so that `down` runs however they end.
+        let tb = ContainerTestbed { dir, env };
+        assert!(
+            out.status.success(),
+            "testbed up --hosts containers: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains(&format!("testbed ready: {hosts} hosts")), "{text}");
+        tb
+    }
+
+    pub fn mg(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(bin("mangrove"));
+        c.args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        run(&mut c)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = vec!["--json"];
+        a.extend_from_slice(args);
+        let out = self.mg(&a);
+        assert!(out.status.success(), "mangrove {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    pub fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
+        let end = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < end {
+            // The API may be away for a while (a controller restarting): keep asking.
+            let out = self.mg(&["hosts", "list", "--json"]);
+            if out.status.success()
+                && let Ok(Value::Array(hs)) = serde_json::from_slice::<Value>(&out.stdout)
+                && pred(&hs)
+            {
+                return Some(hs);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        None
+    }
+
+    pub fn dir_arg(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+/// A host's state in a `hosts list`.
+pub fn state_of<'a>(hs: &'a [Value], name: &str) -> &'a str {
+    hs.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str()).unwrap_or("missing")
+}
