@@ -110,4 +110,38 @@ fn disk_full_slow_link_and_controller_restart_lose_nothing() {
     tb.wait(Duration::from_secs(60), |hs| hs.iter().all(|h| h["state"] == "connected"))
         .expect("connected after the controller restarted");
     assert_no_gaps(&tb, &all);
+
+    // A clock five minutes behind: the agent still connects, reports, and its new facts
+    // (stamped in its past) replace the ones it sent before.
+    let before = tb.json(&["hosts", "show", "web-app-01"])["facts_at"].as_str().unwrap_or_default().to_string();
+    tb.json(&["testbed", "fault", "clock", "web-app-01", "-5m", "--dir", &d]);
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = tb.json(&["hosts", "show", "web-app-01"]);
+        let facts_at = h["facts_at"].as_str().unwrap_or_default().to_string();
+        // RFC 3339 in UTC with the same layout: text order is time order.
+        if h["state"] == "connected" && facts_at < before {
+            break;
+        }
+        assert!(Instant::now() < end, "no facts from the agent 5 minutes behind: {h}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Two days ahead, its certificate has expired as the agent sees it: it says so and how
+    // to enroll again, rather than failing TLS handshakes without a word.
+    tb.json(&["testbed", "fault", "clock", "web-app-01", "+2d", "--dir", &d]);
+    let name = testbed::containers::container_name(tb.dir.path(), "web-app-01");
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = run(Command::new("docker").args(["logs", &name]));
+        let text = String::from_utf8_lossy(&logs.stdout).into_owned() + &String::from_utf8_lossy(&logs.stderr);
+        if text.contains("certificate expired") && text.contains("enroll again") {
+            break;
+        }
+        assert!(Instant::now() < end, "no clear message about the expired certificate in:\n{text}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    tb.json(&["testbed", "fault", "heal", "--dir", &d]);
+    tb.wait(Duration::from_secs(60), |hs| hs.iter().all(|h| h["state"] == "connected"))
+        .expect("connected once the clock is right again");
+    assert_no_gaps(&tb, &all);
 }

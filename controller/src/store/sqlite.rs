@@ -347,16 +347,18 @@ impl Store for SqliteStore {
             match &r.effect {
                 ReportEffect::Heartbeat(hb) => set_heartbeat_status(&mut tx, &r.host, hb).await?,
                 ReportEffect::Facts { json, agent_version } => {
-                    // A replayed older snapshot must not overwrite a newer one.
+                    // Only a later report replaces the snapshot: by sequence number, not by
+                    // the agent's clock, which may have been set back.
                     sqlx::query(
-                        "UPDATE hosts SET facts = ?, facts_at = ?, agent_version = ?
-                         WHERE name = ? AND (facts_at IS NULL OR facts_at <= ?)",
+                        "UPDATE hosts SET facts = ?, facts_at = ?, facts_seq = ?, agent_version = ?
+                         WHERE name = ? AND (facts_seq IS NULL OR facts_seq <= ?)",
                     )
                     .bind(json.to_string())
                     .bind(r.created_at)
+                    .bind(r.seq)
                     .bind(agent_version)
                     .bind(&r.host)
-                    .bind(r.created_at)
+                    .bind(r.seq)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -532,6 +534,29 @@ mod tests {
         }
         let h = s.get_host("h").await.expect("get").expect("host");
         assert_eq!((h.reports_stored, h.last_seq), (3, 3));
+    }
+
+    #[tokio::test]
+    async fn a_later_snapshot_replaces_the_facts_even_when_its_clock_was_set_back() {
+        let s = SqliteStore::in_memory().await.expect("store");
+        s.upsert_inventory_hosts(&[HostSeed { name: "h".into(), site: "dc".into(), kind: "vm".into() }])
+            .await
+            .expect("seed");
+        let facts = |seq: i64, created_at: i64, name: &str| NewReport {
+            host: "h".into(),
+            seq,
+            kind: "facts",
+            created_at,
+            received_at: 5000,
+            payload: vec![],
+            effect: ReportEffect::Facts { json: serde_json::json!({"hostname": name}), agent_version: "1".into() },
+        };
+        s.store_report(&facts(1, 4000, "before")).await.expect("store");
+        // Five minutes behind: stamped earlier, yet the newer report.
+        s.store_report(&facts(2, 3700, "after")).await.expect("store");
+        let h = s.get_host("h").await.expect("get").expect("host");
+        assert_eq!(h.facts.as_ref().map(|f| f["hostname"].clone()), Some(serde_json::json!("after")));
+        assert_eq!(h.facts_at, Some(3700));
     }
 
     #[tokio::test]
