@@ -139,18 +139,7 @@ impl Testbed {
 
     /// Polls `hosts list` until `pred` holds; returns the last list, or None on timeout.
     pub fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
-        let end = Instant::now() + timeout;
-        while Instant::now() < end {
-            let out = self.mg(&["hosts", "list", "--json"]);
-            if out.status.success()
-                && let Ok(Value::Array(hs)) = serde_json::from_slice::<Value>(&out.stdout)
-                && pred(&hs)
-            {
-                return Some(hs);
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        None
+        poll_hosts(|| self.mg(&["hosts", "list", "--json"]), timeout, Duration::from_millis(250), pred)
     }
 
     pub fn all_connected(hs: &[Value]) -> bool {
@@ -342,24 +331,35 @@ impl ContainerTestbed {
     }
 
     pub fn wait(&self, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Option<Vec<Value>> {
-        let end = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < end {
-            // The API may be away for a while (a controller restarting): keep asking.
-            let out = self.mg(&["hosts", "list", "--json"]);
-            if out.status.success()
-                && let Ok(Value::Array(hs)) = serde_json::from_slice::<Value>(&out.stdout)
-                && pred(&hs)
-            {
-                return Some(hs);
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        None
+        poll_hosts(|| self.mg(&["hosts", "list", "--json"]), timeout, Duration::from_millis(500), pred)
     }
 
     pub fn dir_arg(&self) -> String {
         self.dir.path().display().to_string()
     }
+}
+
+/// Runs `list` (a `hosts list --json`) every `every` until its hosts satisfy `pred`; returns
+/// them, or None on timeout. A failed call (the API away while a controller restarts) is
+/// asked again.
+pub fn poll_hosts(
+    list: impl Fn() -> Output,
+    timeout: Duration,
+    every: Duration,
+    pred: impl Fn(&[Value]) -> bool,
+) -> Option<Vec<Value>> {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        let out = list();
+        if out.status.success()
+            && let Ok(Value::Array(hs)) = serde_json::from_slice::<Value>(&out.stdout)
+            && pred(&hs)
+        {
+            return Some(hs);
+        }
+        std::thread::sleep(every);
+    }
+    None
 }
 
 /// A host's state in a `hosts list`.
