@@ -46,7 +46,7 @@ pub async fn enroll(controller: &str, token: &str, state: &StateDir) -> Result<E
             protocol_major: proto::PROTOCOL_MAJOR,
         })
         .await
-        .map_err(|s| anyhow!("enrollment refused by the controller: {}", s.message()))?
+        .map_err(|s| anyhow!("enrollment refused by the controller: {}", crate::net::status_text(&s)))?
         .into_inner();
     state.write_identity(&resp.certificate_pem, &key_pem)?;
     crate::state::write_atomic(&state.ca(), resp.ca_pem.as_bytes(), 0o644)?;

@@ -37,3 +37,19 @@ pub async fn channel(addr: &str, tls: rustls::ClientConfig) -> Result<Channel> {
         .await
         .with_context(|| format!("cannot connect to the controller at {addr}"))
 }
+
+/// A gRPC status as a person should read it: its message, then the causes underneath (a
+/// bare "transport error" says nothing; "received fatal alert: CertificateExpired" does).
+pub fn status_text(s: &tonic::Status) -> String {
+    let mut out = s.message().to_string();
+    let mut source = std::error::Error::source(s);
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
+}

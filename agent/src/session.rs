@@ -42,9 +42,32 @@ struct Shared {
     unsequenced: mpsc::Sender<Heartbeat>,
     /// Asks for a fresh fact snapshot (the outbox can write again after a failure).
     recollect: Notify,
+    /// The controller's clock minus ours (ms), as measured at the last HelloAck.
+    clock_offset_ms: Mutex<Option<i64>>,
 }
 
+/// A clock further than this from the controller's is reported as a problem.
+const CLOCK_OFF_LIMIT_MS: i64 = 60_000;
+
 impl Shared {
+    fn clock_offset_ms(&self) -> Option<i64> {
+        *self.clock_offset_ms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Now on the controller's clock (seconds), or on ours until we have met the controller.
+    fn controller_now_s(&self) -> i64 {
+        (now_ms() + self.clock_offset_ms().unwrap_or(0)) / 1000
+    }
+
+    /// A problem naming how far our clock is from the controller's, if too far.
+    fn clock_problem(&self) -> Option<String> {
+        let off = self.clock_offset_ms()?;
+        (off.abs() > CLOCK_OFF_LIMIT_MS).then(|| {
+            let way = if off < 0 { "ahead of" } else { "behind" };
+            format!("clock is {} s {way} the controller's", off.abs() / 1000)
+        })
+    }
+
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
         // Every outbox operation leaves its files consistent before returning, so a panic
         // elsewhere while the lock was held leaves nothing half-done.
@@ -89,6 +112,7 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
         reconnect: Notify::new(),
         unsequenced: utx,
         recollect: Notify::new(),
+        clock_offset_ms: Mutex::new(None),
     });
     let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
     tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
@@ -108,7 +132,12 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
             Ok(false) => attempt += 1,
             Err(e) => {
                 attempt += 1;
-                tracing::warn!(error = format!("{e:#}"), attempt, "session with the controller failed");
+                let error = format!("{e:#}");
+                if error.contains("CertificateExpired") {
+                    tracing::error!(error, attempt, "{}", expired_message(&state));
+                } else {
+                    tracing::warn!(error, attempt, "session with the controller failed");
+                }
             }
         }
         if shutdown.is_cancelled() {
@@ -145,13 +174,13 @@ async fn session(
     shutdown: &CancellationToken,
 ) -> Result<bool> {
     if let Ok((_, not_after)) = state.cert_validity()
-        && not_after <= now_ms() / 1000
+        && not_after <= shared.controller_now_s()
     {
-        anyhow::bail!(
-            "this agent's certificate expired (the host was away longer than its lifetime); enroll again with a new token: \
-             mangrove-agent enroll --controller HOST:PORT --token TOKEN --state-dir {}",
-            state.dir.display()
-        );
+        if shared.clock_offset_ms().is_some() {
+            anyhow::bail!("{}", expired_message(state));
+        }
+        // Only our own clock says so, and it may be wrong: let the controller judge.
+        tracing::warn!("this agent's certificate has expired by its own clock; trying the controller anyway");
     }
     let tls = state.client_tls()?;
     let ch = crate::net::channel(&enrollment.agent_endpoint, tls).await?;
@@ -173,12 +202,12 @@ async fn session(
     let mut inbound = tokio::time::timeout(HELLO_ACK_TIMEOUT, client.session(ReceiverStream::new(rx)))
         .await
         .context("the controller did not open the session within 10 s")?
-        .map_err(|s| anyhow::anyhow!("controller refused the session: {}", s.message()))?
+        .map_err(|s| anyhow::anyhow!("controller refused the session: {}", crate::net::status_text(&s)))?
         .into_inner();
     let first = tokio::time::timeout(HELLO_ACK_TIMEOUT, inbound.message())
         .await
         .context("no HelloAck within 10 s")?
-        .map_err(|s| anyhow::anyhow!("controller ended the session: {}", s.message()))?;
+        .map_err(|s| anyhow::anyhow!("controller ended the session: {}", crate::net::status_text(&s)))?;
     let Some(controller_message::Msg::HelloAck(ack)) = first.and_then(|m| m.msg) else {
         anyhow::bail!("the controller's first message was not HelloAck");
     };
@@ -188,6 +217,13 @@ async fn session(
             ob.rebase(ack.last_seq_stored)?;
         } else {
             ob.ack(ack.last_seq_stored)?;
+        }
+    }
+    if ack.controller_time_unix_ms != 0 {
+        let offset = ack.controller_time_unix_ms - now_ms();
+        *shared.clock_offset_ms.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
+        if offset.abs() > CLOCK_OFF_LIMIT_MS {
+            tracing::warn!(offset_ms = offset, "this host's clock is off from the controller's");
         }
     }
     let intervals = Intervals {
@@ -262,7 +298,8 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
         let backlog = shared.outbox().len() as u64;
         // A heartbeat that makes it into the outbox proves the outbox writable: the write
         // failure, if any, is named only in the unsequenced fallback below.
-        let problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        problems.extend(shared.clock_problem());
         let hb = Heartbeat {
             problems,
             outbox_backlog: backlog,
@@ -331,17 +368,23 @@ async fn renew_loop(state: StateDir, enrollment: Enrollment, shared: Arc<Shared>
         let wait = match state.cert_validity() {
             Ok((nb, na)) => {
                 let renew_at = nb + (na - nb) * 2 / 3;
-                let now = now_ms() / 1000;
-                Duration::from_secs(u64::try_from(renew_at - now).unwrap_or(0).max(1))
+                // The certificate's times are the controller's: so is the clock we read them by.
+                // Looked at again every few seconds: the offset from the controller's clock is
+                // learnt (or changes) only when a session starts.
+                let now = shared.controller_now_s();
+                (renew_at > now).then(|| Duration::from_secs(u64::try_from(renew_at - now).unwrap_or(1).min(5)))
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the agent certificate");
-                Duration::from_secs(30)
+                Some(Duration::from_secs(30))
             }
         };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        if let Some(wait) = wait {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
         }
         match renew(&state, &enrollment).await {
             Ok(not_after) => {
@@ -359,13 +402,22 @@ async fn renew_loop(state: StateDir, enrollment: Enrollment, shared: Arc<Shared>
     }
 }
 
+/// What an agent whose certificate expired must do.
+fn expired_message(state: &StateDir) -> String {
+    format!(
+        "this agent's certificate expired (the host was away longer than its lifetime); enroll again with a new \
+         token: mangrove-agent enroll --controller HOST:PORT --token TOKEN --state-dir {}",
+        state.dir.display()
+    )
+}
+
 async fn renew(state: &StateDir, enrollment: &Enrollment) -> Result<i64> {
     let (key_pem, csr) = crate::enroll::key_and_csr(&enrollment.host)?;
     let ch = crate::net::channel(&enrollment.agent_endpoint, state.client_tls()?).await?;
     let resp = AgentClient::new(ch)
         .renew(RenewRequest { csr_pem: csr })
         .await
-        .map_err(|s| anyhow::anyhow!("controller refused renewal: {}", s.message()))?
+        .map_err(|s| anyhow::anyhow!("controller refused renewal: {}", crate::net::status_text(&s)))?
         .into_inner();
     state.write_identity(&resp.certificate_pem, &key_pem)?;
     Ok(resp.not_after_unix)

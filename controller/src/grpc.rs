@@ -229,6 +229,7 @@ impl Agent for AgentService {
             host: host.clone(),
             heartbeat_interval_ms: millis(app.cfg.liveness.heartbeat_interval.0),
             facts_interval_ms: millis(app.cfg.agents.facts_interval.0),
+            controller_time_unix_ms: now_ms(),
         }))));
         // Tasks that were waiting for this agent, sent once the stream is flowing (there may be
         // more than the channel holds).

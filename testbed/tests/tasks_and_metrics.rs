@@ -89,71 +89,147 @@ fn metrics_are_prometheus_text_with_hosts_by_site_and_state() {
     assert!(text.trim_end().ends_with("# EOF"), "OpenMetrics/Prometheus text must end with # EOF");
 }
 
-#[test]
-fn agents_renew_their_certificates_before_they_expire() {
-    // A controller run by hand, not through the testbed: certificates living 6 s.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ports = testbed::layout::free_ports(3).expect("ports");
-    let cfg = dir.path().join("controller.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"data\"\n[listen]\napi = \"127.0.0.1:{}\"\nagents = \"127.0.0.1:{}\"\nenroll = \"127.0.0.1:{}\"\n\
-             [agents]\ncert_ttl = \"6s\"\n",
-            ports[0], ports[1], ports[2]
-        ),
-    )
-    .expect("config");
-    let log = std::fs::File::create(dir.path().join("controller.log")).expect("log");
-    let mut controller = Command::new(bin("mangrove"))
-        .args(["controller", "run", "--config"])
-        .arg(&cfg)
-        .stderr(log)
-        .spawn()
-        .expect("controller");
-    let token_file = dir.path().join("data").join("admin.token");
-    for _ in 0..100 {
-        if token_file.exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+/// A controller run by hand, not through the testbed, issuing certificates that live 6 s,
+/// and one agent enrolled with it (not yet running). Killed on drop.
+struct ShortLived {
+    dir: tempfile::TempDir,
+    api_port: u16,
+    admin: String,
+    controller: std::process::Child,
+    state: std::path::PathBuf,
+}
+
+impl Drop for ShortLived {
+    fn drop(&mut self) {
+        let _ = self.controller.kill();
+        let _ = self.controller.wait();
     }
-    let admin = std::fs::read_to_string(&token_file).expect("admin token").trim().to_string();
-    let mg = |args: &[&str]| {
+}
+
+impl ShortLived {
+    fn start(host: &str) -> ShortLived {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ports = testbed::layout::free_ports(3).expect("ports");
+        let cfg = dir.path().join("controller.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "data_dir = \"data\"\n[listen]\napi = \"127.0.0.1:{}\"\nagents = \"127.0.0.1:{}\"\nenroll = \"127.0.0.1:{}\"\n\
+                 [agents]\ncert_ttl = \"6s\"\n",
+                ports[0], ports[1], ports[2]
+            ),
+        )
+        .expect("config");
+        let log = std::fs::File::create(dir.path().join("controller.log")).expect("log");
+        let controller = Command::new(bin("mangrove"))
+            .args(["controller", "run", "--config"])
+            .arg(&cfg)
+            .stderr(log)
+            .spawn()
+            .expect("controller");
+        let token_file = dir.path().join("data").join("admin.token");
+        for _ in 0..100 {
+            if token_file.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let admin = std::fs::read_to_string(&token_file).expect("admin token").trim().to_string();
+        let state = dir.path().join("agent");
+        let tb = ShortLived { dir, api_port: ports[0], admin, controller, state };
+        let out = tb.mg(&["token", "create", "--role", "agent", "--host", host, "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let token: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let e = run(Command::new(bin("mangrove-agent"))
+            .args(["enroll", "--controller", &format!("127.0.0.1:{}", ports[2]), "--state-dir"])
+            .arg(&tb.state)
+            .env("MANGROVE_AGENT_TOKEN", token["token"].as_str().expect("token")));
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+        tb
+    }
+
+    fn mg(&self, args: &[&str]) -> std::process::Output {
         run(Command::new(bin("mangrove"))
             .args(args)
-            .env("MANGROVE_CONTROLLER", format!("https://127.0.0.1:{}", ports[0]))
-            .env("MANGROVE_TOKEN", &admin)
-            .env("MANGROVE_CA", dir.path().join("data").join("ca.pem"))
-            .env("MANGROVE_CONFIG", dir.path().join("none.toml")))
-    };
-    let out = mg(&["token", "create", "--role", "agent", "--host", "renewer", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let state = dir.path().join("agent");
-    let e = run(Command::new(bin("mangrove-agent"))
-        .args(["enroll", "--controller", &format!("127.0.0.1:{}", ports[2]), "--state-dir"])
-        .arg(&state)
-        .env("MANGROVE_AGENT_TOKEN", token["token"].as_str().expect("token")));
-    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
-    let first = std::fs::read(state.join("agent.pem")).expect("identity");
-    let mut agent = Command::new(bin("mangrove-agent"))
-        .args(["run", "--state-dir"])
-        .arg(&state)
-        .stderr(std::fs::File::create(dir.path().join("agent.log")).expect("log"))
-        .spawn()
-        .expect("agent");
-    std::thread::sleep(Duration::from_secs(14));
-    let renewed = std::fs::read(state.join("agent.pem")).expect("identity");
-    let show = mg(&["hosts", "show", "renewer", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&show.stdout).expect("json");
-    let _ = agent.kill();
-    let _ = controller.kill();
-    let _ = agent.wait();
-    let _ = controller.wait();
-    assert_ne!(first, renewed, "the certificate was not renewed");
-    // Still connected after its first certificate expired: the renewed one is in use.
-    assert_eq!(v["state"], "connected", "{v}");
-    let log = std::fs::read_to_string(dir.path().join("controller.log")).expect("log");
-    assert!(log.matches("agent certificate renewed").count() >= 2, "{log}");
+            .env("MANGROVE_CONTROLLER", format!("https://127.0.0.1:{}", self.api_port))
+            .env("MANGROVE_TOKEN", &self.admin)
+            .env("MANGROVE_CA", self.dir.path().join("data").join("ca.pem"))
+            .env("MANGROVE_CONFIG", self.dir.path().join("none.toml")))
+    }
+
+    /// Runs the agent (under `faketime OFFSET` if given) for `secs` seconds; returns its log.
+    fn run_agent(&self, clock: Option<&str>, secs: u64) -> String {
+        let log_path = self.dir.path().join("agent.log");
+        let mut cmd = match clock {
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.args(["-f", offset]).arg(bin("mangrove-agent")).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                c
+            }
+            None => Command::new(bin("mangrove-agent")),
+        };
+        let mut agent = cmd
+            .args(["run", "--state-dir"])
+            .arg(&self.state)
+            .stderr(std::fs::File::create(&log_path).expect("log"))
+            .spawn()
+            .expect("agent (faketime comes from Debian's faketime package)");
+        std::thread::sleep(Duration::from_secs(secs));
+        let _ = agent.kill();
+        let _ = agent.wait();
+        std::fs::read_to_string(&log_path).expect("agent log")
+    }
+
+    fn host(&self, name: &str) -> serde_json::Value {
+        let show = self.mg(&["hosts", "show", name, "--json"]);
+        serde_json::from_slice(&show.stdout).expect("json")
+    }
+
+    fn renewals(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("controller.log"))
+            .expect("log")
+            .matches("agent certificate renewed")
+            .count()
+    }
+}
+
+#[test]
+fn agents_renew_their_certificates_before_they_expire() {
+    let tb = ShortLived::start("renewer");
+    let first = std::fs::read(tb.state.join("agent.pem")).expect("identity");
+    let log = tb.run_agent(None, 14);
+    let renewed = std::fs::read(tb.state.join("agent.pem")).expect("identity");
+    assert_ne!(first, renewed, "the certificate was not renewed: {log}");
+    assert!(tb.renewals() >= 2, "{log}");
+    let v = tb.host("renewer");
+    let a = &v["agent"];
+    assert!(a["reports_stored"].as_u64().unwrap_or(0) >= 3, "reports kept arriving over renewals: {v}");
+    assert_eq!(a["reports_stored"], a["last_seq"], "{v}");
+}
+
+#[test]
+fn an_agent_five_minutes_off_renews_on_the_controllers_clock_and_says_its_clock_is_off() {
+    for (offset, way) in [("+300", "ahead of"), ("-300", "behind")] {
+        let tb = ShortLived::start("skewed");
+        let log = tb.run_agent(Some(offset), 14);
+        // 14 s of 6 s certificates: renewed at least twice, on time, not in a loop.
+        let n = tb.renewals();
+        assert!((2..=6).contains(&n), "{offset}: {n} renewals\n{log}");
+        let v = tb.host("skewed");
+        let problems = v["problems"].to_string();
+        assert!(problems.contains(&format!("s {way} the controller's")), "{offset}: {v}");
+        let a = &v["agent"];
+        assert!(a["reports_stored"].as_u64().unwrap_or(0) >= 3, "{offset}: reports kept arriving: {v}\n{log}");
+        assert_eq!(a["reports_stored"], a["last_seq"], "{offset}: {v}");
+    }
+}
+
+#[test]
+fn a_certificate_that_expired_while_the_host_was_off_asks_for_enrollment() {
+    let tb = ShortLived::start("sleeper");
+    // The host is off longer than its certificate lives.
+    std::thread::sleep(Duration::from_secs(8));
+    let log = tb.run_agent(None, 4);
+    assert!(log.contains("certificate expired") && log.contains("enroll again"), "{log}");
+    assert!(log.contains("mangrove-agent enroll --controller"), "the message says how: {log}");
 }
