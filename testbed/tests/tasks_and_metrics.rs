@@ -108,6 +108,11 @@ impl Drop for ShortLived {
 
 impl ShortLived {
     fn start(host: &str) -> ShortLived {
+        ShortLived::start_skewed(host, None)
+    }
+
+    /// As [`ShortLived::start`], the agent enrolling with its clock `clock` off (faketime).
+    fn start_skewed(host: &str, clock: Option<&str>) -> ShortLived {
         let dir = tempfile::tempdir().expect("tempdir");
         let ports = testbed::layout::free_ports(3).expect("ports");
         let cfg = dir.path().join("controller.toml");
@@ -140,7 +145,7 @@ impl ShortLived {
         let out = tb.mg(&["token", "create", "--role", "agent", "--host", host, "--json"]);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let token: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        let e = run(Command::new(bin("mangrove-agent"))
+        let e = run(agent_command(clock)
             .args(["enroll", "--controller", &format!("127.0.0.1:{}", ports[2]), "--state-dir"])
             .arg(&tb.state)
             .env("MANGROVE_AGENT_TOKEN", token["token"].as_str().expect("token")));
@@ -160,15 +165,7 @@ impl ShortLived {
     /// Runs the agent (under `faketime OFFSET` if given) for `secs` seconds; returns its log.
     fn run_agent(&self, clock: Option<&str>, secs: u64) -> String {
         let log_path = self.dir.path().join("agent.log");
-        let mut cmd = match clock {
-            Some(offset) => {
-                let mut c = Command::new("faketime");
-                c.args(["-f", offset]).arg(bin("mangrove-agent")).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-                c
-            }
-            None => Command::new(bin("mangrove-agent")),
-        };
-        let mut agent = cmd
+        let mut agent = agent_command(clock)
             .args(["run", "--state-dir"])
             .arg(&self.state)
             .stderr(std::fs::File::create(&log_path).expect("log"))
@@ -193,6 +190,19 @@ impl ShortLived {
     }
 }
 
+/// `mangrove-agent`, under `faketime OFFSET` if given (Debian's faketime package; the test
+/// fails if it is missing).
+fn agent_command(clock: Option<&str>) -> Command {
+    match clock {
+        Some(offset) => {
+            let mut c = Command::new("faketime");
+            c.args(["-f", offset]).arg(bin("mangrove-agent")).env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+            c
+        }
+        None => Command::new(bin("mangrove-agent")),
+    }
+}
+
 #[test]
 fn agents_renew_their_certificates_before_they_expire() {
     let tb = ShortLived::start("renewer");
@@ -208,9 +218,10 @@ fn agents_renew_their_certificates_before_they_expire() {
 }
 
 #[test]
-fn an_agent_five_minutes_off_renews_on_the_controllers_clock_and_says_its_clock_is_off() {
+fn an_agent_five_minutes_off_enrolls_renews_on_the_controllers_clock_and_says_its_clock_is_off() {
     for (offset, way) in [("+300", "ahead of"), ("-300", "behind")] {
-        let tb = ShortLived::start("skewed");
+        // It enrolls with its clock off, too.
+        let tb = ShortLived::start_skewed("skewed", Some(offset));
         let log = tb.run_agent(Some(offset), 14);
         // 14 s of 6 s certificates: renewed at least twice, on time, not in a loop.
         let n = tb.renewals();
