@@ -204,7 +204,12 @@ impl Outbox {
         for s in stale {
             ob.remove(s)?;
         }
-        ob.write_meta()?;
+        // A full disk must not keep the agent from starting: it runs, and says why it cannot
+        // write (the metadata is rewritten with the next change that fits).
+        if let Err(e) = ob.write_meta() {
+            tracing::error!(error = %e, "cannot write the outbox metadata");
+            ob.write_failure = Some(e.to_string());
+        }
         Ok(ob)
     }
 
@@ -285,8 +290,10 @@ impl Outbox {
         let report = Report { seq, created_unix_ms, body: Some(body) };
         let data = encode_entry(&report);
         let extra = data.len() as u64;
-        if self.full(extra, 1) {
-            self.compact()?;
+        if self.full(extra, 1)
+            && let Err(e) = self.compact()
+        {
+            return Err(self.count_unwritten(kind, e));
         }
         let factor = if kind == Kind::Precious { 2 } else { 1 };
         if self.full(extra, factor) {
@@ -297,22 +304,32 @@ impl Outbox {
         }
         if let Err(e) = write_atomic(&self.dir.join(entry_name(seq)), &data) {
             // Not written, so never numbered: the number goes to the next report that is.
-            // The loss is counted (persisted with the next metadata write that succeeds).
-            self.meta.dropped += 1;
-            tracing::error!(kind = ?kind, dropped = self.meta.dropped, error = %e, "cannot write to the outbox: report dropped");
-            self.write_failure = Some(e.to_string());
-            let _ = self.write_meta();
-            return Err(e);
+            return Err(self.count_unwritten(kind, e));
         }
-        self.write_failure = None;
         // The entry is on disk: from here it is pending whatever fails next, so a later
-        // acknowledgement can never skip over it.
+        // acknowledgement can never skip over it, and it is reported as appended.
         self.meta.last_seq_assigned = seq;
         self.entries.insert(seq, Entry { kind, bytes: extra });
         self.bytes += extra;
-        self.write_meta()?;
-        sync_dir(&self.dir)?;
+        match self.write_meta().and_then(|()| sync_dir(&self.dir)) {
+            Ok(()) => self.write_failure = None,
+            // On open the last number is also read off the entries, so none is reused.
+            Err(e) => {
+                tracing::error!(error = %e, seq, "report written but not the outbox metadata");
+                self.write_failure = Some(e.to_string());
+            }
+        }
         Ok(Some(seq))
+    }
+
+    /// A report that could not be written: counted as dropped (persisted with the next
+    /// metadata write that succeeds), logged, and remembered as the outbox's problem.
+    fn count_unwritten(&mut self, kind: Kind, e: OutboxError) -> OutboxError {
+        self.meta.dropped += 1;
+        tracing::error!(kind = ?kind, dropped = self.meta.dropped, error = %e, "cannot write to the outbox: report dropped");
+        self.write_failure = Some(e.to_string());
+        let _ = self.write_meta();
+        e
     }
 
     /// The controller stored every report up to `seq`: delete them.
@@ -322,11 +339,18 @@ impl Outbox {
             return Ok(());
         }
         let done: Vec<u64> = self.entries.range(..=seq).map(|(s, _)| *s).collect();
-        for s in done {
-            self.remove(s)?;
-        }
         self.meta.last_seq_acked = seq;
-        self.write_meta()
+        // The metadata first: if it cannot be written (full disk), the newest acknowledged
+        // entry stays, so that a restart still reads the highest number assigned off the
+        // entries and never hands it out again (the controller drops the replay).
+        let written = self.write_meta();
+        let keep = if written.is_err() { done.last().copied() } else { None };
+        for s in done {
+            if Some(s) != keep {
+                self.remove(s)?;
+            }
+        }
+        written
     }
 
     /// The reports waiting with a number above `after`, oldest first, up to `limit` of them.

@@ -38,33 +38,43 @@ struct Shared {
     problems: Mutex<Vec<String>>,
     intervals: watch::Sender<Intervals>,
     reconnect: Notify,
-    /// Heartbeats the outbox could not take, for the session to send as they are.
-    unsequenced: mpsc::Sender<Heartbeat>,
+    /// The latest heartbeat the outbox could not take, for the session to send as it is;
+    /// cleared when a heartbeat makes it into the outbox (that one is newer).
+    unsequenced: Mutex<Option<Heartbeat>>,
+    unsequenced_waiting: Notify,
     /// Asks for a fresh fact snapshot (the outbox can write again after a failure).
     recollect: Notify,
-    /// The controller's clock minus ours (ms), as measured at the last HelloAck.
-    clock_offset_ms: Mutex<Option<i64>>,
+    /// The controller's clock at the last HelloAck (Unix ms) and when that was, on the
+    /// monotonic clock: the controller's time now, whatever our wall clock does since.
+    controller_clock: Mutex<Option<(i64, std::time::Instant)>>,
 }
 
 /// A clock further than this from the controller's is reported as a problem.
 const CLOCK_OFF_LIMIT_MS: i64 = 60_000;
 
 impl Shared {
+    /// Now on the controller's clock (ms), if we have met the controller.
+    fn controller_now_ms(&self) -> Option<i64> {
+        let anchor = *self.controller_clock.lock().unwrap_or_else(|p| p.into_inner());
+        anchor.map(|(at, seen)| at.saturating_add(i64::try_from(seen.elapsed().as_millis()).unwrap_or(i64::MAX)))
+    }
+
+    /// The controller's clock minus ours (ms), as of now.
     fn clock_offset_ms(&self) -> Option<i64> {
-        *self.clock_offset_ms.lock().unwrap_or_else(|p| p.into_inner())
+        self.controller_now_ms().map(|c| c.saturating_sub(now_ms()))
     }
 
     /// Now on the controller's clock (seconds), or on ours until we have met the controller.
     fn controller_now_s(&self) -> i64 {
-        (now_ms() + self.clock_offset_ms().unwrap_or(0)) / 1000
+        self.controller_now_ms().unwrap_or_else(now_ms) / 1000
     }
 
     /// A problem naming how far our clock is from the controller's, if too far.
     fn clock_problem(&self) -> Option<String> {
         let off = self.clock_offset_ms()?;
-        (off.abs() > CLOCK_OFF_LIMIT_MS).then(|| {
+        (off.saturating_abs() > CLOCK_OFF_LIMIT_MS).then(|| {
             let way = if off < 0 { "ahead of" } else { "behind" };
-            format!("clock is {} s {way} the controller's", off.abs() / 1000)
+            format!("clock is {} s {way} the controller's", off.saturating_abs() / 1000)
         })
     }
 
@@ -103,16 +113,16 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
     let outbox = Arc::new(Mutex::new(outbox));
     let appended = Arc::new(Notify::new());
     let (itx, irx) = watch::channel(Intervals { heartbeat: Duration::from_secs(5), facts: Duration::from_secs(60) });
-    let (utx, mut unsequenced) = mpsc::channel(1);
     let shared = Arc::new(Shared {
         outbox: outbox.clone(),
         appended: appended.clone(),
         problems: Mutex::new(Vec::new()),
         intervals: itx,
         reconnect: Notify::new(),
-        unsequenced: utx,
+        unsequenced: Mutex::new(None),
+        unsequenced_waiting: Notify::new(),
         recollect: Notify::new(),
-        clock_offset_ms: Mutex::new(None),
+        controller_clock: Mutex::new(None),
     });
     let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
     tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
@@ -125,7 +135,7 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
     loop {
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = session(&state, &enrollment, &shared, &tasks, &mut unsequenced, &shutdown) => r,
+            r = session(&state, &enrollment, &shared, &tasks, &shutdown) => r,
         };
         match outcome {
             Ok(true) => attempt = 0, // a session was established: start backing off afresh
@@ -170,17 +180,14 @@ async fn session(
     enrollment: &Enrollment,
     shared: &Arc<Shared>,
     tasks: &Arc<Tasks>,
-    unsequenced: &mut mpsc::Receiver<Heartbeat>,
     shutdown: &CancellationToken,
 ) -> Result<bool> {
     if let Ok((_, not_after)) = state.cert_validity()
         && not_after <= shared.controller_now_s()
     {
-        if shared.clock_offset_ms().is_some() {
-            anyhow::bail!("{}", expired_message(state));
-        }
-        // Only our own clock says so, and it may be wrong: let the controller judge.
-        tracing::warn!("this agent's certificate has expired by its own clock; trying the controller anyway");
+        // The controller judges (a clock may be wrong); if it refuses, the run loop says what
+        // to do.
+        tracing::warn!("this agent's certificate looks expired; trying the controller anyway");
     }
     let tls = state.client_tls()?;
     let ch = crate::net::channel(&enrollment.agent_endpoint, tls).await?;
@@ -220,10 +227,10 @@ async fn session(
         }
     }
     if ack.controller_time_unix_ms != 0 {
-        let offset = ack.controller_time_unix_ms - now_ms();
-        *shared.clock_offset_ms.lock().unwrap_or_else(|p| p.into_inner()) = Some(offset);
-        if offset.abs() > CLOCK_OFF_LIMIT_MS {
-            tracing::warn!(offset_ms = offset, "this host's clock is off from the controller's");
+        *shared.controller_clock.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((ack.controller_time_unix_ms, std::time::Instant::now()));
+        if let Some(problem) = shared.clock_problem() {
+            tracing::warn!(problem, "this host's clock is off");
         }
     }
     let intervals = Intervals {
@@ -282,9 +289,12 @@ async fn session(
                 }
             }
             _ = shared.appended.notified(), if next.is_none() => {}
-            Some(hb) = unsequenced.recv() => {
-                if tx.send(AgentMessage { msg: Some(agent_message::Msg::UnsequencedHeartbeat(hb)) }).await.is_err() {
-                    return Ok(true);
+            _ = shared.unsequenced_waiting.notified() => {
+                let hb = shared.unsequenced.lock().unwrap_or_else(|p| p.into_inner()).take();
+                // Best effort, never waiting: a full stream means the link is slow, and the
+                // next heartbeat says the same.
+                if let Some(hb) = hb {
+                    let _ = tx.try_send(AgentMessage { msg: Some(agent_message::Msg::UnsequencedHeartbeat(hb)) });
                 }
             }
         }
@@ -306,7 +316,9 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
             outbox_dropped: meta.dropped,
             outbox_compacted: meta.compacted,
         };
-        if !shared.append(Body::Heartbeat(hb.clone())) {
+        if shared.append(Body::Heartbeat(hb.clone())) {
+            shared.unsequenced.lock().unwrap_or_else(|p| p.into_inner()).take();
+        } else {
             let mut hb = hb;
             let ob = shared.outbox();
             hb.outbox_dropped = ob.meta().dropped;
@@ -314,8 +326,9 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
                 hb.problems.push(format!("cannot write reports to the outbox: {why}"));
             }
             drop(ob);
-            // The latest one is what matters; if one is still waiting, this one is dropped.
-            let _ = shared.unsequenced.try_send(hb);
+            // The latest one is what matters.
+            *shared.unsequenced.lock().unwrap_or_else(|p| p.into_inner()) = Some(hb);
+            shared.unsequenced_waiting.notify_one();
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

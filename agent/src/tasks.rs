@@ -70,9 +70,14 @@ impl Tasks {
         std::fs::read_to_string(self.dir.join(id)).ok()
     }
 
-    fn mark(&self, id: &str, what: &str) {
-        if let Err(e) = write_atomic(&self.dir.join(id), what.as_bytes(), 0o644) {
-            tracing::error!(task_id = id, error = %e, "cannot write the task journal");
+    /// Records a task's progress; false if the journal could not be written.
+    fn mark(&self, id: &str, what: &str) -> bool {
+        match write_atomic(&self.dir.join(id), what.as_bytes(), 0o644) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(task_id = id, error = %e, "cannot write the task journal");
+                false
+            }
         }
     }
 
@@ -84,7 +89,7 @@ impl Tasks {
             Ok(Some(_)) => {
                 self.appended.notify_one();
                 if valid_id(&id) {
-                    self.mark(&id, "done");
+                    let _ = self.mark(&id, "done");
                 }
             }
             Ok(None) => tracing::error!(task_id = id, "outbox full: task result dropped"),
@@ -138,7 +143,13 @@ impl Tasks {
             self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             return;
         };
-        self.mark(&id, "started");
+        // Without a journal entry a restart (or a redelivery after its result could not be
+        // written) would run it again: not started, the controller offers it again later.
+        if !self.mark(&id, "started") {
+            tracing::error!(task_id = id, "task not started: its start cannot be recorded (disk full?)");
+            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            return;
+        }
         let me = self.clone();
         tokio::spawn(async move {
             tracing::info!(task_id = id, program = cmd.program, "task started");

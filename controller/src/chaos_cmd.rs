@@ -132,8 +132,14 @@ fn kind_name(p: &Planned) -> &'static str {
     }
 }
 
+/// What a planned fault acts on: its host, or the sites (the partition).
+fn target(p: &Planned) -> &str {
+    p.host.as_deref().unwrap_or("(dc/dr)")
+}
+
 /// Runs the schedule with `workers` threads: each step when due, an undo only after its
-/// apply finished.
+/// apply finished, and a fault on a target only once the previous fault there was undone
+/// (the plan keeps them apart, but a slow `docker stop` may not).
 fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
     let start = Instant::now();
     let queue: Mutex<BinaryHeap<Step>> = Mutex::new(
@@ -149,6 +155,8 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
     let wake = Condvar::new();
     let pending = AtomicU64::new(plan.len() as u64);
     let applied: Mutex<HashMap<usize, faults::Fault>> = Mutex::new(HashMap::new());
+    // Targets with a fault applied and not yet undone.
+    let busy: Mutex<std::collections::HashSet<String>> = Mutex::new(Default::default());
     let outcome = Mutex::new(Outcome::default());
     let report_every = (plan.len() / 10).max(1) as u64;
     std::thread::scope(|s| {
@@ -179,9 +187,19 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                     };
                     let Some(step) = step else { continue };
                     let p = &plan[step.index];
+                    if !step.undo && !busy.lock().unwrap_or_else(|p| p.into_inner()).insert(target(p).to_string()) {
+                        // The last fault there is not undone yet: try again shortly.
+                        queue
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(Step { due: std::cmp::Reverse(Instant::now() + Duration::from_millis(200)), ..step });
+                        wake.notify_all();
+                        continue;
+                    }
                     if step.undo {
                         let f = applied.lock().unwrap_or_else(|p| p.into_inner()).remove(&step.index);
-                        let done = f.map(|f| faults::undo(dir, &f)).transpose();
+                        let done = guarded(|| f.map(|f| faults::undo(dir, &f)).transpose());
+                        busy.lock().unwrap_or_else(|p| p.into_inner()).remove(target(p));
                         let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
                         o.in_force -= 1;
                         match done {
@@ -192,7 +210,10 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                         finish(&pending, &wake, report_every, plan.len(), start);
                         continue;
                     }
-                    let r = chaos::apply(dir, p);
+                    let r = guarded(|| chaos::apply(dir, p));
+                    if !matches!(r, Ok(Some(_))) {
+                        busy.lock().unwrap_or_else(|p| p.into_inner()).remove(target(p));
+                    }
                     let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
                     match r {
                         Ok(Some(f)) => {
@@ -233,6 +254,14 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
     outcome.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Runs a fault step, turning a panic into an error so that the run still ends and says so.
+fn guarded<T>(step: impl FnOnce() -> Result<T, testbed::TestbedError>) -> Result<T, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("panicked".to_string()),
+    }
+}
+
 /// One planned fault is over (undone, or failed).
 fn finish(pending: &AtomicU64, wake: &Condvar, every: u64, total: usize, start: Instant) {
     let left = pending.fetch_sub(1, Ordering::SeqCst) - 1;
@@ -267,8 +296,17 @@ fn task_load(client: &Client, hosts: &[String], rate: u32, stop: &AtomicBool) ->
     n
 }
 
-/// Lines that say a process panicked, in the controller's log and the hosts' container logs.
-fn panics(dir: &Path, hosts: &[String]) -> (usize, Vec<String>) {
+/// Where each of the testbed's log files ends now, so that the panic scan reads only what
+/// this run wrote.
+fn log_ends(dir: &Path) -> HashMap<PathBuf, u64> {
+    std::fs::read_dir(dir.join("logs"))
+        .map(|rd| rd.flatten().map(|e| (e.path(), e.metadata().map(|m| m.len()).unwrap_or(0))).collect())
+        .unwrap_or_default()
+}
+
+/// Lines that say a process panicked since the run began (`since`: log ends, and the time
+/// for the containers' logs), in the controller's log and the hosts' container logs.
+fn panics(dir: &Path, hosts: &[String], since: &HashMap<PathBuf, u64>, since_unix: u64) -> (usize, Vec<String>) {
     let mut found = Vec::new();
     let mut logs = 0;
     let mut scan = |name: &str, text: &str| {
@@ -279,12 +317,15 @@ fn panics(dir: &Path, hosts: &[String]) -> (usize, Vec<String>) {
     };
     if let Ok(rd) = std::fs::read_dir(dir.join("logs")) {
         for e in rd.flatten() {
-            scan(&e.file_name().to_string_lossy(), &std::fs::read_to_string(e.path()).unwrap_or_default());
+            let bytes = std::fs::read(e.path()).unwrap_or_default();
+            let from = since.get(&e.path()).map(|n| *n as usize).filter(|n| *n <= bytes.len()).unwrap_or(0);
+            scan(&e.file_name().to_string_lossy(), &String::from_utf8_lossy(&bytes[from..]));
         }
     }
+    let since = since_unix.to_string();
     for h in hosts {
         let out = std::process::Command::new("docker")
-            .args(["logs", &containers::container_name(dir, h)])
+            .args(["logs", "--since", &since, &containers::container_name(dir, h)])
             .stdin(std::process::Stdio::null())
             .output();
         if let Ok(o) = out {
@@ -329,6 +370,9 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
         .map(|h| Ok((h.clone(), (agent_record(&state(h))?, store_record(&client, h)?))))
         .collect::<Result<_>>()?;
     let replayed_before = metric_sum(&client.get_text("/metrics")?, "mangrove_agent_reports_replayed_total");
+    let logs_before = log_ends(&dir);
+    let started_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
 
     let duration = opts.duration.unwrap_or(Duration::from_secs(opts.faults as u64));
     let plan = chaos::plan(opts.seed, &hosts, opts.faults, duration);
@@ -372,7 +416,9 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
     loop {
         after = HashMap::new();
         for h in &hosts {
-            after.insert(h.clone(), (agent_record(&state(h)).unwrap_or_default(), store_record(&client, h)?));
+            // The API may be away a moment: ask again until the deadline.
+            let s = store_record(&client, h).unwrap_or_default();
+            after.insert(h.clone(), (agent_record(&state(h)).unwrap_or_default(), s));
         }
         let settled = after.values().all(|(a, s)| {
             s.state == "connected" && a.assigned == a.acked && s.last_seq == a.assigned && s.dropped == a.dropped
@@ -382,7 +428,9 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
         }
         std::thread::sleep(Duration::from_secs(2));
     }
-    let replayed = metric_sum(&client.get_text("/metrics")?, "mangrove_agent_reports_replayed_total") - replayed_before;
+    // Saturating: a controller restarted during the run starts its counters again.
+    let replayed = metric_sum(&client.get_text("/metrics")?, "mangrove_agent_reports_replayed_total")
+        .saturating_sub(replayed_before);
 
     let mut assigned = 0u64;
     let mut stored = 0u64;
@@ -411,7 +459,7 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
     }
     let (bound_n, bound_b) = hosts.iter().map(|h| outbox_bound(&state(h))).min().unwrap_or((0, 0));
     let (big_n, big_b, big_host) = largest.into_inner().unwrap_or_else(|p| p.into_inner());
-    let (logs, panicked) = panics(&dir, &hosts);
+    let (logs, panicked) = panics(&dir, &hosts, &logs_before, started_unix);
     let applied_total: u64 = outcome.applied.values().sum();
 
     let checks = [

@@ -506,6 +506,8 @@ pub fn down(dir: &Path) -> Result<()> {
         n += containers::remove_all(&dir)?;
     }
     volumes::unmount_all(&dir)?;
+    // Every fault went with the containers (and the ballast with the volumes).
+    faults::forget_all(&dir)?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let Some(path) = default_config_path(&env)
         && std::fs::read_to_string(&path).is_ok_and(|t| t.starts_with(&format!("{CLI_MARKER} {}\n", dir.display())))

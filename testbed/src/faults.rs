@@ -307,19 +307,28 @@ pub fn latency(dir: &Path, host: &str, delay: &str) -> Result<Fault, TestbedErro
         tool("fault latency", format!("invalid delay {delay:?}; write e.g. 500ms or 2s (at most 60s)"))
     })?;
     let endpoint = agent_endpoint(dir, host)?;
-    let (ip, port) = endpoint
-        .rsplit_once(':')
-        .ok_or_else(|| tool("fault latency", format!("{host}'s agent endpoint {endpoint:?} has no port")))?;
+    // Parsed here, so that only an address and a port ever reach the script below (the
+    // enrollment record sits in a dir the host can write).
+    let addr: std::net::SocketAddrV4 = endpoint.parse().map_err(|_| {
+        tool("fault latency", format!("{host}'s agent endpoint {endpoint:?} is not an IPv4 address:port"))
+    })?;
+    let (ip, port) = (addr.ip(), addr.port());
     let f = Fault::Latency { host: host.to_string(), delay_ms: ms, since_unix: now_unix() };
     add(dir, f.clone(), |all| {
         refuse_if_down(all, host, "fault latency")?;
         let script = format!(
-            "setpriv --reuid={PROXY_UID} --regid={PROXY_UID} --clear-groups --inh-caps=-all \
-               /usr/local/bin/mangrove testbed delay-proxy --listen {PROXY_LISTEN} --to {endpoint} --delay {ms}ms \
+            "set -eu
+             if ss -Htln 'sport = :7070' | grep -q .; then echo 'a delay proxy is already listening' >&2; exit 1; fi
+             setpriv --reuid={PROXY_UID} --regid={PROXY_UID} --clear-groups --inh-caps=-all \
+               /usr/local/bin/mangrove testbed delay-proxy --listen {PROXY_LISTEN} --to {addr} --delay {ms}ms \
                >/proc/1/fd/1 2>&1 &
-             for i in $(seq 50); do ss -Htln 'sport = :7070' | grep -q . && break; sleep 0.1; done
-             ss -Htln 'sport = :7070' | grep -q . || {{ echo 'the delay proxy did not start' >&2; exit 1; }}
-             nft -f - <<EOF
+             up=
+             for i in $(seq 50); do
+               if ss -Htln 'sport = :7070' | grep -q .; then up=1; break; fi
+               sleep 0.1
+             done
+             [ -n \"$up\" ] || {{ echo 'the delay proxy did not start' >&2; exit 1; }}
+             if ! nft -f - <<EOF
              table ip {NFT_TABLE} {{
                chain out {{
                  type nat hook output priority -100;
@@ -327,7 +336,12 @@ pub fn latency(dir: &Path, host: &str, delay: &str) -> Result<Fault, TestbedErro
                }}
              }}
 EOF
-             ss -K dst {ip} dport = {port} >/dev/null"
+             then
+               pkill -f '^/usr/local/bin/mangrove testbed delay-proxy' || true
+               exit 1
+             fi
+             # Cut the live session so the agent reconnects through the proxy at once.
+             ss -K dst {ip} dport = {port} >/dev/null 2>&1 || true"
         );
         docker(&["exec", &name, "sh", "-c", &script], "starting the delay proxy")?;
         Ok(f)
@@ -336,10 +350,23 @@ EOF
 
 fn remove_latency(container: &str) -> Result<(), TestbedError> {
     let script = format!(
-        "nft delete table ip {NFT_TABLE} 2>/dev/null; pkill -f '^/usr/local/bin/mangrove testbed delay-proxy'; \
-         ss -K dst 127.0.0.1 dport = :7070 >/dev/null 2>&1; true"
+        "nft delete table ip {NFT_TABLE} 2>/dev/null || true
+         pkill -f '^/usr/local/bin/mangrove testbed delay-proxy' || true
+         # The redirect must be gone: a rule left pointing at no proxy would cut the host off.
+         if nft list table ip {NFT_TABLE} >/dev/null 2>&1; then echo 'the redirect is still there' >&2; exit 1; fi"
     );
     docker(&["exec", container, "sh", "-c", &script], "removing the delay proxy").map(|_| ())
+}
+
+/// Forgets every fault, for `testbed down`, which removed what they acted on.
+pub fn forget_all(dir: &Path) -> Result<(), TestbedError> {
+    if !faults_file(dir).exists() {
+        return Ok(());
+    }
+    with_faults(dir, |all| {
+        all.clear();
+        Ok(())
+    })
 }
 
 /// Undoes one fault and forgets it.

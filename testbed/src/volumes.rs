@@ -123,12 +123,14 @@ fn mount(image: &str, on: &str, host: &str) -> Result<(), TestbedError> {
     run("mount", &["-o", "loop,nosuid,nodev", image, on], &format!("mounting the state volume of {host} (needs root)"))
 }
 
-/// Unmounts every state volume of the testbed in `dir`; returns how many.
+/// Unmounts every state volume of the testbed in `dir` (giving back space a `disk-full`
+/// fault took, so the next `up` starts healthy); returns how many.
 pub fn unmount_all(dir: &Path) -> Result<usize, TestbedError> {
     let agents = dir.join("agents");
     let mut n = 0;
     for m in mount_points()?.into_iter().rev() {
         if m.parent() == Some(agents.as_path()) {
+            unfill(&m)?;
             run("umount", &[&m.display().to_string()], "unmounting a state volume")?;
             n += 1;
         }
@@ -146,7 +148,22 @@ pub fn fill(state_dir: &Path) -> Result<u64, TestbedError> {
         });
     }
     let path = state_dir.join(BALLAST);
-    let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io(&path))?;
+    // The state dir is writable from inside the host: whatever stands at this name goes, and
+    // the file is made new without following a link, so the zeros land on the volume only.
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&path)(e)),
+    }
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(io(&path))?
+    };
     let st = nix::sys::statvfs::statvfs(state_dir)
         .map_err(|e| io(state_dir)(std::io::Error::from_raw_os_error(e as i32)))?;
     let free = st.blocks_available() as u64 * st.fragment_size() as u64;

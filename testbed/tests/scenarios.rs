@@ -75,6 +75,19 @@ fn disk_full_slow_link_and_controller_restart_lose_nothing() {
     assert_eq!(state_of(hs.as_array().expect("hosts"), "web-app-01"), "degraded", "{hs}");
     assert_eq!(state_of(hs.as_array().expect("hosts"), "dc-esxi-01"), "connected", "{hs}");
 
+    // An agent that (re)starts on the full disk runs too, and says so.
+    tb.json(&["testbed", "fault", "kill", "web-app-01", "--dir", &d]);
+    std::thread::sleep(Duration::from_secs(3));
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = tb.json(&["hosts", "show", "web-app-01"]);
+        if h["state"] == "degraded" && h["agent"]["session_live"] == true {
+            break;
+        }
+        assert!(Instant::now() < end, "an agent restarted on a full disk should report degraded: {h}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
     // Space returns: healthy again, nothing corrupted, and every drop known to the controller.
     tb.json(&["testbed", "fault", "heal", "--dir", &d]);
     tb.wait(Duration::from_secs(60), |hs| state_of(hs, "web-app-01") == "connected")
