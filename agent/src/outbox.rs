@@ -21,6 +21,10 @@
 //!   compaction from loss); when that is not enough, new heartbeats and fact snapshots are
 //!   dropped; events and task results are kept up to twice the bound. Every compaction and
 //!   drop is counted (in `meta.json`, and in heartbeats to the controller) and logged.
+//! - A full or failing disk: a report that cannot be written gets no number and is counted
+//!   as dropped; [`Outbox::write_failure`] says why until a write succeeds. An
+//!   acknowledgement whose metadata cannot be written keeps the newest acknowledged entry,
+//!   so the highest number assigned is never lost to a restart.
 
 use std::collections::BTreeMap;
 use std::fs;
