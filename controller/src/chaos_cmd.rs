@@ -441,7 +441,9 @@ pub fn run(opts: ChaosOptions, json_out: bool) -> Result<()> {
     for h in &hosts {
         let (a0, s0) = &before[h];
         let (a1, s1) = &after[h];
-        assigned += a1.assigned.saturating_sub(a0.assigned);
+        // Counted from the controller's last number at the start, not the agent's: a report
+        // numbered but not yet stored then is one this run had to deliver.
+        assigned += a1.assigned.saturating_sub(s0.last_seq);
         stored += s1.stored.saturating_sub(s0.stored);
         dropped += a1.dropped.saturating_sub(a0.dropped);
         if !(a1.assigned == a1.acked && s1.last_seq == a1.assigned && s1.stored == s1.last_seq) {
