@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -129,6 +130,7 @@ impl ShortLived {
         let controller = Command::new(bin("mangrove"))
             .args(["controller", "run", "--config"])
             .arg(&cfg)
+            .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
             .expect("controller");
@@ -165,14 +167,20 @@ impl ShortLived {
     /// Runs the agent (under `faketime OFFSET` if given) for `secs` seconds; returns its log.
     fn run_agent(&self, clock: Option<&str>, secs: u64) -> String {
         let log_path = self.dir.path().join("agent.log");
+        // A group of its own: faketime runs the agent as its child, and both must go (an
+        // agent left behind would also hold the test's output open).
         let mut agent = agent_command(clock)
             .args(["run", "--state-dir"])
             .arg(&self.state)
+            .process_group(0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log_path).expect("log"))
             .spawn()
             .expect("agent (faketime comes from Debian's faketime package)");
         std::thread::sleep(Duration::from_secs(secs));
-        let _ = agent.kill();
+        let group = nix::unistd::Pid::from_raw(agent.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = agent.wait();
         std::fs::read_to_string(&log_path).expect("agent log")
     }
