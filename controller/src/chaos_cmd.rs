@@ -120,18 +120,6 @@ struct Outcome {
     undone: u64,
 }
 
-fn kind_name(p: &Planned) -> &'static str {
-    match p.action {
-        chaos::Action::Partition => "partition",
-        chaos::Action::Kill => "kill",
-        chaos::Action::Stop => "stop",
-        chaos::Action::Pause => "pause",
-        chaos::Action::Clock { .. } => "clock",
-        chaos::Action::DiskFull => "disk-full",
-        chaos::Action::Latency { .. } => "latency",
-    }
-}
-
 /// What a planned fault acts on: its host, or the sites (the partition).
 fn target(p: &Planned) -> &str {
     p.host.as_deref().unwrap_or("(dc/dr)")
@@ -204,7 +192,7 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                         o.in_force -= 1;
                         match done {
                             Ok(_) => o.undone += 1,
-                            Err(e) => o.errors.push(format!("undoing fault {} ({}): {e}", p.index, kind_name(p))),
+                            Err(e) => o.errors.push(format!("undoing fault {} ({}): {e}", p.index, p.action.kind())),
                         }
                         drop(o);
                         finish(&pending, &wake, report_every, plan.len(), start);
@@ -217,7 +205,7 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                     let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
                     match r {
                         Ok(Some(f)) => {
-                            *o.applied.entry(kind_name(p)).or_default() += 1;
+                            *o.applied.entry(p.action.kind()).or_default() += 1;
                             o.in_force += 1;
                             o.most_in_force = o.most_in_force.max(o.in_force);
                             drop(o);
@@ -231,7 +219,7 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                             wake.notify_all();
                         }
                         Ok(None) => {
-                            *o.applied.entry(kind_name(p)).or_default() += 1;
+                            *o.applied.entry(p.action.kind()).or_default() += 1;
                             o.undone += 1;
                             drop(o);
                             finish(&pending, &wake, report_every, plan.len(), start);
@@ -240,7 +228,7 @@ fn execute(dir: &Path, plan: &[Planned], workers: usize) -> Outcome {
                             o.errors.push(format!(
                                 "applying fault {} ({} {}): {e}",
                                 p.index,
-                                kind_name(p),
+                                p.action.kind(),
                                 p.host.as_deref().unwrap_or("dc/dr")
                             ));
                             drop(o);

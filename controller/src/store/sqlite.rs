@@ -30,6 +30,16 @@ fn json_col(row: &SqliteRow, column: &'static str) -> Result<Option<serde_json::
     text.map(|t| serde_json::from_str(&t).map_err(|source| StoreError::Corrupt { column, source })).transpose()
 }
 
+/// Marks a host seen at `now` (never moving its last sighting back).
+async fn touch(conn: &mut sqlx::SqliteConnection, host: &str, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE hosts SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?")
+        .bind(now)
+        .bind(host)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Sets a host's problems and outbox counters from a heartbeat.
 async fn set_heartbeat_status(
     conn: &mut sqlx::SqliteConnection,
@@ -391,23 +401,14 @@ impl Store for SqliteStore {
 
     async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE hosts SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?")
-            .bind(now)
-            .bind(host)
-            .execute(&mut *tx)
-            .await?;
+        touch(&mut tx, host, now).await?;
         set_heartbeat_status(&mut tx, host, hb).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn touch_host(&self, host: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE hosts SET last_seen = MAX(COALESCE(last_seen, 0), ?) WHERE name = ?")
-            .bind(now)
-            .bind(host)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        touch(&mut *self.pool.acquire().await?, host, now).await
     }
 
     async fn insert_task(&self, t: &TaskRecord) -> Result<(), StoreError> {
