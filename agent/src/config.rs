@@ -22,10 +22,12 @@ pub struct AgentConfig {
     /// `[outbox] max_entries`, `max_bytes`.
     pub outbox: Limits,
     /// Longest wait between reconnection attempts (exponential backoff with jitter up to it).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration")]
     pub reconnect_max: Duration,
     /// Bytes of a task's stdout and of its stderr kept (the rest is discarded, and flagged).
     pub task_output_cap: usize,
+    /// `[proxy]`: speak for hosts that cannot run an agent, reading them from a platform.
+    pub proxy: Option<crate::proxy::ProxyConfig>,
 }
 
 impl Default for AgentConfig {
@@ -35,11 +37,12 @@ impl Default for AgentConfig {
             outbox: Limits::default(),
             reconnect_max: Duration::from_secs(10),
             task_output_cap: 64 * 1024,
+            proxy: None,
         }
     }
 }
 
-mod humantime_serde_compat {
+pub(crate) mod duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 

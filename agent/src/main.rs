@@ -9,6 +9,7 @@ mod enroll;
 mod facts;
 mod net;
 mod outbox;
+mod proxy;
 mod runner;
 mod session;
 mod state;

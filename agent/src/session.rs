@@ -47,6 +47,8 @@ struct Shared {
     /// The controller's clock at the last HelloAck (Unix ms) and when that was, on the
     /// monotonic clock: the controller's time now, whatever our wall clock does since.
     controller_clock: Mutex<Option<(i64, std::time::Instant)>>,
+    /// In proxy mode, the latest reading of the hosts this agent speaks for.
+    proxied: Arc<crate::proxy::Latest>,
 }
 
 /// A clock further than this from the controller's is reported as a problem.
@@ -123,7 +125,12 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
         unsequenced_waiting: Notify::new(),
         recollect: Notify::new(),
         controller_clock: Mutex::new(None),
+        proxied: Arc::new(crate::proxy::Latest::default()),
     });
+    if let Some(p) = cfg.proxy.clone() {
+        tracing::info!(platform = p.platform.name, "proxy mode: speaking for the platform's hosts");
+        crate::proxy::start(p, shared.proxied.clone());
+    }
     let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
     tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
 
@@ -295,6 +302,12 @@ async fn session(
                 // next heartbeat says the same.
                 if let Some(hb) = hb {
                     let _ = tx.try_send(AgentMessage { msg: Some(agent_message::Msg::UnsequencedHeartbeat(hb)) });
+                }
+            }
+            _ = shared.proxied.ready.notified() => {
+                // Latest wins, as for unsequenced heartbeats: the next reading follows soon.
+                if let Some(p) = shared.proxied.take() {
+                    let _ = tx.try_send(AgentMessage { msg: Some(agent_message::Msg::ProxiedHosts(p)) });
                 }
             }
         }

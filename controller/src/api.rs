@@ -54,6 +54,7 @@ impl IntoResponse for ApiError {
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Upstream(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(e) => {
                 tracing::error!(error = ?e, "store error in API");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -71,7 +72,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 /// The caller, authenticated by bearer token.
 pub struct Auth(pub Principal);
@@ -90,7 +91,7 @@ impl FromRequestParts<Arc<App>> for Auth {
     }
 }
 
-fn require(p: &Principal, roles: &[Role], what: &str) -> ApiResult<()> {
+pub(crate) fn require(p: &Principal, roles: &[Role], what: &str) -> ApiResult<()> {
     if p.may(roles) {
         Ok(())
     } else {
@@ -98,7 +99,7 @@ fn require(p: &Principal, roles: &[Role], what: &str) -> ApiResult<()> {
     }
 }
 
-const READERS: &[Role] = &[Role::Operator, Role::Security, Role::Planner, Role::Auditor];
+pub(crate) const READERS: &[Role] = &[Role::Operator, Role::Security, Role::Planner, Role::Auditor];
 
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -113,6 +114,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/tasks", post(create_task))
         .route("/api/v1/tasks/{id}", get(show_task))
         .route("/api/v1/audit", get(audit))
+        .merge(crate::api_platforms::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }

@@ -86,6 +86,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A platform (vCenter, OpenStack …) failed or refused what was asked of it.
+    #[error("{0}")]
+    Upstream(String),
     #[error("store")]
     Store(#[from] StoreError),
 }
@@ -110,6 +113,9 @@ pub struct App {
     pub sessions: Sessions,
     pub metrics: Metrics,
     pub shutdown: CancellationToken,
+    /// The inventory the controller was started with, if any.
+    pub inventory: Option<Arc<inventory::Inventory>>,
+    pub platforms: crate::platforms::Platforms,
 }
 
 pub fn hash_secret(secret: &str) -> String {

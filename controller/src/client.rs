@@ -134,6 +134,20 @@ impl Client {
         self.finish(&format!("POST {path}"), r)
     }
 
+    /// POST for work that may take minutes (a platform sync, a power action): waits up to
+    /// `timeout` instead of the usual 30 s.
+    pub fn post_long(&self, path: &str, body: &Value, timeout: Duration) -> Result<Value> {
+        let r = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Authorization", &self.auth()?)
+            .send_json(body);
+        self.finish(&format!("POST {path}"), r)
+    }
+
     /// GET of a text resource (`/metrics`).
     pub fn get_text(&self, path: &str) -> Result<String> {
         let mut resp = self

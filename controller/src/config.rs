@@ -50,6 +50,23 @@ pub struct Config {
     pub liveness: Liveness,
     pub agents: Agents,
     pub tokens: Tokens,
+    /// `[[platforms]]`: the virtualization platforms this controller syncs (see
+    /// `plugins::connect::Connection`: name, kind, endpoint, credentials file, TLS).
+    pub platforms: Vec<plugins::connect::Connection>,
+    /// `[platform_sync] interval`: how often each platform is synced (default 5m).
+    pub platform_sync: PlatformSync,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSync {
+    pub interval: Dur,
+}
+
+impl Default for PlatformSync {
+    fn default() -> Self {
+        PlatformSync { interval: Dur(Duration::from_secs(300)) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -113,6 +130,8 @@ impl Default for Config {
             liveness: Liveness::default(),
             agents: Agents::default(),
             tokens: Tokens::default(),
+            platforms: Vec::new(),
+            platform_sync: PlatformSync::default(),
         }
     }
 }
@@ -182,6 +201,13 @@ impl Config {
             if let Some(inv) = cfg.inventory.as_mut().filter(|i| i.is_relative()) {
                 *inv = dir.join(&*inv);
             }
+            for p in &mut cfg.platforms {
+                for f in [&mut p.credentials, &mut p.ca_file] {
+                    if let Some(path) = f.as_mut().filter(|c| c.is_relative()) {
+                        *path = dir.join(&*path);
+                    }
+                }
+            }
         }
         cfg.validate()?;
         Ok(cfg)
@@ -239,6 +265,18 @@ impl Config {
         }
         if self.agents.cert_ttl.0 < Duration::from_secs(5) {
             return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in self.platforms.iter().enumerate() {
+            if !crate::app::valid_host_name(&p.name) {
+                return Err(ConfigError::Invalid(format!("platforms[{i}].name {:?} is not a valid name", p.name)));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("platforms[{i}]: a second platform named {}", p.name)));
+            }
+            if p.endpoint.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!("platforms[{i}] ({}): endpoint is empty", p.name)));
+            }
         }
         Ok(())
     }

@@ -20,7 +20,7 @@ use crate::grpc::{AgentService, EnrollService};
 use crate::metrics::Metrics;
 use crate::pki::Ca;
 use crate::sessions::Sessions;
-use crate::store::{HostSeed, SqliteStore, Store};
+use crate::store::{HostSeed, PlatformSeed, PlatformStore, SqliteStore, Store};
 use crate::tlsnet;
 
 /// How long shutdown waits for connections to close before the process exits anyway.
@@ -60,6 +60,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     let ca = Ca::load_or_create(&cfg.data_dir).context("certificate authority")?;
     let db = cfg.data_dir.join("mangrove.db");
     let store = SqliteStore::open(&db).await.with_context(|| format!("store {}", db.display()))?;
+    let mut loaded = None;
     if let Some(path) = &cfg.inventory {
         let inv = inventory::load_file(path)?;
         let seeds: Vec<HostSeed> = inv
@@ -69,7 +70,19 @@ pub async fn run(cfg: Config) -> Result<()> {
             .collect();
         store.upsert_inventory_hosts(&seeds).await.context("loading the inventory's hosts")?;
         tracing::info!(inventory = %path.display(), hosts = seeds.len(), "inventory loaded");
+        loaded = Some(Arc::new(inv));
     }
+    let platform_seeds: Vec<PlatformSeed> = cfg
+        .platforms
+        .iter()
+        .map(|p| PlatformSeed {
+            name: p.name.clone(),
+            kind: p.kind.as_str().to_string(),
+            site: crate::platforms::site_of(loaded.as_deref(), &p.name),
+            endpoint: p.endpoint.clone(),
+        })
+        .collect();
+    store.upsert_platforms(&platform_seeds).await.context("declaring the configured platforms")?;
     let shutdown = CancellationToken::new();
     let store_handle = store.clone();
     let app = Arc::new(App {
@@ -79,7 +92,10 @@ pub async fn run(cfg: Config) -> Result<()> {
         sessions: Sessions::default(),
         metrics: Metrics::default(),
         shutdown: shutdown.clone(),
+        inventory: loaded,
+        platforms: crate::platforms::Platforms::new(cfg.platforms.clone(), cfg.platform_sync.interval.0),
     });
+    crate::platforms::spawn_scheduler(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

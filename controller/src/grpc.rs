@@ -344,6 +344,20 @@ async fn read_reports(
                 app.metrics.count_report("unsequenced_heartbeat", true);
                 app.metrics.outbox_status(host, &hb);
             }
+            Some(agent_message::Msg::ProxiedHosts(p)) => {
+                let Some(inv) = app.inventory.as_deref() else { continue };
+                let statuses = crate::platforms::proxy::statuses(inv, host, &p);
+                if statuses.is_empty() {
+                    tracing::warn!(
+                        host,
+                        platform = p.platform,
+                        "a proxy reading from an agent that is no site's proxy"
+                    );
+                    continue;
+                }
+                app.store.record_proxied_hosts(host, now_ms(), &statuses).await.map_err(internal)?;
+                app.metrics.count_report("proxied_hosts", true);
+            }
             Some(agent_message::Msg::Hello(_)) => {
                 return Err(Status::invalid_argument("Hello may only open a session"));
             }

@@ -8,9 +8,11 @@
 //! certificate names. It acknowledges a report only after the store committed it.
 
 pub mod api;
+pub mod api_platforms;
 pub mod app;
 pub mod chaos_cmd;
 pub mod cli;
+pub mod cli_platforms;
 pub mod client;
 pub mod config;
 pub mod daemon;
@@ -19,6 +21,7 @@ pub mod grpc;
 pub mod hosts;
 pub mod metrics;
 pub mod pki;
+pub mod platforms;
 pub mod reports;
 pub mod sessions;
 pub mod store;

@@ -45,6 +45,16 @@ enum Command {
         #[command(subcommand)]
         cmd: HostsCmd,
     },
+    /// Virtualization platforms (vCenter, OpenStack, libvirt): sync and drift.
+    Platforms {
+        #[command(subcommand)]
+        cmd: PlatformsCmd,
+    },
+    /// VMs and instances found on the platforms: list, power, snapshots.
+    Vms {
+        #[command(subcommand)]
+        cmd: VmsCmd,
+    },
     /// Enrolled agents.
     Agents {
         #[command(subcommand)]
@@ -155,6 +165,18 @@ enum TestbedCmd {
         #[arg(long, default_value = "dc", value_parser = ["dc", "dr"])]
         controller_site: String,
     },
+    /// What the testbed and the tests need (Go and govmomi for vCenter, Keystone, libvirt,
+    /// the Python clients), and whether each is here; `--install` installs what is missing.
+    Deps {
+        #[arg(long)]
+        install: bool,
+    },
+    /// The OpenStack simulator (run by `testbed up`).
+    #[command(hide = true)]
+    OpenstackSim {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Stop every process of a testbed.
     Down {
         #[arg(long)]
@@ -206,6 +228,43 @@ enum TestbedCmd {
         to: std::net::SocketAddr,
         #[arg(long, value_parser = parse_duration)]
         delay: std::time::Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlatformsCmd {
+    /// The configured platforms and how their last sync went.
+    List,
+    /// Read a platform (or every platform) now and store what it has.
+    Sync { name: Option<String> },
+    /// VMs in no system, declared workloads that do not exist, VMs changed since the last sync.
+    Drift,
+}
+
+#[derive(Subcommand)]
+enum VmsCmd {
+    /// VMs of every platform, or of one system or platform.
+    List {
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        platform: Option<String>,
+    },
+    /// One VM (NAME or PLATFORM/NAME), with its history.
+    Show { name: String },
+    /// Power a VM on, off (cut power) or shutdown (ask the guest OS). Needs the operator role.
+    Power {
+        name: String,
+        #[arg(value_parser = ["on", "off", "shutdown"])]
+        action: String,
+    },
+    /// Snapshots of a VM: `create NAME`, `list`, `revert ID|NAME`, `delete ID|NAME`.
+    Snapshot {
+        name: String,
+        #[arg(value_parser = ["create", "list", "revert", "delete"])]
+        action: String,
+        /// The snapshot's name (create) or its id or unique name (revert, delete).
+        snapshot: Option<String>,
     },
 }
 
@@ -279,6 +338,21 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Hosts { cmd: HostsCmd::List } => cli::hosts_list(&client()?, json),
         Command::Hosts { cmd: HostsCmd::Show { name } } => cli::hosts_show(&client()?, &name, json),
+        Command::Platforms { cmd: PlatformsCmd::List } => controller::cli_platforms::platforms_list(&client()?, json),
+        Command::Platforms { cmd: PlatformsCmd::Sync { name } } => {
+            controller::cli_platforms::platforms_sync(&client()?, name.as_deref(), json)
+        }
+        Command::Platforms { cmd: PlatformsCmd::Drift } => controller::cli_platforms::platforms_drift(&client()?, json),
+        Command::Vms { cmd: VmsCmd::List { system, platform } } => {
+            controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
+        }
+        Command::Vms { cmd: VmsCmd::Show { name } } => controller::cli_platforms::vms_show(&client()?, &name, json),
+        Command::Vms { cmd: VmsCmd::Power { name, action } } => {
+            controller::cli_platforms::vms_power(&client()?, &name, &action, json)
+        }
+        Command::Vms { cmd: VmsCmd::Snapshot { name, action, snapshot } } => {
+            controller::cli_platforms::vms_snapshot(&client()?, &name, &action, snapshot.as_deref(), json)
+        }
         Command::Agents { cmd: AgentsCmd::Revoke { name } } => cli::agents_revoke(&client()?, &name, json),
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
@@ -335,6 +409,12 @@ fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(controller::delay_proxy::run(listen, to, delay))
+        }
+        Command::Testbed { cmd: TestbedCmd::Deps { install } } => controller::testbed_cmd::deps(install, json),
+        Command::Testbed { cmd: TestbedCmd::OpenstackSim { config } } => {
+            init_tracing();
+            let cfg = testbed::openstack::SimConfig::load(&config)?;
+            testbed::openstack::run_blocking(cfg).map_err(Into::into)
         }
         Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
             controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))

@@ -30,6 +30,17 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformLabel {
+    pub platform: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PlatformResult {
+    pub platform: String,
+    pub result: String,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +52,11 @@ pub struct Metrics {
     pub sessions: Gauge,
     pub enrollments: Family<ResultLabel, Counter>,
     pub tasks_created: Counter,
+    pub platform_up: Family<PlatformLabel, Gauge>,
+    pub platform_syncs: Family<PlatformResult, Counter>,
+    pub platform_sync_ms: Family<PlatformLabel, Gauge>,
+    pub platform_round_trips: Family<PlatformLabel, Gauge>,
+    pub platform_vms: Family<PlatformLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -55,6 +71,11 @@ impl Default for Metrics {
             sessions: Gauge::default(),
             enrollments: Family::default(),
             tasks_created: Counter::default(),
+            platform_up: Family::default(),
+            platform_syncs: Family::default(),
+            platform_sync_ms: Family::default(),
+            platform_round_trips: Family::default(),
+            platform_vms: Family::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -81,6 +102,23 @@ impl Default for Metrics {
         registry.register("mangrove_agent_sessions", "Live agent streams", m.sessions.clone());
         registry.register("mangrove_enrollments", "Enrollment attempts by result", m.enrollments.clone());
         registry.register("mangrove_tasks_created", "Tasks created", m.tasks_created.clone());
+        registry.register(
+            "mangrove_platform_up",
+            "1 when the platform's last sync succeeded, 0 when it failed (down, slow or malformed answers)",
+            m.platform_up.clone(),
+        );
+        registry.register("mangrove_platform_syncs", "Platform syncs by result", m.platform_syncs.clone());
+        registry.register(
+            "mangrove_platform_sync_duration_milliseconds",
+            "How long the platform's last sync took",
+            m.platform_sync_ms.clone(),
+        );
+        registry.register(
+            "mangrove_platform_sync_round_trips",
+            "API requests the platform's last good sync made",
+            m.platform_round_trips.clone(),
+        );
+        registry.register("mangrove_platform_vms", "VMs the platform's last good sync found", m.platform_vms.clone());
         Metrics { registry, ..m }
     }
 }
@@ -107,6 +145,21 @@ impl Metrics {
         let l = HostLabel { host: host.to_string() };
         self.outbox_backlog.get_or_create(&l).set(hb.backlog);
         self.outbox_dropped.get_or_create(&l).set(hb.dropped);
+    }
+
+    /// A platform sync's outcome.
+    pub fn platform_sync(&self, platform: &str, ok: bool, duration_ms: i64, round_trips: i64, vms: Option<usize>) {
+        let l = PlatformLabel { platform: platform.to_string() };
+        self.platform_up.get_or_create(&l).set(i64::from(ok));
+        self.platform_sync_ms.get_or_create(&l).set(duration_ms);
+        let result = if ok { "ok" } else { "failed" };
+        self.platform_syncs
+            .get_or_create(&PlatformResult { platform: platform.to_string(), result: result.into() })
+            .inc();
+        if ok {
+            self.platform_round_trips.get_or_create(&l).set(round_trips);
+            self.platform_vms.get_or_create(&l).set(vms.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)));
+        }
     }
 
     pub fn enrollment(&self, result: &str) {

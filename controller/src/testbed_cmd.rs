@@ -79,6 +79,42 @@ pub fn image_build(json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// Where the vCenter simulator's launcher is built: `$XDG_CACHE_HOME/mangrove/vcsim`.
+pub fn vcsim_cache_dir() -> PathBuf {
+    image_cache_dir().with_file_name("vcsim")
+}
+
+/// `mangrove testbed deps [--install]`: what the testbed and the tests need, and whether it is
+/// here; with `install`, installs what is missing (Debian packages as root, the Python venv).
+pub fn deps(install: bool, json_out: bool) -> Result<()> {
+    let mut all = testbed::deps::check();
+    if install {
+        let missing: Vec<_> = all.iter().filter(|d| !d.present).cloned().collect();
+        if !missing.is_empty() {
+            progress(&format!("installing {}", missing.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")));
+            testbed::deps::install(&missing)?;
+        }
+        all = testbed::deps::check();
+    }
+    let v = json!(
+        all.iter()
+            .map(|d| json!({"name": d.name, "present": d.present, "enables": d.enables, "checked": d.detection}))
+            .collect::<Vec<_>>()
+    );
+    crate::cli::emit(json_out, &v, |_| {
+        let mut out = String::new();
+        for d in &all {
+            out.push_str(&format!("{} {} — {}\n", if d.present { "ok     " } else { "MISSING" }, d.name, d.enables));
+        }
+        out
+    });
+    let missing: Vec<&str> = all.iter().filter(|d| !d.present).map(|d| d.name.as_str()).collect();
+    if install && !missing.is_empty() {
+        bail!("still missing after installing: {}", missing.join(", "));
+    }
+    Ok(())
+}
+
 /// `$XDG_STATE_HOME/mangrove/testbed` (`~/.local/state/mangrove/testbed`).
 pub fn default_dir() -> PathBuf {
     let base = std::env::var_os("XDG_STATE_HOME").map(PathBuf::from).unwrap_or_else(|| {
@@ -138,6 +174,28 @@ pub fn up(opts: UpOptions) -> Result<()> {
     let layout = Layout::prepare(&dir, &inventory)?;
     let mangrove = std::env::current_exe()?;
     let agent_bin = sibling_binary("mangrove-agent")?;
+
+    // The platforms first: the controller's config names them, and the proxy agent reads one.
+    let platforms = match opts.hosts {
+        HostsMode::Processes => {
+            progress("starting the platform simulators (vCenter, OpenStack)");
+            let p = testbed::platforms::start(&layout, &mangrove, &vcsim_cache_dir());
+            match &p.vsphere {
+                Ok(v) => progress(&format!("vSphere: VMware's vCenter simulator at {}", v.url)),
+                Err(why) => progress(&format!(
+                    "vSphere side is OFF: {why}; the ESXi hosts get stand-in agents (`mangrove testbed deps --install`)"
+                )),
+            }
+            match &p.openstack {
+                Ok(o) => progress(&format!("OpenStack: simulator at {}", o.auth_url)),
+                Err(why) => progress(&format!("OpenStack side is OFF: {why}")),
+            }
+            layout.write_controller_config_with(&p.controller_section())?;
+            Some(p)
+        }
+        // Containers cannot reach the host's loopback simulators yet: the platforms stay off.
+        HostsMode::Containers => None,
+    };
 
     let mut container_net = None;
     let (api_url, host_addr, controller_alive): (String, String, Box<dyn Fn() -> bool>) = match opts.hosts {
@@ -215,12 +273,26 @@ pub fn up(opts: UpOptions) -> Result<()> {
     let cli = layout.write_cli_config(&api_url, &admin_token)?;
     install_user_cli_config(&layout, &api_url, &admin_token);
 
-    let machines = layout.agent_machines();
+    // With vCenter up, the ESXi hosts are reported by the proxy agent; without it they get
+    // stand-in agents with simulated facts.
+    let proxied: Vec<String> = match platforms.as_ref().map(|p| &p.vsphere) {
+        Some(Ok(_)) => layout
+            .inventory
+            .hosts
+            .iter()
+            .filter(|h| h.agent == inventory::AgentMode::Proxy)
+            .map(|h| h.name.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let machines: Vec<_> =
+        layout.agent_machines().into_iter().filter(|m| !proxied.iter().any(|p| p == m.name)).collect();
     match &container_net {
-        None => start_agent_processes(&layout, &admin, &agent_bin, &machines)?,
+        None => start_agent_processes(&layout, &admin, &agent_bin, &machines, platforms.as_ref())?,
         Some(net) => start_agent_containers(&layout, &admin, net, &mangrove, &machines)?,
     }
-    let want: Vec<String> = machines.iter().map(|m| m.name.to_string()).collect();
+    let mut want: Vec<String> = machines.iter().map(|m| m.name.to_string()).collect();
+    want.extend(proxied.iter().cloned());
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         let hosts = admin.get("/api/v1/hosts")?;
@@ -234,7 +306,11 @@ pub fn up(opts: UpOptions) -> Result<()> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("only {connected} of {} agents connected; logs are in {}", want.len(), dir.join("logs").display());
+            bail!(
+                "only {connected} of {} hosts connected (agents, and ESXi hosts through the proxy); logs are in {}",
+                want.len(),
+                dir.join("logs").display()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -243,6 +319,14 @@ pub fn up(opts: UpOptions) -> Result<()> {
     println!("enroll: {host_addr}:{}", layout.ports.enroll);
     println!("token: {admin_token}");
     println!("dir: {}", dir.display());
+    if let Some(p) = &platforms {
+        if let Ok(v) = &p.vsphere {
+            println!("vcenter: {} (govc.env)", v.url);
+        }
+        if let Ok(o) = &p.openstack {
+            println!("openstack: {} (clouds.yaml, cloud camau-dr)", o.auth_url);
+        }
+    }
     println!("cli config: {}", cli.display());
     println!("testbed ready: {} hosts", want.len());
     progress(&format!("ready in {:.1} s", started.elapsed().as_secs_f64()));
@@ -267,11 +351,16 @@ fn start_agent_processes(
     admin: &Client,
     agent_bin: &Path,
     machines: &[inventory::Machine<'_>],
+    platforms: Option<&testbed::platforms::Platforms>,
 ) -> Result<()> {
     progress(&format!("enrolling {} agents", machines.len()));
     let mut enrolling = Vec::new();
     for m in machines {
-        layout.write_agent_config(m)?;
+        let config = layout.write_agent_config(m)?;
+        if let Some(section) = platforms.map(|p| p.proxy_section(layout, m.name)).transpose()?.flatten() {
+            let text = std::fs::read_to_string(&config)?;
+            testbed::layout::write_file(&config, &format!("{text}{section}"), 0o644)?;
+        }
         let state = layout.agent_dir(m.name);
         if state.join("agent.pem").exists() {
             continue; // enrolled on an earlier `up`

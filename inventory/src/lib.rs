@@ -33,7 +33,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Diagnostic, InventoryError};
 pub use model::{
     AgentMode, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform, PlatformKind, Priority,
-    SecurityLevel, Site, System, TagMatch, VideoEndpoint, Workload, WorkloadSelector,
+    SecurityLevel, Site, System, TagMatch, VideoEndpoint, Workload, WorkloadSelector, glob_matches,
 };
 pub use validate::is_valid_name;
 

@@ -65,6 +65,11 @@ pub struct Platform {
     /// The platform instance's name, e.g. `vcenter-dc`; required unless `kind` is `none`.
     #[serde(default)]
     pub name: String,
+    /// The machine (a native-agent workload or host at the same site) whose agent speaks for
+    /// the site's `agent: proxy` hosts through this platform. Only that agent may report
+    /// their state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// Kinds of virtualisation platform Mangrove can drive.
@@ -199,18 +204,56 @@ pub struct WorkloadSelector {
     /// Select workloads by name; each must name a workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
+    /// Select VMs by name pattern (`*` any run of characters, `?` one), e.g. `qlvbdh-*`;
+    /// applies to declared workloads and to VMs found by platform discovery alike.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_patterns: Vec<String>,
 }
 
 impl WorkloadSelector {
     /// True when the selector selects nothing by itself.
     pub fn is_empty(&self) -> bool {
-        self.matcher.is_none() && self.names.is_empty()
+        self.matcher.is_none() && self.names.is_empty() && self.name_patterns.is_empty()
     }
 
-    /// Whether `workload` is selected by tag or by name.
+    /// Whether `workload` is selected by tag, name or name pattern.
     pub fn selects(&self, workload: &Workload) -> bool {
-        self.names.contains(&workload.name) || self.matcher.as_ref().is_some_and(|m| m.matches(workload))
+        self.selects_vm(&workload.name, &workload.tags)
     }
+
+    /// Whether a VM with this name and these tags (declared, or found by discovery) is
+    /// selected.
+    pub fn selects_vm(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
+        self.names.iter().any(|n| n == name)
+            || self.name_patterns.iter().any(|p| glob_matches(p, name))
+            || self.matcher.as_ref().is_some_and(|m| m.matches_tags(tags))
+    }
+}
+
+/// `*` matches any run of characters (also none), `?` exactly one; everything else itself.
+pub fn glob_matches(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    // Iterative matcher with one backtrack point (the last `*`): linear in practice, and no
+    // recursion a hostile pattern could blow up.
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A tag condition, written `key=value`.
@@ -234,7 +277,12 @@ impl TagMatch {
 
     /// Whether the workload carries the tag.
     pub fn matches(&self, workload: &Workload) -> bool {
-        self.key_value().is_some_and(|(k, v)| workload.tags.get(k).is_some_and(|t| t == v))
+        self.matches_tags(&workload.tags)
+    }
+
+    /// Whether these tags include the tag.
+    pub fn matches_tags(&self, tags: &BTreeMap<String, String>) -> bool {
+        self.key_value().is_some_and(|(k, v)| tags.get(k).is_some_and(|t| t == v))
     }
 }
 
@@ -546,6 +594,23 @@ impl Inventory {
             return Some(s);
         }
         self.systems.iter().find(|s| s.workloads.selects(workload)).map(|s| s.name.as_str())
+    }
+
+    /// The system a VM found by platform discovery belongs to: the declared workload's system
+    /// when the inventory names the VM, else its `system` tag, else the first system whose
+    /// selector picks it (tag, explicit name or name pattern).
+    pub fn system_of_vm<'a>(&'a self, name: &str, tags: &'a BTreeMap<String, String>) -> Option<&'a str> {
+        if let Some(w) = self.workloads.iter().find(|w| w.name == name) {
+            if let Some(s) = self.system_of(w) {
+                return Some(s);
+            }
+        }
+        if let Some(s) = tags.get("system") {
+            if self.systems.iter().any(|sys| sys.name == *s) {
+                return Some(s);
+            }
+        }
+        self.systems.iter().find(|s| s.workloads.selects_vm(name, tags)).map(|s| s.name.as_str())
     }
 
     /// The workloads that belong to the system named `system`, in file order.

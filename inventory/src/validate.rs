@@ -117,6 +117,21 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
                 format!("a platform of kind `{}` needs a name", s.platform.kind.as_str()),
             );
         }
+        if let Some(proxy) = &s.platform.proxy {
+            let machine = inv.machines().into_iter().find(|m| m.name == proxy.as_str());
+            match machine {
+                None => c.err(format!("{p}.platform.proxy"), format!("unknown machine `{proxy}`")),
+                Some(m) if m.agent != crate::AgentMode::Native => c.err(
+                    format!("{p}.platform.proxy"),
+                    format!("`{proxy}` has agent `{}`; a proxy must run a native agent", m.agent.as_str()),
+                ),
+                Some(m) if m.site != s.name => c.err(
+                    format!("{p}.platform.proxy"),
+                    format!("`{proxy}` is at site `{}`; a proxy must be at the site it speaks for", m.site),
+                ),
+                Some(_) => {}
+            }
+        }
         if !s.storage_tb.is_finite() || s.storage_tb < 0.0 {
             c.err(format!("{p}.storage_tb"), format!("must be a number of terabytes, 0 or more, got {}", s.storage_tb));
         }
@@ -227,6 +242,16 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
                 format!("expected `key=value`, e.g. `system={}`, got `{}`", s.name, m.tag),
             );
         }
+        for (j, pat) in s.workloads.name_patterns.iter().enumerate() {
+            let ok = !pat.is_empty()
+                && pat.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "-._*?".contains(ch));
+            if !ok {
+                c.err(
+                    format!("{p}.workloads.name_patterns[{j}]"),
+                    format!("`{pat}` is not a name pattern: use lowercase letters, digits, `-`, `.`, `_`, `*` and `?`"),
+                );
+            }
+        }
         for (j, n) in s.workloads.names.iter().enumerate() {
             if inv.workload(n).is_none() {
                 let hint = if inv.host(n).is_some() { " (it is a host: list it under `hosts`)" } else { "" };
@@ -250,6 +275,9 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
             }
             if let Some(j) = s.workloads.names.iter().position(|n| *n == w.name) {
                 claims.push((&s.name, format!("systems[{si}].workloads.names[{j}]")));
+            }
+            if let Some(j) = s.workloads.name_patterns.iter().position(|pat| crate::model::glob_matches(pat, &w.name)) {
+                claims.push((&s.name, format!("systems[{si}].workloads.name_patterns[{j}]")));
             }
         }
         claims.sort_by_key(|(_, path)| {

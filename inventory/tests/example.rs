@@ -18,16 +18,18 @@ fn example() -> Inventory {
 }
 
 #[test]
-fn example_yields_the_21_machines_that_run_or_need_an_agent() {
+fn example_yields_the_22_machines_that_run_or_need_an_agent() {
     let inv = example();
     let machines = inv.machines();
-    assert_eq!(machines.len(), 21);
+    assert_eq!(machines.len(), 22);
     let count = |site: &str, kind: MachineKind, agent: AgentMode| {
         machines.iter().filter(|m| m.site == site && m.kind == kind && m.agent == agent).count()
     };
     assert_eq!(count("dc", MachineKind::Hypervisor, AgentMode::Proxy), 9);
     assert_eq!(count("dr", MachineKind::Hypervisor, AgentMode::Native), 6);
-    assert_eq!(count("dc", MachineKind::Vm, AgentMode::Native), 6);
+    // The six system guests and the proxy that speaks for the ESXi hosts.
+    assert_eq!(count("dc", MachineKind::Vm, AgentMode::Native), 7);
+    assert_eq!(inv.site("dc").and_then(|s| s.platform.proxy.as_deref()), Some("dc-proxy-01"));
     // Hosts first, in file order, then the VMs.
     assert_eq!(machines[0].name, "dc-esxi-01");
     assert_eq!(machines[14].name, "dr-compute-06");
@@ -36,7 +38,7 @@ fn example_yields_the_21_machines_that_run_or_need_an_agent() {
     let mut addrs: Vec<_> = machines.iter().filter_map(|m| m.address).collect();
     addrs.sort();
     addrs.dedup();
-    assert_eq!(addrs.len(), 21);
+    assert_eq!(addrs.len(), 22);
     assert!(addrs.iter().all(|a| a.to_string().starts_with("192.0.2.")));
     let esxi = &machines[0];
     assert_eq!(esxi.memory_bytes, 768 << 30);
@@ -120,4 +122,51 @@ fn a_file_that_is_not_utf8_is_refused_at_the_bad_byte() {
     let err = inventory::load_file(&path).expect_err("not utf-8");
     let shown = err.to_string();
     assert!(shown.ends_with("bad.yaml:1:12: the file is not valid UTF-8"), "{shown}");
+}
+
+#[test]
+fn discovered_vms_map_to_systems_by_declaration_tag_and_pattern() {
+    let mut inv = example();
+    let none = std::collections::BTreeMap::new();
+    let tagged: std::collections::BTreeMap<String, String> = [("system".to_string(), "email".to_string())].into();
+    // A declared workload keeps its own system, whatever the platform says.
+    assert_eq!(inv.system_of_vm("qlvbdh-app-01", &none), Some("qlvbdh"));
+    // A discovered VM with a `system` tag naming a known system.
+    assert_eq!(inv.system_of_vm("mail-store-07", &tagged), Some("email"));
+    // A tag naming no system maps nowhere (drift shows it), and so does an untagged VM.
+    let bogus: std::collections::BTreeMap<String, String> = [("system".to_string(), "nope".to_string())].into();
+    assert_eq!(inv.system_of_vm("x-01", &bogus), None);
+    assert_eq!(inv.system_of_vm("cong-bao-db-01", &none), None);
+    // A name pattern claims it.
+    inv.systems.iter_mut().find(|s| s.name == "cong-bao").map(|s| s.workloads.name_patterns.push("cong-bao-*".into()));
+    assert_eq!(inv.system_of_vm("cong-bao-db-01", &none), Some("cong-bao"));
+}
+
+#[test]
+fn glob_patterns_match_whole_names() {
+    let cases = [
+        ("qlvbdh-*", "qlvbdh-db-01", true),
+        ("qlvbdh-*", "qlvbdh-", true),
+        ("qlvbdh-*", "x-qlvbdh-db", false),
+        ("*-db-??", "email-db-01", true),
+        ("*-db-??", "email-db-001", false),
+        ("a*b*c", "aXXbYYc", true),
+        ("a*b*c", "aXXbYY", false),
+        ("", "", true),
+        ("", "a", false),
+    ];
+    for (pat, name, want) in cases {
+        assert_eq!(inventory::glob_matches(pat, name), want, "{pat} vs {name}");
+    }
+}
+
+#[test]
+fn a_proxy_must_be_a_native_machine_at_its_site() {
+    let text = std::fs::read_to_string(example_path()).unwrap_or_default();
+    let bad = text.replace("proxy: dc-proxy-01", "proxy: dr-compute-01");
+    let err = inventory::parse_str(&bad, "camau.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("platform.proxy") && err.contains("site `dr`"), "{err}");
+    let bad = text.replace("proxy: dc-proxy-01", "proxy: dc-esxi-01");
+    let err = inventory::parse_str(&bad, "camau.yaml").err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("a proxy must run a native agent"), "{err}");
 }

@@ -57,11 +57,25 @@ pub struct Ports {
     pub enroll: u16,
 }
 
+/// The platform simulators' ports (vCenter SDK; OpenStack's five services), kept likewise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformPorts {
+    pub vcsim: u16,
+    pub identity: u16,
+    pub compute: u16,
+    pub volume: u16,
+    pub image: u16,
+    pub network: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct State {
     inventory: PathBuf,
     ports: Ports,
+    /// Absent in dirs made before the platform simulators existed: chosen on the next `up`.
+    #[serde(default)]
+    platform_ports: Option<PlatformPorts>,
 }
 
 /// A user the testbed creates, with their API token.
@@ -79,6 +93,7 @@ pub struct Layout {
     pub inventory_path: PathBuf,
     pub inventory: Inventory,
     pub ports: Ports,
+    pub platform_ports: PlatformPorts,
 }
 
 /// Ports below the kernel's ephemeral range (32768–60999 by default): a port the kernel hands
@@ -134,22 +149,39 @@ impl Layout {
         let inventory_path = fs::canonicalize(inventory).map_err(io(inventory))?;
         let inv = inventory::load_file(&inventory_path).map_err(|e| TestbedError::Inventory(e.to_string()))?;
         let state_path = dir.join("testbed.toml");
-        let ports = match fs::read_to_string(&state_path) {
+        let (ports, platform_ports) = match fs::read_to_string(&state_path) {
             Ok(text) => {
                 let s: State = toml::from_str(&text)
                     .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
-                s.ports
+                (s.ports, s.platform_ports)
             }
             Err(_) => {
                 let p = free_ports(3)?;
-                Ports { api: p[0], agents: p[1], enroll: p[2] }
+                (Ports { api: p[0], agents: p[1], enroll: p[2] }, None)
             }
         };
-        let state = State { inventory: inventory_path.clone(), ports };
+        let platform_ports = match platform_ports {
+            Some(p) => p,
+            None => {
+                // Drawn apart from the controller's: a draw of fresh ports could repeat one.
+                let mut p = free_ports(9)?;
+                p.retain(|x| ![ports.api, ports.agents, ports.enroll].contains(x));
+                let at = |i: usize| p.get(i).copied().unwrap_or(0);
+                PlatformPorts {
+                    vcsim: at(0),
+                    identity: at(1),
+                    compute: at(2),
+                    volume: at(3),
+                    image: at(4),
+                    network: at(5),
+                }
+            }
+        };
+        let state = State { inventory: inventory_path.clone(), ports, platform_ports: Some(platform_ports) };
         let text = toml::to_string(&state)
             .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
         write_file(&state_path, &text, 0o644)?;
-        let layout = Layout { dir, inventory_path, inventory: inv, ports };
+        let layout = Layout { dir, inventory_path, inventory: inv, ports, platform_ports };
         layout.write_controller_config()?;
         Ok(layout)
     }
@@ -190,6 +222,18 @@ impl Layout {
     /// The bootstrap admin token the controller writes on first start.
     pub fn admin_token_file(&self) -> PathBuf {
         self.controller_dir().join("data").join("admin.token")
+    }
+
+    /// Writes the controller's config for a process testbed; `platforms` is appended as it is
+    /// (the `[[platforms]]` tables of the simulators that run).
+    pub fn write_controller_config_with(&self, platforms: &str) -> Result<(), TestbedError> {
+        self.write_controller_config()?;
+        if platforms.is_empty() {
+            return Ok(());
+        }
+        let path = self.controller_config();
+        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        write_file(&path, &format!("{text}\n{platforms}"), 0o644)
     }
 
     fn write_controller_config(&self) -> Result<(), TestbedError> {

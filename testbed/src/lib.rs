@@ -12,11 +12,15 @@
 
 pub mod chaos;
 pub mod containers;
+pub mod deps;
 pub mod faults;
 pub mod image;
 pub mod launch;
 pub mod layout;
+pub mod openstack;
+pub mod platforms;
 pub mod procs;
+pub mod vcsim;
 pub mod volumes;
 
 pub use launch::{Launched, spawn_detached};

@@ -8,11 +8,16 @@
 //! - a bootstrap token is marked used by exactly one caller (a conditional update);
 //! - a task result completes only a task of the host that sent it.
 
+pub mod platforms;
 pub mod sqlite;
+mod sqlite_platforms;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use platforms::{
+    PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
+};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -58,6 +63,8 @@ pub struct HostRecord {
     pub agent_version: Option<String>,
     pub facts: Option<serde_json::Value>,
     pub facts_at: Option<i64>,
+    /// The proxy agent that reports this host (ESXi hosts), if any.
+    pub proxied_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +214,7 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PlatformStore + Send + Sync + 'static {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;

@@ -14,20 +14,28 @@ use super::*;
 /// [`Store`] on SQLite.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 // Column lists are compile-time constants (no input reaches the SQL text), hence AssertSqlSafe.
 const HOST_COLUMNS: &str = "name, site, kind, managed, enrolled_at, last_seen, last_seq, reports_stored, problems, \
-     outbox_backlog, outbox_dropped, outbox_compacted, agent_version, facts, facts_at";
+     outbox_backlog, outbox_dropped, outbox_compacted, agent_version, facts, facts_at, proxied_by";
 const TASK_COLUMNS: &str = "id, host, kind, args, created_by, created_at, deadline, state, delivered_at, started_at, \
      finished_at, exit_code, stdout, stderr, stdout_truncated, stderr_truncated, error";
 
-fn json_col(row: &SqliteRow, column: &'static str) -> Result<Option<serde_json::Value>, StoreError> {
+pub(super) fn json_col(row: &SqliteRow, column: &'static str) -> Result<Option<serde_json::Value>, StoreError> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| serde_json::from_str(&t).map_err(|source| StoreError::Corrupt { column, source })).transpose()
+}
+
+/// Starts a write transaction that takes SQLite's write lock at once (`BEGIN IMMEDIATE`). A
+/// deferred transaction that reads first fails with "database is locked", without waiting,
+/// when another writer commits between its read and its first write; taking the lock up
+/// front makes it wait (up to the busy timeout) instead.
+pub(super) async fn write_tx(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
 }
 
 /// Marks a host seen at `now` (never moving its last sighting back).
@@ -82,6 +90,7 @@ fn host_from_row(row: &SqliteRow) -> Result<HostRecord, StoreError> {
         agent_version: row.try_get("agent_version")?,
         facts: json_col(row, "facts")?,
         facts_at: row.try_get("facts_at")?,
+        proxied_by: row.try_get("proxied_by")?,
     })
 }
 
@@ -157,7 +166,7 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = write_tx(&self.pool).await?;
         for s in seeds {
             sqlx::query(
                 "INSERT INTO hosts (name, site, kind, managed) VALUES (?, ?, ?, 1)
@@ -227,7 +236,7 @@ impl Store for SqliteStore {
     }
 
     async fn ensure_user(&self, name: &str, role: &str, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = write_tx(&self.pool).await?;
         let existing: Option<String> =
             sqlx::query_scalar("SELECT role FROM users WHERE name = ?").bind(name).fetch_optional(&mut *tx).await?;
         match existing {
@@ -253,7 +262,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_enrollment(&self, e: &Enrollment) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = write_tx(&self.pool).await?;
         sqlx::query(
             "INSERT INTO hosts (name, kind, managed, enrolled_at) VALUES (?, 'server', 0, ?)
              ON CONFLICT (name) DO UPDATE SET enrolled_at = excluded.enrolled_at",
@@ -329,7 +338,7 @@ impl Store for SqliteStore {
     }
 
     async fn store_report(&self, r: &NewReport) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = write_tx(&self.pool).await?;
         let inserted = sqlx::query(
             "INSERT INTO reports (host, seq, kind, created_at, received_at, payload) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT (host, seq) DO NOTHING",
@@ -400,7 +409,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = write_tx(&self.pool).await?;
         touch(&mut tx, host, now).await?;
         set_heartbeat_status(&mut tx, host, hb).await?;
         tx.commit().await?;
