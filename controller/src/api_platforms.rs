@@ -80,7 +80,7 @@ async fn sync_platform(State(app): State<Arc<App>>, Auth(p): Auth, Path(name): P
     if app.platforms.connection(&name).is_none() {
         return Err(AppError::NotFound(format!("no platform named {name}")).into());
     }
-    let summary = platforms::sync(&app, &name).await.map_err(|e| AppError::Upstream(e))?;
+    let summary = platforms::sync(&app, &name).await.map_err(AppError::Upstream)?;
     app.audit(&p.user, "platform.sync", Some(&name), json!({"ok": summary.ok, "error": summary.error})).await;
     Ok(Json(json!(summary)))
 }

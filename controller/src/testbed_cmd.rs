@@ -275,16 +275,10 @@ pub fn up(opts: UpOptions) -> Result<()> {
 
     // With vCenter up, the ESXi hosts are reported by the proxy agent; without it they get
     // stand-in agents with simulated facts.
-    let proxied: Vec<String> = match platforms.as_ref().map(|p| &p.vsphere) {
-        Some(Ok(_)) => layout
-            .inventory
-            .hosts
-            .iter()
-            .filter(|h| h.agent == inventory::AgentMode::Proxy)
-            .map(|h| h.name.clone())
-            .collect(),
-        _ => Vec::new(),
-    };
+    let proxied: Vec<String> = platforms
+        .as_ref()
+        .map(|p| p.proxied_hosts(&layout.inventory).into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
     let machines: Vec<_> =
         layout.agent_machines().into_iter().filter(|m| !proxied.iter().any(|p| p == m.name)).collect();
     match &container_net {

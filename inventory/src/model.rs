@@ -600,15 +600,13 @@ impl Inventory {
     /// when the inventory names the VM, else its `system` tag, else the first system whose
     /// selector picks it (tag, explicit name or name pattern).
     pub fn system_of_vm<'a>(&'a self, name: &str, tags: &'a BTreeMap<String, String>) -> Option<&'a str> {
-        if let Some(w) = self.workloads.iter().find(|w| w.name == name) {
-            if let Some(s) = self.system_of(w) {
-                return Some(s);
-            }
+        if let Some(s) = self.workloads.iter().find(|w| w.name == name).and_then(|w| self.system_of(w)) {
+            return Some(s);
         }
-        if let Some(s) = tags.get("system") {
-            if self.systems.iter().any(|sys| sys.name == *s) {
-                return Some(s);
-            }
+        if let Some(s) = tags.get("system")
+            && self.systems.iter().any(|sys| sys.name == *s)
+        {
+            return Some(s);
         }
         self.systems.iter().find(|s| s.workloads.selects_vm(name, tags)).map(|s| s.name.as_str())
     }

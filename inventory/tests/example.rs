@@ -138,7 +138,9 @@ fn discovered_vms_map_to_systems_by_declaration_tag_and_pattern() {
     assert_eq!(inv.system_of_vm("x-01", &bogus), None);
     assert_eq!(inv.system_of_vm("cong-bao-db-01", &none), None);
     // A name pattern claims it.
-    inv.systems.iter_mut().find(|s| s.name == "cong-bao").map(|s| s.workloads.name_patterns.push("cong-bao-*".into()));
+    if let Some(s) = inv.systems.iter_mut().find(|s| s.name == "cong-bao") {
+        s.workloads.name_patterns.push("cong-bao-*".into());
+    }
     assert_eq!(inv.system_of_vm("cong-bao-db-01", &none), Some("cong-bao"));
 }
 

@@ -9,6 +9,10 @@
 //! (or failed), except a graceful shutdown, which a real guest takes time to finish; its
 //! operation id `domain:<uuid>:off` is polled by re-reading the domain state.
 //!
+//! A snapshot is a libvirt internal snapshot made with default flags: of a running domain it
+//! includes memory (QEMU), unlike the trait's disks-only wording, because libvirt 9.0 cannot
+//! revert the disk-only (external) kind. Snapshot ids are snapshot names.
+//!
 //! Tags are kept in the domain's `<metadata>` under the [`TAGS_NS`] namespace, as
 //! `<mg:tags><mg:tag key=".." value=".."/></mg:tags>`.
 
@@ -168,7 +172,7 @@ impl LibvirtDriver {
         })
     }
 
-    fn vm(&self, d: &Domain, host: &str, calls: &mut u32) -> Result<VmInfo, PlatformError> {
+    fn vm(&self, conn: &Connect, d: &Domain, host: &str, calls: &mut u32) -> Result<VmInfo, PlatformError> {
         let info = d.get_info().map_err(|e| self.err("virDomainGetInfo", e))?;
         let xml = d.get_xml_desc(0).map_err(|e| self.err("virDomainGetXMLDesc", e))?;
         *calls += 4;
@@ -186,7 +190,7 @@ impl LibvirtDriver {
                 .as_deref()
                 .and_then(|p| {
                     *calls += 1;
-                    virt::storage_vol::StorageVol::lookup_by_path(&self.conn_for(d)?, p).ok()
+                    virt::storage_vol::StorageVol::lookup_by_path(conn, p).ok()
                 })
                 .and_then(|v| v.get_info().ok())
                 .map(|i| i.capacity)
@@ -205,10 +209,6 @@ impl LibvirtDriver {
             guest_os: parsed.os_type,
             tags: parsed.tags,
         })
-    }
-
-    fn conn_for(&self, d: &Domain) -> Option<Connect> {
-        d.get_connect().ok()
     }
 
     fn pool(&self, p: &VirtPool) -> Result<StoragePool, PlatformError> {
@@ -256,7 +256,7 @@ impl Hypervisor for LibvirtDriver {
         calls += 1;
         let mut vms = Vec::new();
         for d in &domains {
-            vms.push(self.vm(d, &host.name, &mut calls)?);
+            vms.push(self.vm(&conn, d, &host.name, &mut calls)?);
         }
         vms.sort_by(|a, b| a.name.cmp(&b.name));
         let pools = conn.list_all_storage_pools(0).map_err(|e| self.err("virConnectListAllStoragePools", e))?;

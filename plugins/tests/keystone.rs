@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 
 const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// Token lifetime configured in Keystone. With the 5 s call timeout below the driver renews
-/// 10 s before expiry (see `renewal_margin`), i.e. 30 s after issue.
-const TOKEN_LIFETIME_S: u64 = 40;
+/// 10 s before expiry (see `renewal_margin`), i.e. 20 s after issue.
+const TOKEN_LIFETIME_S: u64 = 30;
 const ADMIN_PASSWORD: &str = "mg-admin-pw";
 
 fn free_port() -> u16 {

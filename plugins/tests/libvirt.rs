@@ -1,6 +1,9 @@
 //! The libvirt driver against libvirt's own test driver (in-process, no daemon):
-//! `test:///default` and custom node descriptions written here. Each connection to the test
-//! driver has its own state, so each test opens its own.
+//! `test:///default` and custom node descriptions written here.
+//!
+//! `test:///default` is one state shared by every open connection in the process (and reset
+//! when the last one closes), so the tests that use it take [`DEFAULT`] first and drop their
+//! driver before releasing it. A custom node file gives each connection its own state.
 #![cfg(feature = "libvirt")]
 
 use std::collections::BTreeMap;
@@ -9,6 +12,13 @@ use std::path::Path;
 use mangrove_plugins::PlatformError;
 use mangrove_plugins::hypervisor::{CreateSpec, Hypervisor, InstanceSource, OpState, PowerAction, PowerState};
 use mangrove_plugins::libvirt::{LibvirtDriver, TAGS_NS};
+
+static DEFAULT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn default_driver() -> (std::sync::MutexGuard<'static, ()>, LibvirtDriver) {
+    let guard = DEFAULT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    (guard, LibvirtDriver::connect("test:///default").expect("test driver"))
+}
 
 fn succeeded(op: &mangrove_plugins::Operation) -> bool {
     matches!(op.state, OpState::Succeeded { .. })
@@ -67,7 +77,7 @@ fn write_node(dir: &Path, file: &str, prefix: &str, cpus: u32) -> String {
 
 #[test]
 fn default_test_driver_lists_and_acts() {
-    let d = LibvirtDriver::connect("test:///default").expect("test driver");
+    let (_guard, d) = default_driver();
     let inv = d.inventory().expect("inventory");
     assert_eq!(inv.hosts.len(), 1);
     assert!(inv.hosts[0].cpu_cores > 0 && inv.hosts[0].memory_bytes > 0);
@@ -99,7 +109,7 @@ fn default_test_driver_lists_and_acts() {
 
 #[test]
 fn snapshots_create_list_revert_delete() {
-    let d = LibvirtDriver::connect("test:///default").expect("test driver");
+    let (_guard, d) = default_driver();
     assert!(d.snapshot_list("test").expect("list").is_empty());
     let op = d.snapshot_create("test", "before-upgrade", "state while running").expect("create");
     assert!(succeeded(&op), "{op:?}");
@@ -130,7 +140,7 @@ fn snapshots_create_list_revert_delete() {
 
 #[test]
 fn create_and_delete_instance() {
-    let d = LibvirtDriver::connect("test:///default").expect("test driver");
+    let (_guard, d) = default_driver();
     let spec = CreateSpec {
         name: "new-vm".into(),
         source: InstanceSource::Image("/var/lib/images/cirros.qcow2".into()),

@@ -31,6 +31,8 @@ pub const VCENTER_USER: &str = "administrator@vsphere.local";
 pub struct VsphereSide {
     /// The platform's name, from the inventory (`vcenter-dc`).
     pub name: String,
+    /// The site it runs.
+    pub site: String,
     pub url: String,
     pub ca_file: Option<PathBuf>,
     /// Credentials file (0600) for whoever connects: the controller and the proxy agent.
@@ -58,6 +60,21 @@ pub struct Platforms {
 }
 
 impl Platforms {
+    /// The hosts a proxy agent reports through vCenter, so they run no agent of their own:
+    /// the `agent: proxy` hosts of the vSphere site, when vCenter runs and the site names its
+    /// proxy. Otherwise none (they get stand-in agents).
+    pub fn proxied_hosts<'a>(&self, inv: &'a inventory::Inventory) -> Vec<&'a str> {
+        match &self.vsphere {
+            Ok(v) if v.proxy.is_some() => inv
+                .hosts
+                .iter()
+                .filter(|h| h.site == v.site && h.agent == inventory::AgentMode::Proxy)
+                .map(|h| h.name.as_str())
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The controller's `[[platforms]]` tables for the sides that run.
     pub fn controller_section(&self) -> String {
         let mut out = String::from("[platform_sync]\ninterval = \"1m\"\n");
@@ -164,6 +181,7 @@ fn start_vsphere(layout: &Layout, cache_dir: &Path) -> Result<VsphereSide, Strin
     write_file(&layout.dir.join("govc.env"), &env, 0o600).map_err(|e| e.to_string())?;
     Ok(VsphereSide {
         name: site.platform.name.clone(),
+        site: site.name.clone(),
         url,
         ca_file,
         credentials,

@@ -9,13 +9,14 @@ use common::{Testbed, signal, wait_exit};
 use nix::sys::signal::Signal;
 
 #[test]
-fn camau_testbed_lists_21_machines_and_loses_no_report_through_kills() {
+fn camau_testbed_lists_22_machines_and_loses_no_report_through_kills() {
     let tb = Testbed::up(None);
-    assert!(tb.up_output.contains("testbed ready: 21 hosts"), "{}", tb.up_output);
-    let hosts = tb.wait(Duration::from_secs(60), Testbed::all_connected).expect("all 21 connected");
-    assert_eq!(hosts.len(), 21);
+    // 13 agents, and the 9 ESXi hosts through the proxy agent (dc-proxy-01) and vCenter.
+    assert!(tb.up_output.contains("testbed ready: 22 hosts"), "{}", tb.up_output);
+    let hosts = tb.wait(Duration::from_secs(60), Testbed::all_connected).expect("all 22 connected");
+    assert_eq!(hosts.len(), 22);
     let count = |kind: &str, site: &str| hosts.iter().filter(|h| h["kind"] == kind && h["site"] == site).count();
-    assert_eq!((count("hypervisor", "dc"), count("hypervisor", "dr"), count("vm", "dc")), (9, 6, 6));
+    assert_eq!((count("hypervisor", "dc"), count("hypervisor", "dr"), count("vm", "dc")), (9, 6, 7));
     assert!(hosts.iter().all(|h| h["managed"] == true && h["last_seen"].is_string()));
 
     // users.txt: one user per role plus a second operator, private.
@@ -57,7 +58,7 @@ fn camau_testbed_lists_21_machines_and_loses_no_report_through_kills() {
     let waiting = tb.agent_status("dr-compute-03")["outbox_len"].as_u64().expect("outbox_len");
     assert!(waiting > 0, "reports should wait in the outbox while the controller is away");
     tb.relaunch(&cargv, "restarted-controller.log");
-    tb.wait(Duration::from_secs(60), |hs| hs.len() == 21 && Testbed::all_connected(hs))
+    tb.wait(Duration::from_secs(60), |hs| hs.len() == 22 && Testbed::all_connected(hs))
         .expect("all connected again after the controller came back");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(tb.gaps(), Vec::<String>::new());

@@ -172,6 +172,9 @@ fn power_off_and_on_are_idempotent() {
     let vm = vm_by_name(&d, "dr-dns-01").expect("dns server").id;
     let op = d.power(&vm, PowerAction::Shutdown).expect("stop");
     assert!(!op.state.is_done(), "stopping takes the simulator's action delay: {op:?}");
+    // A retry while the stop is under way follows it instead of failing on Nova's 409.
+    let retry = d.power(&vm, PowerAction::Off).expect("retry while stopping");
+    assert_eq!((retry.id.as_str(), retry.state.is_done()), (op.id.as_str(), false));
     finish(&d, op);
     assert_eq!(vm_by_name(&d, "dr-dns-01").map(|v| v.power_state), Some(PowerState::Off));
     let again = d.power(&vm, PowerAction::Off).expect("stop again");
@@ -241,6 +244,17 @@ fn create_and_delete_an_instance() {
 }
 
 #[test]
+fn upload_an_image() {
+    let sim = start();
+    let d = driver(&sim, 10);
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let image = d.upload_image("restored-disk", "raw", &mut std::io::Cursor::new(&bytes)).expect("upload");
+    assert_eq!(image.name.as_deref(), Some("restored-disk"));
+    assert_eq!((image.status.as_str(), image.size), ("active", Some(bytes.len() as u64)));
+    assert!(d.images().expect("images").iter().any(|i| i.id == image.id));
+}
+
+#[test]
 fn slow_and_malformed_services_are_reported_as_such() {
     let sim = start();
     let d = driver(&sim, 1);
@@ -259,5 +273,11 @@ fn slow_and_malformed_services_are_reported_as_such() {
     inject(&sim, json!({"service": "volume", "kind": "error", "count": 1}));
     let err = d.inventory().expect_err("cinder fails");
     assert!(matches!(&err, PlatformError::Refused { message, .. } if message.contains("500")), "{err:?}");
+
+    // A dead API behind its load balancer (503, no body): unavailable, like a refused connection.
+    inject(&sim, json!({"service": "volume", "kind": "down", "count": 1}));
+    let err = d.inventory().expect_err("cinder is down");
+    assert!(matches!(&err, PlatformError::Unreachable { detail, .. } if detail.contains("503")), "{err:?}");
+    assert!(err.is_unavailable());
     d.inventory().expect("healthy again once the faults are used up");
 }

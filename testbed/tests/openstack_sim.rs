@@ -9,7 +9,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testbed::openstack::{AdminUser, AppCredential, SimConfig, SimPorts, SimUsers, clouds_yaml, serve};
+use testbed::openstack::{
+    AdminUser, AppCredential, SimConfig, SimPorts, SimUsers, clouds_yaml, clouds_yaml_app_credential, serve,
+};
 
 const PASSWORD: &str = "dr-admin-pw";
 const AC_ID: &str = "1b912ae9f5da442988473ad25f2eca85";
@@ -288,6 +290,10 @@ fn the_cli_reads_the_seeded_dr_site() {
     // Pagination as the client follows it: one item per page, every page fetched.
     let paged = cli.ok(&["volume", "snapshot", "list", "--limit", "1", "-f", "json"]).json();
     assert_eq!(names(&paged, "Name").len(), 1);
+    let paged = cli.ok(&["network", "list", "--limit", "1", "-f", "json"]).json();
+    assert_eq!(names(&paged, "Name").len(), 3, "the client follows networks_links to the end: {paged}");
+    let paged = cli.ok(&["server", "list", "--limit", "1", "-f", "json"]).json();
+    assert_eq!(names(&paged, "Name").len(), 1, "server list --limit asks for one page only: {paged}");
 }
 
 #[test]
@@ -515,7 +521,166 @@ fn tokens_expire_and_application_credentials_work() {
     assert_eq!(status, 401, "an expired token must be refused: {text}");
     assert!(text.contains("The request you have made requires authentication."), "{text}");
 
+    // The CLI with application-credential auth (no discovery request, no scope block).
+    let cli = Cli::new(dir.path(), &cfg);
+    std::fs::write(dir.path().join("clouds.yaml"), clouds_yaml_app_credential(&cfg, "camau-dr")).expect("clouds.yaml");
+    let t = cli.ok(&["token", "issue", "-f", "json"]).json();
+    assert_eq!(t["project_id"].as_str().map(str::len), Some(32), "{t}");
+
     let wrong = json!({"auth": {"identity": {"methods": ["application_credential"],
         "application_credential": {"id": AC_ID, "secret": "nope"}}}});
     assert_eq!(http("POST", cfg.ports.identity, "/v3/auth/tokens", &[], Some(&wrong)).0, 401);
+}
+
+/// The calls Mangrove's driver makes beyond the CLI's, with the semantics it relies on.
+#[test]
+fn the_driver_surface_answers_as_documented() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = config(dir.path(), Duration::from_millis(300), Duration::from_secs(3600));
+    let _sim = Running::start(cfg.clone());
+    let token = password_token(&cfg);
+    let project = token_project(&cfg, &token);
+    let get = |port: u16, path: &str, mv: Option<&str>| -> (u16, Value) {
+        let mut h = vec![("X-Auth-Token", token.as_str())];
+        if let Some(mv) = mv {
+            h.push(("OpenStack-API-Version", mv));
+        }
+        let (status, _, text) = http("GET", port, path, &h, None);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let send = |method: &str, port: u16, path: &str, body: Option<&Value>| -> (u16, Value) {
+        let h = [("X-Auth-Token", token.as_str()), ("OpenStack-API-Version", "volume 3.71")];
+        let (status, _, text) = http(method, port, path, &h, body);
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    };
+    let settle = || std::thread::sleep(Duration::from_millis(450));
+
+    // Hypervisors: integer ids and counters at 2.1, UUIDs from 2.53, no counters from 2.88.
+    let (_, old) = get(cfg.ports.compute, "/v2.1/os-hypervisors/detail", None);
+    assert_eq!(old["hypervisors"][0]["id"], 1, "{old}");
+    assert_eq!(old["hypervisors"][0]["vcpus"], 48, "{old}");
+    assert_eq!(old["hypervisors"][0]["memory_mb"], 512 * 1024, "{old}");
+    let (_, new) = get(cfg.ports.compute, "/v2.1/os-hypervisors/detail", Some("compute 2.88"));
+    assert_eq!(new["hypervisors"][0]["id"].as_str().map(str::len), Some(36), "{new}");
+    assert!(new["hypervisors"][0].get("vcpus").is_none(), "{new}");
+    let (status, stats) = get(cfg.ports.compute, "/v2.1/os-hypervisors/statistics", Some("compute 2.87"));
+    assert_eq!((status, &stats["hypervisor_statistics"]["count"]), (200, &json!(6)), "{stats}");
+    assert_eq!(get(cfg.ports.compute, "/v2.1/os-hypervisors/statistics", Some("compute 2.88")).0, 404);
+    assert_eq!(get(cfg.ports.compute, "/v2.1/servers", Some("compute 2.97")).0, 406);
+
+    // Servers: metadata, embedded flavor from 2.47 only, pagination with servers_links.
+    let (_, page1) = get(cfg.ports.compute, "/v2.1/servers/detail?limit=2", Some("compute 2.96"));
+    assert_eq!(page1["servers"].as_array().map(Vec::len), Some(2), "{page1}");
+    assert!(page1["servers"][0]["metadata"]["role"].is_string(), "{page1}");
+    assert_eq!(page1["servers"][0]["flavor"]["original_name"], "m1.large", "newest first: {page1}");
+    let next = page1["servers_links"][0]["href"].as_str().expect("a next link");
+    let next = next.split_once("/v2.1").map(|(_, p)| format!("/v2.1{p}")).expect("path");
+    let (_, page2) = get(cfg.ports.compute, &next, Some("compute 2.96"));
+    assert_eq!(page2["servers"].as_array().map(Vec::len), Some(1), "{page2}");
+    assert!(page2.get("servers_links").is_none(), "{page2}");
+    let (_, old) = get(cfg.ports.compute, "/v2.1/servers/detail", Some("compute 2.46"));
+    assert!(old["servers"][0]["flavor"]["id"].is_string(), "{old}");
+
+    // Cinder pools add up to the DR site's 117 TB, in GiB.
+    let (_, pools) = get(cfg.ports.volume, &format!("/v3/{project}/scheduler-stats/get_pools?detail=True"), None);
+    let pools = pools["pools"].as_array().expect("pools").clone();
+    assert_eq!(pools.len(), 3);
+    let total: f64 = pools.iter().filter_map(|p| p["capabilities"]["total_capacity_gb"].as_f64()).sum();
+    assert!((total - 117e12 / f64::from(1u32 << 30)).abs() < 1.0, "total {total}");
+    let free: f64 = pools.iter().filter_map(|p| p["capabilities"]["free_capacity_gb"].as_f64()).sum();
+    assert!((total - free - 2000.0).abs() < 1.0, "the seeded 2000 GiB volume is allocated: {total} {free}");
+
+    // Volumes, snapshots (force for in-use), backups, deletes.
+    let vpath = format!("/v3/{project}/volumes");
+    let (status, v) = send("POST", cfg.ports.volume, &vpath, Some(&json!({"volume": {"size": 10, "name": "d1"}})));
+    assert_eq!((status, &v["volume"]["status"]), (202, &json!("creating")), "{v}");
+    let vid = v["volume"]["id"].as_str().expect("id").to_owned();
+    settle();
+    let (_, v) = get(cfg.ports.volume, &format!("{vpath}/{vid}"), None);
+    assert_eq!(v["volume"]["status"], "available", "{v}");
+    let in_use = get(cfg.ports.volume, &format!("{vpath}/detail?name=dr-backup-proxy-01-data"), None).1;
+    let in_use = in_use["volumes"][0]["id"].as_str().expect("seeded volume").to_owned();
+    let spath = format!("/v3/{project}/snapshots");
+    let snap = |force: bool| json!({"snapshot": {"volume_id": in_use, "name": "s", "force": force}});
+    let (status, body) = send("POST", cfg.ports.volume, &spath, Some(&snap(false)));
+    assert_eq!(status, 400, "force=false is refused from 3.66: {body}");
+    let h = [("X-Auth-Token", token.as_str()), ("OpenStack-API-Version", "volume 3.65")];
+    let (status, _, text) = http("POST", cfg.ports.volume, &spath, &h, Some(&snap(false)));
+    assert_eq!(status, 400, "{text}");
+    let (status, _, text) = http("POST", cfg.ports.volume, &spath, &h, Some(&snap(true)));
+    assert_eq!(status, 202, "{text}");
+    let sid = serde_json::from_str::<Value>(&text).expect("json")["snapshot"]["id"].as_str().expect("id").to_owned();
+    let bpath = format!("/v3/{project}/backups");
+    let (status, b) =
+        send("POST", cfg.ports.volume, &bpath, Some(&json!({"backup": {"volume_id": vid, "name": "b1"}})));
+    assert_eq!(status, 202, "{b}");
+    let bid = b["backup"]["id"].as_str().expect("id").to_owned();
+    settle();
+    let (_, s) = get(cfg.ports.volume, &format!("{spath}/detail"), None);
+    assert!(s["snapshots"].as_array().expect("list").iter().all(|s| s["status"] == "available"), "{s}");
+    let (_, b) = get(cfg.ports.volume, &format!("{bpath}/detail"), None);
+    assert_eq!(b["backups"][0]["status"], "available", "{b}");
+    assert_eq!(send("DELETE", cfg.ports.volume, &format!("{spath}/{sid}"), None).0, 202);
+    assert_eq!(send("DELETE", cfg.ports.volume, &format!("{bpath}/{bid}"), None).0, 202);
+    assert_eq!(send("DELETE", cfg.ports.volume, &format!("{vpath}/{in_use}"), None).0, 400, "attached");
+    assert_eq!(send("DELETE", cfg.ports.volume, &format!("{vpath}/{vid}"), None).0, 202);
+    settle();
+    assert_eq!(get(cfg.ports.volume, &format!("{vpath}/{vid}"), None).0, 404);
+
+    // Glance upload: size and MD5 recorded; data served back; delete.
+    let (status, img) = send(
+        "POST",
+        cfg.ports.image,
+        "/v2/images",
+        Some(&json!({"name": "app-snap", "disk_format": "qcow2", "container_format": "bare"})),
+    );
+    assert_eq!((status, &img["status"]), (201, &json!("queued")), "{img}");
+    let iid = img["id"].as_str().expect("id").to_owned();
+    let data = "hello mangrove\n";
+    let mut s = TcpStream::connect(("127.0.0.1", cfg.ports.image)).expect("connect");
+    let req = format!(
+        "PUT /v2/images/{iid}/file HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Auth-Token: {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{data}",
+        data.len()
+    );
+    s.write_all(req.as_bytes()).expect("upload");
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).expect("upload response");
+    assert!(resp.starts_with("HTTP/1.1 204"), "{resp}");
+    let (_, img) = get(cfg.ports.image, &format!("/v2/images/{iid}"), None);
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["size"], data.len(), "{img}");
+    assert_eq!(img["checksum"], "12fd197b9dd5fcffdff3ee1603b28d3c", "MD5 of the bytes: {img}");
+    let (status, _, back) =
+        http("GET", cfg.ports.image, &format!("/v2/images/{iid}/file"), &[("X-Auth-Token", &token)], None);
+    assert_eq!((status, back.as_str()), (200, data));
+    assert_eq!(send("DELETE", cfg.ports.image, &format!("/v2/images/{iid}"), None).0, 204);
+    assert_eq!(get(cfg.ports.image, &format!("/v2/images/{iid}"), None).0, 404);
+    let (_, images) = get(cfg.ports.image, "/v2/images?limit=3", None);
+    assert_eq!(images["next"].as_str().map(|n| n.starts_with("/v2/images?limit=3&marker=")), Some(true), "{images}");
+
+    // Neutron: a port on dr-prod, a floating IP on it; the isolated drill network has no route.
+    let (_, nets) = get(cfg.ports.network, "/v2.0/networks?name=dr-prod", None);
+    let prod = nets["networks"][0]["id"].as_str().expect("dr-prod").to_owned();
+    let (_, nets) = get(cfg.ports.network, "/v2.0/networks?router:external=true", None);
+    let public = nets["networks"][0]["id"].as_str().expect("dr-public").to_owned();
+    let (_, nets) = get(cfg.ports.network, "/v2.0/networks?name=dr-drill", None);
+    let drill = nets["networks"][0]["id"].as_str().expect("dr-drill").to_owned();
+    let (status, port) = send("POST", cfg.ports.network, "/v2.0/ports", Some(&json!({"port": {"network_id": prod}})));
+    assert_eq!(status, 201, "{port}");
+    let pid = port["port"]["id"].as_str().expect("id").to_owned();
+    assert!(port["port"]["fixed_ips"][0]["ip_address"].as_str().is_some_and(|ip| ip.starts_with("10.120.")), "{port}");
+    let fip = json!({"floatingip": {"floating_network_id": public, "port_id": pid}});
+    let (status, f) = send("POST", cfg.ports.network, "/v2.0/floatingips", Some(&fip));
+    assert_eq!((status, &f["floatingip"]["status"]), (201, &json!("ACTIVE")), "{f}");
+    let fid = f["floatingip"]["id"].as_str().expect("id").to_owned();
+    let (_, dport) = send("POST", cfg.ports.network, "/v2.0/ports", Some(&json!({"port": {"network_id": drill}})));
+    let dpid = dport["port"]["id"].as_str().expect("id").to_owned();
+    let fip = json!({"floatingip": {"floating_network_id": public, "port_id": dpid}});
+    let (status, err) = send("POST", cfg.ports.network, "/v2.0/floatingips", Some(&fip));
+    assert_eq!((status, &err["NeutronError"]["type"]), (404, &json!("ExternalGatewayForFloatingIPNotFound")), "{err}");
+    assert_eq!(send("DELETE", cfg.ports.network, &format!("/v2.0/floatingips/{fid}"), None).0, 204);
+    assert_eq!(send("DELETE", cfg.ports.network, &format!("/v2.0/ports/{pid}"), None).0, 204);
+    let (status, err) = get(cfg.ports.network, &format!("/v2.0/ports/{pid}"), None);
+    assert_eq!((status, &err["NeutronError"]["type"]), (404, &json!("PortNotFound")), "{err}");
 }

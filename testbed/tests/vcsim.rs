@@ -200,3 +200,17 @@ fn a_detached_simulator_names_its_dir_and_is_stopped_by_down() {
     assert_eq!(testbed::procs::stop_all(dir.path(), std::time::Duration::from_secs(5)), 1);
     assert!(!testbed::procs::alive(launched.pid));
 }
+
+#[test]
+fn a_shape_placing_a_vm_on_an_unknown_host_is_refused_by_name() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../inventory/examples/camau.yaml");
+    let inv = inventory::load_file(Path::new(path)).expect("camau.yaml loads");
+    let mut shape = vcsim::province_shape(&inv).expect("camau has a vSphere site");
+    shape.vms[3].host = "dc-esxi-99".to_owned();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = StartOptions::new(&dir.path().join("vcsim"), PASSWORD);
+    opts.shape = Some(shape.clone());
+    let err = vcsim::start(launcher(), &opts).expect_err("the launcher refuses the shape");
+    let message = err.to_string();
+    assert!(message.contains("vms[3]") && message.contains("dc-esxi-99"), "{message}");
+}

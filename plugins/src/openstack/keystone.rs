@@ -179,7 +179,7 @@ mod tests {
             (3600, 30, 300), // default Keystone hour: 5 minutes before expiry
             (600, 30, 60),   // 10 minutes: two timeouts beat a tenth
             (120, 30, 60),   // short token: capped at half the lifetime
-            (40, 5, 10),     // the test Keystone: renew after 30 s
+            (30, 5, 10),     // the test Keystone: renew after 20 s
             (86400, 30, 300),
             (0, 30, 0),
         ] {

@@ -7,7 +7,7 @@
 //! what the OpenStack CLI sends (`/work/shared/protocols/openstack-client-calls.md`).
 //!
 //! - Keystone: password (project-scoped) or application-credential tokens; the token is
-//!   renewed before it expires (see [`keystone::renewal_margin`]) and once more when a service
+//!   renewed before it expires (see `keystone::renewal_margin`) and once more when a service
 //!   answers 401, after which the call is retried once.
 //! - Microversions: discovered once per service; compute min(offered, 2.79), block storage
 //!   min(offered, 3.60). 2.79 keeps the hypervisor counters that 2.88 removed.
@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 pub use cinder::{Volume, VolumeAttachment, VolumeBackup};
 pub use glance::Image;
-pub use neutron::{FloatingIp, Network, Port};
+pub use neutron::{FixedIp, FloatingIp, Network, Port};
 pub use nova::Flavor;
 
 use crate::error::PlatformError;

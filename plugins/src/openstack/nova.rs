@@ -103,6 +103,8 @@ pub(crate) struct Server {
     pub status: String,
     #[serde(default, rename = "OS-EXT-STS:power_state")]
     power_state: Option<i64>,
+    #[serde(default, rename = "OS-EXT-STS:task_state")]
+    task_state: Option<String>,
     #[serde(default, rename = "OS-EXT-SRV-ATTR:hypervisor_hostname")]
     hypervisor_hostname: Option<String>,
     #[serde(default)]
@@ -310,22 +312,29 @@ impl OpenstackDriver {
 
     pub(crate) fn server_power(&self, vm: &str, action: PowerAction) -> Result<Operation, PlatformError> {
         let server = self.server_required(vm)?;
-        let (verb, target, already) = match action {
-            PowerAction::On => ("os-start", "ACTIVE", "vm_state active"),
+        let (verb, target, already, underway) = match action {
+            PowerAction::On => ("os-start", "ACTIVE", "vm_state active", "powering-on"),
             // Nova's os-stop asks the guest to shut down (ACPI) and powers off after
             // `shutdown_timeout`; there is no separate hard power-off action.
-            PowerAction::Off | PowerAction::Shutdown => ("os-stop", "SHUTOFF", "vm_state stopped"),
+            PowerAction::Off | PowerAction::Shutdown => ("os-stop", "SHUTOFF", "vm_state stopped", "powering-off"),
         };
         let id = format!("server:{}:{target}", server.id);
         let description = format!("power {} {vm}", action_word(action));
         if server.status == target {
             return Ok(Operation::done(id, description, None));
         }
+        if server.task_state.as_deref() == Some(underway) {
+            // Our earlier attempt (or someone else's) is under way: follow it, ask nothing.
+            return Ok(running(id, description));
+        }
         let path = format!("/servers/{}/action", encode(&server.id));
         let reply = self.session.call(Service::Compute, "POST", &path, Some(&json!({ verb: null })))?;
         if reply.status == 409 && reply.body.contains(already) {
             // Someone (or our own earlier attempt) got there first.
             return Ok(Operation::done(id, description, None));
+        }
+        if reply.status == 409 && reply.body.contains(underway) {
+            return Ok(running(id, description));
         }
         if reply.status == 404 {
             return Err(self.session.not_found("server", vm));

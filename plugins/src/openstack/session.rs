@@ -360,8 +360,15 @@ impl Session {
         serde_json::from_str(&reply.body).map_err(|e| self.malformed(call, format!("not JSON: {e}")))
     }
 
-    /// The error for a non-2xx answer.
+    /// The error for a non-2xx answer. 502/503/504 come from the load balancer in front of
+    /// an API with no live backend: the service is unavailable rather than refusing.
     pub fn refused(&self, reply: &Reply, call: &str) -> PlatformError {
+        if matches!(reply.status, 502..=504) {
+            return PlatformError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                detail: format!("{call}: {}", error_message(reply.status, &reply.body)),
+            };
+        }
         PlatformError::Refused {
             endpoint: self.endpoint.clone(),
             call: call.to_string(),

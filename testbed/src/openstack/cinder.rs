@@ -215,7 +215,7 @@ async fn create_volume(
             Some(sid) => {
                 let s = st.snapshots.iter().find(|s| s.id == sid).ok_or_else(|| not_found("Snapshot", sid))?;
                 if s.status != "available" {
-                    return Err(bad(format!("Invalid snapshot: Originating snapshot status must be one of 'available' values")));
+                    return Err(bad("Invalid snapshot: Originating snapshot status must be one of 'available' values"));
                 }
                 Some((s.id.clone(), s.size))
             }
@@ -223,7 +223,7 @@ async fn create_volume(
         };
         let image = match str_field(r, "imageRef") {
             Some(iid) => {
-                let i = st.images.iter().find(|i| i.id == iid).ok_or_else(|| bad(format!("Invalid image identifier or unable to access requested image.")))?;
+                let i = st.images.iter().find(|i| i.id == iid).ok_or_else(|| bad("Invalid image identifier or unable to access requested image."))?;
                 let gib = i.size.unwrap_or(0).div_ceil(1 << 30).max(i.min_disk);
                 Some((i.id.clone(), gib))
             }
@@ -426,7 +426,11 @@ async fn create_snapshot(
         let vid = str_field(r, "volume_id")
             .ok_or_else(|| bad("Invalid input for field/attribute volume_id: 'volume_id' is a required property"))?;
         let v = st.volumes.iter().find(|v| v.id == vid).ok_or_else(|| not_found("Volume", vid))?;
-        // From 3.66 snapshots of in-use volumes need no force flag.
+        // From 3.66 snapshots of in-use volumes need no force flag, and an explicit false is
+        // refused (it would ask for the pre-3.66 refusal the API no longer makes).
+        if mv.at_least(66) && r.get("force").is_some_and(|f| !f.is_null() && !flag(Some(f))) {
+            return Err(bad("Invalid input received: force=False is not allowed from microversion 3.66"));
+        }
         let in_use_ok = flag(r.get("force")) || mv.at_least(66);
         if !(v.status == "available" || (v.status == "in-use" && in_use_ok)) {
             return Err(bad(format!(
@@ -577,7 +581,7 @@ async fn create_backup(State(sim): State<Arc<Sim>>, Path(project): Path<String>,
             .ok_or_else(|| bad("Invalid input for field/attribute volume_id: 'volume_id' is a required property"))?;
         let v = st.volumes.iter().find(|v| v.id == vid).ok_or_else(|| not_found("Volume", vid))?;
         if v.status == "in-use" && !flag(r.get("force")) {
-            return Err(bad(format!("Invalid volume: Backing up an in-use volume must use the force flag.")));
+            return Err(bad("Invalid volume: Backing up an in-use volume must use the force flag."));
         }
         if !matches!(v.status.as_str(), "available" | "in-use") {
             return Err(bad(format!(

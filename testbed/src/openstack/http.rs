@@ -299,6 +299,7 @@ pub(crate) async fn layer(State((sim, service)): State<(Arc<Sim>, Service)>, mut
             None => next.run(req).await,
         }
     };
+    tracing::debug!(service = service.as_str(), %path, status = resp.status().as_u16(), %request_id, "openstack simulator request");
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-openstack-request-id", v);
     }

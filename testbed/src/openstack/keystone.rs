@@ -176,10 +176,7 @@ fn with_subject(status: StatusCode, body: Value, id: &str) -> ApiResult {
 
 async fn issue(State(sim): State<Arc<Sim>>, body: Bytes) -> ApiResult {
     let v = body_json(Service::Identity, &body)?;
-    let who = authenticate(&sim, &v).map_err(|e| {
-        tracing::info!("openstack simulator: authentication refused");
-        e
-    })?;
+    let who = authenticate(&sim, &v).inspect_err(|_| tracing::info!("openstack simulator: authentication refused"))?;
     let now = now_ms();
     let ttl = i64::try_from(sim.cfg.token_ttl.as_millis()).unwrap_or(i64::MAX / 2);
     let t = Token {

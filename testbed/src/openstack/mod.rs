@@ -297,6 +297,22 @@ pub fn clouds_yaml(cfg: &SimConfig, cloud_name: &str) -> String {
     )
 }
 
+/// The `clouds.yaml` for this simulator with application-credential auth (no project or
+/// user names: the credential carries its scope), for cloud `cloud_name`.
+pub fn clouds_yaml_app_credential(cfg: &SimConfig, cloud_name: &str) -> String {
+    let q = |s: &str| serde_json::Value::from(s).to_string();
+    let ac = &cfg.users.application_credential;
+    format!(
+        "clouds:\n  {cloud}:\n    auth_type: v3applicationcredential\n    auth:\n      auth_url: {url}\n      \
+         application_credential_id: {id}\n      application_credential_secret: {secret}\n    \
+         region_name: RegionOne\n    interface: public\n    identity_api_version: 3\n",
+        cloud = q(cloud_name),
+        url = q(&format!("{}/v3", cfg.base(cfg.ports.identity))),
+        id = q(&ac.id),
+        secret = q(&ac.secret),
+    )
+}
+
 /// Which API a request is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -449,6 +465,23 @@ pub async fn serve(cfg: SimConfig, shutdown: impl Future<Output = ()> + Send + '
         shutdown.await;
         let _ = tx.send(true);
     });
+    // Requests apply due transitions themselves; this keeps the state file current when
+    // nobody asks (someone reading the file, or a test that restarts the simulator).
+    let ticker = sim.clone();
+    let mut tick_rx = rx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Err(e) = ticker.store.read(|_| ()) {
+                        tracing::error!(error = %e, "openstack simulator: cannot save the state");
+                    }
+                }
+                _ = tick_rx.wait_for(|stop| *stop) => break,
+            }
+        }
+    });
     let mut tasks = Vec::new();
     for (listener, router) in bound {
         let mut rx = rx.clone();
@@ -487,4 +520,45 @@ pub fn run_blocking(cfg: SimConfig) -> Result<(), SimError> {
         };
         serve(cfg, stop).await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_config(dir: &Path, host: &str, mode: u32) -> PathBuf {
+        let inv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/camau.yaml");
+        let text = format!(
+            "state_dir = \"state\"\ninventory = {inv:?}\nhost = \"{host}\"\ntoken_ttl = \"30s\"\naction_delay = \"500ms\"\n\
+             [ports]\nidentity = 15000\ncompute = 18774\nvolume = 18776\nimage = 19292\nnetwork = 19696\n\
+             [admin]\nname = \"admin\"\npassword = \"pw\"\nproject = \"admin\"\n\
+             [application_credential]\nid = \"abc\"\nsecret = \"s\"\nname = \"mangrove-dr\"\n"
+        );
+        let p = dir.join("openstack-sim.toml");
+        std::fs::write(&p, text).expect("write config");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    }
+
+    #[test]
+    fn config_file_loads_with_its_durations_and_relative_state_dir() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = SimConfig::load(&write_config(dir.path(), "127.0.0.1", 0o600)).expect("valid config");
+        assert_eq!(cfg.state_dir, dir.path().join("state"));
+        assert_eq!(cfg.token_ttl, Duration::from_secs(30));
+        assert_eq!(cfg.action_delay, Duration::from_millis(500));
+        assert_eq!(cfg.ports.compute, 18774);
+        let yaml = clouds_yaml(&cfg, "camau-dr");
+        assert!(yaml.contains("auth_url: \"http://127.0.0.1:15000/v3\""), "{yaml}");
+        assert!(yaml.contains("region_name: RegionOne"), "{yaml}");
+    }
+
+    #[test]
+    fn config_file_readable_by_others_or_off_loopback_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let err = SimConfig::load(&write_config(dir.path(), "127.0.0.1", 0o644)).expect_err("world-readable");
+        assert!(err.to_string().contains("readable by others (mode 644); chmod 600 it"), "{err}");
+        let err = SimConfig::load(&write_config(dir.path(), "192.0.2.5", 0o600)).expect_err("off loopback");
+        assert!(err.to_string().contains("host: 192.0.2.5 is not a loopback address"), "{err}");
+    }
 }

@@ -142,7 +142,7 @@ fn passes(v: &Value, q: &Query) -> bool {
             Value::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
             Value::Number(n) => n.to_string() == *want,
             Value::Null => want.is_empty(),
-            other => other.to_string() == *want,
+            other => *other == Value::String(want.clone()),
         })
     })
 }

@@ -351,3 +351,40 @@ fn servers(st: &mut State) {
         pending: None,
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camau() -> Inventory {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/camau.yaml");
+        inventory::load_file(&p).expect("camau.yaml loads")
+    }
+
+    #[test]
+    fn seed_is_deterministic_and_follows_the_inventory() {
+        let inv = camau();
+        let st = seed(&inv);
+        assert_eq!(st, seed(&inv));
+        let names: Vec<&str> = st.hypervisors.iter().map(|h| h.hostname.as_str()).collect();
+        assert_eq!(
+            names,
+            ["dr-compute-01", "dr-compute-02", "dr-compute-03", "dr-compute-04", "dr-compute-05", "dr-compute-06"]
+        );
+        assert!(st.hypervisors.iter().all(|h| h.vcpus == 48 && h.memory_mb == 512 * 1024));
+        let total: f64 = st.pools.iter().map(|p| p.total_capacity_gb).sum();
+        assert!((total - 117e12 / f64::from(1u32 << 30)).abs() < 0.1, "{total}");
+        // Every DC VM size has a flavor to fail over to.
+        for w in inv.workloads.iter().filter(|w| w.site == "dc") {
+            assert!(
+                st.flavors.iter().any(|f| f.vcpus == u64::from(w.vcpus) && f.ram == w.memory_gb * 1024),
+                "no flavor for {}",
+                w.name
+            );
+        }
+        // The seeded servers are spread over distinct hosts and fit them.
+        let hosts: Vec<_> = st.servers.iter().filter_map(|s| s.host.clone()).collect();
+        assert_eq!(hosts.len(), 3);
+        assert!(hosts.windows(2).all(|w| w[0] != w[1]), "{hosts:?}");
+    }
+}

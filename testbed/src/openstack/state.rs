@@ -3,9 +3,9 @@
 //!
 //! Transitions are lazy: an object in motion (a server building, a volume being created)
 //! carries a `pending` step with the time it is due, and [`State::tick`] applies every due step
-//! before each request reads or changes the state. Nothing runs in the background, so a
-//! simulator restarted halfway through a build finishes it on its first request, and the file
-//! on disk always holds what a client would see.
+//! before each request reads or changes the state (and on a half-second tick, so the file
+//! stays current). A simulator restarted halfway through a build finishes it on its first
+//! request or tick: the due time is in the file.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
