@@ -609,3 +609,20 @@ fn inventory_at_scale() {
         }
     }
 }
+
+/// A captured-shape answer (also the fuzzer's seed) decodes into the inventory it holds, and
+/// every truncation of it is refused or decoded without a panic.
+#[test]
+fn a_retrieve_answer_decodes_and_its_truncations_never_panic() {
+    let text = include_str!("data/retrieve-answer.xml");
+    let inv = mangrove_plugins::vsphere::decode_inventory_answer(200, text).expect("decodes");
+    assert_eq!(inv.hosts.len(), 1);
+    assert_eq!(inv.hosts[0].name, "dc-esxi-01");
+    assert_eq!(inv.vms.len(), 1);
+    assert_eq!((inv.vms[0].vcpus, inv.vms[0].memory_bytes), (8, 32 << 30));
+    assert_eq!(inv.vms[0].host.as_deref(), Some("dc-esxi-01"));
+    assert_eq!(inv.storage[0].capacity_bytes, 22_500_000_000_000);
+    for cut in (0..text.len()).step_by(7).filter(|i| text.is_char_boundary(*i)) {
+        let _ = mangrove_plugins::vsphere::decode_inventory_answer(200, &text[..cut]);
+    }
+}

@@ -1,5 +1,6 @@
 //! What the testbed and its tests need from the machine, and installing it: Debian packages
-//! (Go and govmomi for the vCenter simulator, Keystone, PostgreSQL, libvirt) and a Python
+//! (Go and govmomi for the vCenter simulator, Keystone and PostgreSQL, libvirt, the container
+//! image's tools) and a Python
 //! venv with the real clients (pyvmomi, the OpenStack CLI). `mangrove testbed deps` reports
 //! these; `--install` installs the missing ones.
 
@@ -17,10 +18,14 @@ const VENV_IMPORTS: &str = "import pyVmomi, openstackclient";
 const DEBIAN: &[(&str, &str)] = &[
     ("golang-go", "building the vCenter simulator launcher"),
     ("golang-github-vmware-govmomi-dev", "the vCenter simulator (govmomi's simulator library)"),
-    ("keystone", "the OpenStack identity service the DR site's simulator authenticates with"),
-    ("postgresql", "the controller's database in the testbed"),
-    ("libvirt-dev", "building against libvirt (the libvirt test driver)"),
-    ("libvirt0", "the libvirt library (test driver for simulated KVM hosts)"),
+    ("keystone", "a real OpenStack identity service, for the OpenStack driver's tests"),
+    ("postgresql", "Keystone's database in those tests (it fails intermittently on SQLite)"),
+    ("python3-psycopg2", "Keystone's PostgreSQL driver"),
+    ("libvirt-dev", "building the libvirt driver (cargo feature `libvirt`)"),
+    ("libvirt0", "the libvirt library (its test driver simulates KVM hosts)"),
+    ("debootstrap", "building the container hosts' image (`testbed image build`)"),
+    ("e2fsprogs", "the container hosts' state volumes (mkfs.ext4)"),
+    ("faketime", "running an agent with its clock off (clock-skew tests)"),
 ];
 
 /// How a dependency is installed.

@@ -411,3 +411,18 @@ impl Drop for VsphereDriver {
         self.close();
     }
 }
+
+/// Decodes one `RetrievePropertiesEx` answer (HTTP status and body, as a vCenter sent it) into
+/// hosts, VMs and storage, the way a sync reads it. For reading captured answers and for the
+/// fuzzer: it must reject anything malformed with an error and never panic.
+pub fn decode_inventory_answer(status: u16, body: &str) -> Result<crate::hypervisor::Inventory, String> {
+    let answer = soap::read_answer("captured", "RetrievePropertiesEx", status, body).map_err(|e| format!("{e:?}"))?;
+    let mut objects = Vec::new();
+    if let Some(result) = answer.child("returnval") {
+        for o in result.children_named("objects") {
+            objects.push(ObjectContent::from_node(o)?);
+        }
+    }
+    let (hosts, vms, storage) = inventory::build(&objects);
+    Ok(crate::hypervisor::Inventory { hosts, vms, storage, round_trips: 1 })
+}
