@@ -17,7 +17,8 @@ pub fn emit(json_out: bool, v: &Value, human: impl FnOnce(&Value) -> String) {
     }
 }
 
-fn s(v: &Value) -> String {
+/// A JSON value as a table cell: strings bare, null as `-`.
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

@@ -5,19 +5,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{emit, table, urlencode};
+use crate::cli::{emit, s, table, urlencode};
 use crate::client::Client;
 
 /// Longest the CLI waits for one platform sync or VM action.
 const LONG: Duration = Duration::from_secs(1200);
-
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
 
 fn gib(v: &Value) -> String {
     v.as_u64().map(|b| format!("{:.0}", b as f64 / 1073741824.0)).unwrap_or_else(|| "-".into())

@@ -173,8 +173,8 @@ pub struct Inventory {
     pub hosts: Vec<HostInfo>,
     pub vms: Vec<VmInfo>,
     pub storage: Vec<StoragePool>,
-    /// HTTP requests (or libvirt calls) the sync made, login included: the figure that shows
-    /// bulk retrieval at work.
+    /// HTTP requests (or libvirt calls) reading the inventory made, the session's login and
+    /// logout not counted: the figure that shows bulk retrieval at work.
     pub round_trips: u32,
 }
 

@@ -9,7 +9,9 @@ use common::ContainerTestbed;
 #[test]
 fn a_seeded_chaos_run_loses_no_report() {
     let faults: usize = std::env::var("MANGROVE_CHAOS_FAULTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    let tb = ContainerTestbed::up(None, 21);
+    // 22 containers: container testbeds run no platform simulators yet, so the ESXi hosts get
+    // stand-in agents beside the 13 others.
+    let tb = ContainerTestbed::up(None, 22);
     let d = tb.dir_arg();
     let n = faults.to_string();
     let out = tb.mg(&["--json", "testbed", "chaos", "--seed", "7", "--faults", &n, "--dir", &d]);

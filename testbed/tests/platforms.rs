@@ -231,3 +231,33 @@ fn the_province_through_its_platforms() {
     assert_eq!(vc["state"], "down");
     assert!(vc["last_error"].as_str().is_some_and(|e| e.contains("cannot reach")), "{vc}");
 }
+
+/// Without Go (so without the vCenter simulator) the testbed still comes up: it says the
+/// vSphere side is off and why, and the ESXi hosts get stand-in agents.
+#[test]
+fn without_go_the_testbed_comes_up_with_the_vsphere_side_off() {
+    let dir = tempfile::Builder::new().prefix("mangrove-e2e-nogo-").tempdir().expect("tempdir");
+    let inv = dir.path().join("inventory.yaml");
+    std::fs::write(&inv, common::SMALL_INVENTORY).expect("inventory");
+    let out = common::run(
+        Command::new(common::bin("mangrove"))
+            .args(["testbed", "up", "--detach", "--dir"])
+            .arg(dir.path())
+            .arg("--inventory")
+            .arg(&inv)
+            .env("PATH", "/usr/sbin:/sbin")
+            .env("MANGROVE_CONFIG", dir.path().join("user-cli.toml")),
+    );
+    let down = || {
+        common::run(Command::new(common::bin("mangrove")).args(["testbed", "down", "--dir"]).arg(dir.path()));
+    };
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        down();
+        panic!("testbed up failed:\n{stdout}\n{stderr}");
+    }
+    down();
+    assert!(stderr.contains("vSphere side is OFF") && stderr.contains("go"), "{stderr}");
+    assert!(stdout.contains("testbed ready: 3 hosts"), "{stdout}");
+    assert!(!stdout.contains("vcenter:"), "{stdout}");
+}

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::http::{
     ApiError, ApiResult, Microversion, VOLUME_MAX, VOLUME_MIN, body_json, empty, query, reply, str_field,
 };
-use super::paging::{Query, page};
+use super::paging::{Collection, Query};
 use super::state::State as Cloud;
 use super::state::*;
 use super::{Service, Sim};
@@ -27,15 +27,15 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/", get(versions_root))
         .route("/v3", get(versions))
         .route("/v3/", get(versions))
-        .route("/v3/{project}/volumes", get(list_volumes).post(create_volume))
-        .route("/v3/{project}/volumes/detail", get(list_volumes_detail))
-        .route("/v3/{project}/volumes/{id}", get(show_volume).delete(delete_volume))
-        .route("/v3/{project}/snapshots", get(list_snapshots).post(create_snapshot))
-        .route("/v3/{project}/snapshots/detail", get(list_snapshots_detail))
-        .route("/v3/{project}/snapshots/{id}", get(show_snapshot).delete(delete_snapshot))
-        .route("/v3/{project}/backups", get(list_backups).post(create_backup))
-        .route("/v3/{project}/backups/detail", get(list_backups_detail))
-        .route("/v3/{project}/backups/{id}", get(show_backup).delete(delete_backup))
+        .route("/v3/{project}/volumes", get(list::<Volume, false>).post(create_volume))
+        .route("/v3/{project}/volumes/detail", get(list::<Volume, true>))
+        .route("/v3/{project}/volumes/{id}", get(show::<Volume>).delete(delete_volume))
+        .route("/v3/{project}/snapshots", get(list::<Snapshot, false>).post(create_snapshot))
+        .route("/v3/{project}/snapshots/detail", get(list::<Snapshot, true>))
+        .route("/v3/{project}/snapshots/{id}", get(show::<Snapshot>).delete(delete_snapshot))
+        .route("/v3/{project}/backups", get(list::<Backup, false>).post(create_backup))
+        .route("/v3/{project}/backups/detail", get(list::<Backup, true>))
+        .route("/v3/{project}/backups/{id}", get(show::<Backup>).delete(delete_backup))
         .route("/v3/{project}/scheduler-stats/get_pools", get(get_pools))
         .route("/v3/{project}/types", get(list_types))
         .fallback(|| async { ApiError::nova(StatusCode::NOT_FOUND, "The resource could not be found.") })
@@ -87,17 +87,164 @@ fn due(sim: &Sim) -> i64 {
     now_ms().saturating_add(i64::try_from(sim.cfg.action_delay.as_millis()).unwrap_or(i64::MAX / 4))
 }
 
-/// A list response with its `*_links` when more remain.
-fn listed(key: &str, list: Vec<Value>, href: &str, q: &Query, next: Option<String>) -> Value {
-    let mut body = json!({ key: list });
-    if let Some(m) = next {
-        body[format!("{key}_links")] = json!([{ "rel": "next", "href": format!("{href}?{}", q.with_marker(&m)) }]);
-    }
-    body
+/// A Cinder collection (volumes, snapshots, backups): where it lives in the state and how
+/// it is named, filtered and shown.
+trait Resource: Stored + Sized {
+    /// The body key of one object, e.g. `volume`.
+    const KEY: &'static str;
+    /// The collection's path segment and body key, e.g. `volumes`.
+    const COLLECTION: &'static str;
+    /// How error messages name it, e.g. `Volume`.
+    const KIND: &'static str;
+    fn all(st: &Cloud) -> &Vec<Self>;
+    fn all_mut(st: &mut Cloud) -> &mut Vec<Self>;
+    fn name(&self) -> Option<&str>;
+    /// Filters beyond `name` and `status`.
+    fn matches(&self, q: &Query) -> bool;
+    fn view(&self, st: &Cloud, mv: Microversion, base: &str, detail: bool) -> Value;
 }
 
-fn matches_common(q: &Query, name: Option<&str>, status: &str) -> bool {
-    q.get("name").is_none_or(|n| name == Some(n)) && q.get("status").is_none_or(|s| s.eq_ignore_ascii_case(status))
+/// Implements [`Resource`] for a type kept in the state's `$field` (also the collection's
+/// path segment and body key), with `$matches` as its own filters.
+macro_rules! resource {
+    ($t:ty, $key:literal, $kind:literal, $field:ident, $view:ident, |$x:ident, $q:ident| $matches:expr) => {
+        impl Resource for $t {
+            const KEY: &'static str = $key;
+            const COLLECTION: &'static str = stringify!($field);
+            const KIND: &'static str = $kind;
+            fn all(st: &Cloud) -> &Vec<Self> {
+                &st.$field
+            }
+            fn all_mut(st: &mut Cloud) -> &mut Vec<Self> {
+                &mut st.$field
+            }
+            fn name(&self) -> Option<&str> {
+                self.name.as_deref()
+            }
+            fn matches(&self, $q: &Query) -> bool {
+                let $x = self;
+                $matches
+            }
+            fn view(&self, st: &Cloud, mv: Microversion, base: &str, detail: bool) -> Value {
+                $view(st, self, mv, base, detail)
+            }
+        }
+    };
+}
+
+resource!(Volume, "volume", "Volume", volumes, volume_view, |_v, _q| true);
+resource!(Snapshot, "snapshot", "Snapshot", snapshots, snapshot_view, |s, q| of_volume(q, &s.volume_id));
+resource!(Backup, "backup", "Backup", backups, backup_view, |b, q| of_volume(q, &b.volume_id));
+
+/// `GET {COLLECTION}` (id, name, links) and, with `DETAIL`, `GET {COLLECTION}/detail`: newest
+/// first, filtered by `name`, `status` and the type's own filters, paged.
+async fn list<T: Resource, const DETAIL: bool>(
+    State(sim): State<Arc<Sim>>,
+    Extension(mv): Extension<Microversion>,
+    Path(project): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let q = query(raw.as_deref());
+    let b = base(&sim, &project);
+    let path = format!("{b}/{}", T::COLLECTION);
+    let href = if DETAIL { format!("{path}/detail") } else { path };
+    let coll = Collection { key: T::COLLECTION, href, service: Service::Volume, default_limit: MAX_LIMIT };
+    let out = sim.store.read(|st| {
+        check_project(st, &project)?;
+        let items: Vec<&T> = T::all(st)
+            .iter()
+            .rev()
+            .filter(|x| q.get("name").is_none_or(|n| x.name() == Some(n)))
+            .filter(|x| q.get("status").is_none_or(|s| s.eq_ignore_ascii_case(x.status())))
+            .filter(|x| x.matches(&q))
+            .collect();
+        coll.body(&q, items, |x| x.id(), |x| x.view(st, mv, &b, DETAIL))
+    })??;
+    reply(StatusCode::OK, out)
+}
+
+/// `GET {COLLECTION}/{id}`, in detail.
+async fn show<T: Resource>(
+    State(sim): State<Arc<Sim>>,
+    Extension(mv): Extension<Microversion>,
+    Path((project, id)): Path<(String, String)>,
+) -> ApiResult {
+    let b = base(&sim, &project);
+    let out = sim.store.read(|st| {
+        check_project(st, &project)?;
+        let x = T::all(st).iter().find(|x| x.id() == id).ok_or_else(|| not_found(T::KIND, &id))?;
+        Ok::<_, ApiError>(x.view(st, mv, &b, true))
+    })??;
+    reply(StatusCode::OK, json!({ T::KEY: out }))
+}
+
+/// `POST {COLLECTION}`: `build` validates the request's `{KEY: {...}}` and returns the new
+/// object (status `creating`) with why it will fail, if it will; unless an injected failure
+/// is due first, it goes `available` (or `error`) after the action delay. The reply shows it
+/// in detail when `detail`.
+fn create<T: Resource>(
+    sim: &Sim,
+    project: &str,
+    body: &[u8],
+    mv: Microversion,
+    detail: bool,
+    build: impl FnOnce(&Cloud, &Value) -> Result<(T, Option<String>), ApiError>,
+) -> ApiResult {
+    let body = body_json(Service::Volume, body)?;
+    let b = base(sim, project);
+    let due_ms = due(sim);
+    let out = sim.store.write(|st| {
+        check_project(st, project)?;
+        let r = body
+            .get(T::KEY)
+            .filter(|v| v.is_object())
+            .ok_or_else(|| bad(format!("Missing required element '{}' in request body.", T::KEY)))?;
+        let (mut x, reason) = build(st, r)?;
+        // Taken only once the request is valid: a refused request leaves the fault armed.
+        let injected =
+            sim.faults.take_action_failure(Service::Volume).then(|| "simulated failure (fail_next_action)".to_owned());
+        *x.lifecycle().0 = Some(Pending { op: StorageOp::Create, due_ms, fail: injected.or(reason) });
+        let view = x.view(st, mv, &b, detail);
+        T::all_mut(st).push(x);
+        Ok::<_, ApiError>(view)
+    })??;
+    reply(StatusCode::ACCEPTED, json!({ T::KEY: out }))
+}
+
+/// `DELETE {COLLECTION}/{id}`: `check` refuses what Cinder refuses; then the object, and what
+/// `cascade` marks with it, is `deleting` until the action delay has passed.
+fn delete<T: Resource>(
+    sim: &Sim,
+    project: &str,
+    id: &str,
+    check: impl FnOnce(&Cloud, &T) -> Result<(), ApiError>,
+    cascade: impl FnOnce(&mut Cloud, i64, i64),
+) -> ApiResult {
+    let due_ms = due(sim);
+    sim.store.write(|st| {
+        check_project(st, project)?;
+        let x = T::all(st).iter().find(|x| x.id() == id).ok_or_else(|| not_found(T::KIND, id))?;
+        check(st, x)?;
+        let now = now_ms() / 1000;
+        cascade(st, due_ms, now);
+        if let Some(x) = T::all_mut(st).iter_mut().find(|x| x.id() == id) {
+            x.begin_delete(due_ms, now);
+        }
+        Ok::<_, ApiError>(())
+    })??;
+    empty(StatusCode::ACCEPTED)
+}
+
+/// The `volume_id` list filter: absent, or naming `volume_id`.
+fn of_volume(q: &Query, volume_id: &str) -> bool {
+    q.get("volume_id").is_none_or(|v| v == volume_id)
+}
+
+/// The volume a snapshot or backup request names in `volume_id`.
+fn source_volume<'a>(st: &'a Cloud, r: &Value) -> Result<&'a Volume, ApiError> {
+    let vid = str_field(r, "volume_id")
+        .ok_or_else(|| bad("Invalid input for field/attribute volume_id: 'volume_id' is a required property"))?;
+    st.volumes.iter().find(|v| v.id == vid).ok_or_else(|| not_found("Volume", vid))
 }
 
 // ---------------------------------------------------------------- volumes
@@ -151,66 +298,13 @@ fn volume_view(st: &Cloud, v: &Volume, mv: Microversion, base: &str, detail: boo
     out
 }
 
-fn list_volumes_common(sim: &Sim, mv: Microversion, project: &str, raw: Option<&str>, detail: bool) -> ApiResult {
-    let q = query(raw);
-    let b = base(sim, project);
-    let out = sim.store.read(|st| {
-        check_project(st, project)?;
-        let items: Vec<&Volume> =
-            st.volumes.iter().rev().filter(|v| matches_common(&q, v.name.as_deref(), &v.status)).collect();
-        let (items, next) = page(items, |v| &v.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Volume, &e))?;
-        let list = items.iter().map(|v| volume_view(st, v, mv, &b, detail)).collect();
-        let href = if detail { format!("{b}/volumes/detail") } else { format!("{b}/volumes") };
-        Ok::<_, ApiError>(listed("volumes", list, &href, &q, next))
-    })??;
-    reply(StatusCode::OK, out)
-}
-
-async fn list_volumes(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_volumes_common(&sim, mv, &project, raw.as_deref(), false)
-}
-
-async fn list_volumes_detail(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_volumes_common(&sim, mv, &project, raw.as_deref(), true)
-}
-
-async fn show_volume(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path((project, id)): Path<(String, String)>,
-) -> ApiResult {
-    let b = base(&sim, &project);
-    let out = sim.store.read(|st| {
-        check_project(st, &project)?;
-        let v = st.volumes.iter().find(|v| v.id == id).ok_or_else(|| not_found("Volume", &id))?;
-        Ok::<_, ApiError>(volume_view(st, v, mv, &b, true))
-    })??;
-    reply(StatusCode::OK, json!({ "volume": out }))
-}
-
 async fn create_volume(
     State(sim): State<Arc<Sim>>,
     Extension(mv): Extension<Microversion>,
     Path(project): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let body = body_json(Service::Volume, &body)?;
-    let b = base(&sim, &project);
-    let due_ms = due(&sim);
-    let sim2 = sim.clone();
-    let out = sim.store.write(|st| {
-        check_project(st, &project)?;
-        let r = body.get("volume").filter(|v| v.is_object()).ok_or_else(|| bad("Missing required element 'volume' in request body."))?;
+    create(&sim, &project, &body, mv, true, |st, r| {
         let snapshot = match str_field(r, "snapshot_id") {
             Some(sid) => {
                 let s = st.snapshots.iter().find(|s| s.id == sid).ok_or_else(|| not_found("Snapshot", sid))?;
@@ -223,7 +317,11 @@ async fn create_volume(
         };
         let image = match str_field(r, "imageRef") {
             Some(iid) => {
-                let i = st.images.iter().find(|i| i.id == iid).ok_or_else(|| bad("Invalid image identifier or unable to access requested image."))?;
+                let i = st
+                    .images
+                    .iter()
+                    .find(|i| i.id == iid)
+                    .ok_or_else(|| bad("Invalid image identifier or unable to access requested image."))?;
                 let gib = i.size.unwrap_or(0).div_ceil(1 << 30).max(i.min_disk);
                 Some((i.id.clone(), gib))
             }
@@ -239,26 +337,27 @@ async fn create_volume(
         if let Some((_, min)) = &snapshot
             && size < *min
         {
-            return Err(bad(format!("Invalid input received: Volume size '{size}'GB cannot be smaller than the snapshot size {min}GB. They must be >= original snapshot size.")));
+            return Err(bad(format!(
+                "Invalid input received: Volume size '{size}'GB cannot be smaller than the snapshot size {min}GB. They must be >= original snapshot size."
+            )));
         }
         if let Some((_, min)) = &image
             && size < *min
         {
-            return Err(bad(format!("Invalid input received: Image minDisk size {min} is larger than the volume size {size}.")));
+            return Err(bad(format!(
+                "Invalid input received: Image minDisk size {min} is larger than the volume size {size}."
+            )));
         }
         let vtype = str_field(r, "volume_type").unwrap_or("__DEFAULT__");
         if vtype != "__DEFAULT__" && vtype != stable_uuid("volume-type/__DEFAULT__") {
-            return Err(ApiError::nova(StatusCode::NOT_FOUND, format!("Volume type with name {vtype} could not be found.")));
+            return Err(ApiError::nova(
+                StatusCode::NOT_FOUND,
+                format!("Volume type with name {vtype} could not be found."),
+            ));
         }
         let metadata = super::http::string_map(r.get("metadata")).map_err(bad)?;
         let pool = st.place_volume(size);
-        let fail = if sim2.faults.take_action_failure(Service::Volume) {
-            Some("simulated failure (fail_next_action)".to_owned())
-        } else if pool.is_none() {
-            Some("No valid backend was found. No weighed backends available".to_owned())
-        } else {
-            None
-        };
+        let no_pool = pool.is_none().then(|| "No valid backend was found. No weighed backends available".to_owned());
         let now = now_ms() / 1000;
         let v = Volume {
             id: random_uuid(),
@@ -275,13 +374,10 @@ async fn create_volume(
             image_id: image.map(|i| i.0),
             created: now,
             updated: now,
-            pending: Some(Pending { op: StorageOp::Create, due_ms, fail }),
+            pending: None,
         };
-        let view = volume_view(st, &v, mv, &b, true);
-        st.volumes.push(v);
-        Ok(view)
-    })??;
-    reply(StatusCode::ACCEPTED, json!({ "volume": out }))
+        Ok((v, no_pool))
+    })
 }
 
 async fn delete_volume(
@@ -291,10 +387,7 @@ async fn delete_volume(
 ) -> ApiResult {
     let q = query(raw.as_deref());
     let cascade = q.get("cascade").is_some_and(|c| c.eq_ignore_ascii_case("true"));
-    let due_ms = due(&sim);
-    sim.store.write(|st| {
-        check_project(st, &project)?;
-        let v = st.volumes.iter().find(|v| v.id == id).ok_or_else(|| not_found("Volume", &id))?;
+    let check = |st: &Cloud, v: &Volume| {
         let snaps = st.snapshots.iter().filter(|s| s.volume_id == id).count();
         if !DELETABLE.contains(&v.status.as_str()) || !v.attachments.is_empty() || (snaps > 0 && !cascade) {
             return Err(bad(format!(
@@ -305,20 +398,13 @@ async fn delete_volume(
                 v.status
             )));
         }
-        let now = now_ms() / 1000;
+        Ok(())
+    };
+    delete(&sim, &project, &id, check, |st, due_ms, now| {
         for s in st.snapshots.iter_mut().filter(|s| s.volume_id == id) {
-            s.status = "deleting".into();
-            s.updated = now;
-            s.pending = Some(Pending { op: StorageOp::Delete, due_ms, fail: None });
+            s.begin_delete(due_ms, now);
         }
-        if let Some(v) = st.volumes.iter_mut().find(|v| v.id == id) {
-            v.status = "deleting".into();
-            v.updated = now;
-            v.pending = Some(Pending { op: StorageOp::Delete, due_ms, fail: None });
-        }
-        Ok::<_, ApiError>(())
-    })??;
-    empty(StatusCode::ACCEPTED)
+    })
 }
 
 // ---------------------------------------------------------------- snapshots
@@ -346,58 +432,6 @@ fn snapshot_view(st: &Cloud, s: &Snapshot, mv: Microversion, base: &str, detail:
     out
 }
 
-fn list_snapshots_common(sim: &Sim, mv: Microversion, project: &str, raw: Option<&str>, detail: bool) -> ApiResult {
-    let q = query(raw);
-    let b = base(sim, project);
-    let out = sim.store.read(|st| {
-        check_project(st, project)?;
-        let items: Vec<&Snapshot> = st
-            .snapshots
-            .iter()
-            .rev()
-            .filter(|s| matches_common(&q, s.name.as_deref(), &s.status))
-            .filter(|s| q.get("volume_id").is_none_or(|v| v == s.volume_id))
-            .collect();
-        let (items, next) = page(items, |s| &s.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Volume, &e))?;
-        let list = items.iter().map(|s| snapshot_view(st, s, mv, &b, detail)).collect();
-        let href = if detail { format!("{b}/snapshots/detail") } else { format!("{b}/snapshots") };
-        Ok::<_, ApiError>(listed("snapshots", list, &href, &q, next))
-    })??;
-    reply(StatusCode::OK, out)
-}
-
-async fn list_snapshots(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_snapshots_common(&sim, mv, &project, raw.as_deref(), false)
-}
-
-async fn list_snapshots_detail(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_snapshots_common(&sim, mv, &project, raw.as_deref(), true)
-}
-
-async fn show_snapshot(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path((project, id)): Path<(String, String)>,
-) -> ApiResult {
-    let b = base(&sim, &project);
-    let out = sim.store.read(|st| {
-        check_project(st, &project)?;
-        let s = st.snapshots.iter().find(|s| s.id == id).ok_or_else(|| not_found("Snapshot", &id))?;
-        Ok::<_, ApiError>(snapshot_view(st, s, mv, &b, true))
-    })??;
-    reply(StatusCode::OK, json!({ "snapshot": out }))
-}
-
 /// `force` as clients send it: a JSON boolean or a string such as `"True"`.
 fn flag(v: Option<&Value>) -> bool {
     match v {
@@ -413,19 +447,8 @@ async fn create_snapshot(
     Path(project): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    let body = body_json(Service::Volume, &body)?;
-    let b = base(&sim, &project);
-    let due_ms = due(&sim);
-    let sim2 = sim.clone();
-    let out = sim.store.write(|st| {
-        check_project(st, &project)?;
-        let r = body
-            .get("snapshot")
-            .filter(|v| v.is_object())
-            .ok_or_else(|| bad("Missing required element 'snapshot' in request body."))?;
-        let vid = str_field(r, "volume_id")
-            .ok_or_else(|| bad("Invalid input for field/attribute volume_id: 'volume_id' is a required property"))?;
-        let v = st.volumes.iter().find(|v| v.id == vid).ok_or_else(|| not_found("Volume", vid))?;
+    create(&sim, &project, &body, mv, true, |st, r| {
+        let v = source_volume(st, r)?;
         // From 3.66 snapshots of in-use volumes need no force flag, and an explicit false is
         // refused (it would ask for the pre-3.66 refusal the API no longer makes).
         if mv.at_least(66) && r.get("force").is_some_and(|f| !f.is_null() && !flag(Some(f))) {
@@ -434,65 +457,56 @@ async fn create_snapshot(
         let in_use_ok = flag(r.get("force")) || mv.at_least(66);
         if !(v.status == "available" || (v.status == "in-use" && in_use_ok)) {
             return Err(bad(format!(
-                "Invalid volume: Volume {vid} status must be available, but current status is: {}.",
-                v.status
+                "Invalid volume: Volume {} status must be available, but current status is: {}.",
+                v.id, v.status
             )));
         }
-        let fail =
-            sim2.faults.take_action_failure(Service::Volume).then(|| "simulated failure (fail_next_action)".to_owned());
         let now = now_ms() / 1000;
         let s = Snapshot {
             id: random_uuid(),
             name: str_field(r, "name").map(str::to_owned),
             description: str_field(r, "description").map(str::to_owned),
-            volume_id: vid.to_owned(),
+            volume_id: v.id.clone(),
             size: v.size,
             status: "creating".into(),
             metadata: super::http::string_map(r.get("metadata")).map_err(bad)?,
             created: now,
             updated: now,
-            pending: Some(Pending { op: StorageOp::Create, due_ms, fail }),
+            pending: None,
         };
-        let view = snapshot_view(st, &s, mv, &b, true);
-        st.snapshots.push(s);
-        Ok(view)
-    })??;
-    reply(StatusCode::ACCEPTED, json!({ "snapshot": out }))
+        Ok((s, None))
+    })
 }
 
 async fn delete_snapshot(State(sim): State<Arc<Sim>>, Path((project, id)): Path<(String, String)>) -> ApiResult {
-    let due_ms = due(&sim);
-    sim.store.write(|st| {
-        check_project(st, &project)?;
-        let in_use = st.volumes.iter().filter(|v| v.snapshot_id.as_deref() == Some(id.as_str())).count();
-        let s = st.snapshots.iter_mut().find(|s| s.id == id).ok_or_else(|| not_found("Snapshot", &id))?;
+    // Volumes cloned from the snapshot do not block it: Cinder's RBD driver flattens them.
+    let check = |_: &Cloud, s: &Snapshot| {
         if !matches!(s.status.as_str(), "available" | "error") {
             return Err(bad(format!(
                 "Invalid snapshot: Snapshot status must be available or error and must not be part of a group. (snapshot {id} is {})",
                 s.status
             )));
         }
-        // RBD clones depend on their snapshot; Cinder's RBD driver flattens them, so allow it.
-        let _ = in_use;
-        s.status = "deleting".into();
-        s.updated = now_ms() / 1000;
-        s.pending = Some(Pending { op: StorageOp::Delete, due_ms, fail: None });
-        Ok::<_, ApiError>(())
-    })??;
-    empty(StatusCode::ACCEPTED)
+        Ok(())
+    };
+    delete(&sim, &project, &id, check, |_, _, _| {})
 }
 
 // ---------------------------------------------------------------- backups
+
+/// Whether incremental backups were taken on top of `bk`.
+fn has_dependents(st: &Cloud, bk: &Backup) -> bool {
+    st.backups
+        .iter()
+        .any(|o| o.is_incremental && o.volume_id == bk.volume_id && o.created >= bk.created && o.id != bk.id)
+}
 
 fn backup_view(st: &Cloud, bk: &Backup, mv: Microversion, base: &str, detail: bool) -> Value {
     let mut out = json!({ "id": bk.id, "name": bk.name, "links": links(base, "backups", &bk.id) });
     if !detail {
         return out;
     }
-    let dependent = st
-        .backups
-        .iter()
-        .any(|o| o.is_incremental && o.volume_id == bk.volume_id && o.created >= bk.created && o.id != bk.id);
+    let dependent = has_dependents(st, bk);
     let extra = json!({
         "description": bk.description, "status": bk.status, "size": bk.size, "volume_id": bk.volume_id,
         "snapshot_id": bk.snapshot_id, "container": bk.container, "availability_zone": "nova",
@@ -514,72 +528,16 @@ fn backup_view(st: &Cloud, bk: &Backup, mv: Microversion, base: &str, detail: bo
     out
 }
 
-fn list_backups_common(sim: &Sim, mv: Microversion, project: &str, raw: Option<&str>, detail: bool) -> ApiResult {
-    let q = query(raw);
-    let b = base(sim, project);
-    let out = sim.store.read(|st| {
-        check_project(st, project)?;
-        let items: Vec<&Backup> = st
-            .backups
-            .iter()
-            .rev()
-            .filter(|x| matches_common(&q, x.name.as_deref(), &x.status))
-            .filter(|x| q.get("volume_id").is_none_or(|v| v == x.volume_id))
-            .collect();
-        let (items, next) = page(items, |x| &x.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Volume, &e))?;
-        let list = items.iter().map(|x| backup_view(st, x, mv, &b, detail)).collect();
-        let href = if detail { format!("{b}/backups/detail") } else { format!("{b}/backups") };
-        Ok::<_, ApiError>(listed("backups", list, &href, &q, next))
-    })??;
-    reply(StatusCode::OK, out)
-}
-
-async fn list_backups(
+/// The reply shows the new backup briefly (id, name, links), as Cinder does.
+async fn create_backup(
     State(sim): State<Arc<Sim>>,
     Extension(mv): Extension<Microversion>,
     Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
+    body: Bytes,
 ) -> ApiResult {
-    list_backups_common(&sim, mv, &project, raw.as_deref(), false)
-}
-
-async fn list_backups_detail(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path(project): Path<String>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_backups_common(&sim, mv, &project, raw.as_deref(), true)
-}
-
-async fn show_backup(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    Path((project, id)): Path<(String, String)>,
-) -> ApiResult {
-    let b = base(&sim, &project);
-    let out = sim.store.read(|st| {
-        check_project(st, &project)?;
-        let x = st.backups.iter().find(|x| x.id == id).ok_or_else(|| not_found("Backup", &id))?;
-        Ok::<_, ApiError>(backup_view(st, x, mv, &b, true))
-    })??;
-    reply(StatusCode::OK, json!({ "backup": out }))
-}
-
-async fn create_backup(State(sim): State<Arc<Sim>>, Path(project): Path<String>, body: Bytes) -> ApiResult {
-    let body = body_json(Service::Volume, &body)?;
-    let b = base(&sim, &project);
-    let due_ms = due(&sim);
-    let sim2 = sim.clone();
-    let out = sim.store.write(|st| {
-        check_project(st, &project)?;
-        let r = body
-            .get("backup")
-            .filter(|v| v.is_object())
-            .ok_or_else(|| bad("Missing required element 'backup' in request body."))?;
-        let vid = str_field(r, "volume_id")
-            .ok_or_else(|| bad("Invalid input for field/attribute volume_id: 'volume_id' is a required property"))?;
-        let v = st.volumes.iter().find(|v| v.id == vid).ok_or_else(|| not_found("Volume", vid))?;
+    create(&sim, &project, &body, mv, false, |st, r| {
+        let v = source_volume(st, r)?;
+        let vid = v.id.as_str();
         if v.status == "in-use" && !flag(r.get("force")) {
             return Err(bad("Invalid volume: Backing up an in-use volume must use the force flag."));
         }
@@ -599,8 +557,6 @@ async fn create_backup(State(sim): State<Arc<Sim>>, Path(project): Path<String>,
         {
             return Err(not_found("Snapshot", sid));
         }
-        let fail =
-            sim2.faults.take_action_failure(Service::Volume).then(|| "simulated failure (fail_next_action)".to_owned());
         let now = now_ms() / 1000;
         let x = Backup {
             id: random_uuid(),
@@ -614,41 +570,26 @@ async fn create_backup(State(sim): State<Arc<Sim>>, Path(project): Path<String>,
             is_incremental: incremental,
             created: now,
             updated: now,
-            pending: Some(Pending { op: StorageOp::Create, due_ms, fail }),
+            pending: None,
         };
-        let view = json!({ "id": x.id, "name": x.name, "links": links(&b, "backups", &x.id) });
-        st.backups.push(x);
-        Ok(view)
-    })??;
-    reply(StatusCode::ACCEPTED, json!({ "backup": out }))
+        Ok((x, None))
+    })
 }
 
 async fn delete_backup(State(sim): State<Arc<Sim>>, Path((project, id)): Path<(String, String)>) -> ApiResult {
-    let due_ms = due(&sim);
-    sim.store.write(|st| {
-        check_project(st, &project)?;
-        let x = st.backups.iter().find(|x| x.id == id).ok_or_else(|| not_found("Backup", &id))?;
-        let dependent = st
-            .backups
-            .iter()
-            .any(|o| o.is_incremental && o.volume_id == x.volume_id && o.created >= x.created && o.id != x.id);
+    let check = |st: &Cloud, x: &Backup| {
         if !matches!(x.status.as_str(), "available" | "error") {
             return Err(bad(format!(
                 "Invalid backup: Backup status must be available or error (backup {id} is {})",
                 x.status
             )));
         }
-        if dependent && !x.is_incremental {
+        if has_dependents(st, x) && !x.is_incremental {
             return Err(bad("Invalid backup: Incremental backups exist for this backup."));
         }
-        if let Some(x) = st.backups.iter_mut().find(|x| x.id == id) {
-            x.status = "deleting".into();
-            x.updated = now_ms() / 1000;
-            x.pending = Some(Pending { op: StorageOp::Delete, due_ms, fail: None });
-        }
-        Ok::<_, ApiError>(())
-    })??;
-    empty(StatusCode::ACCEPTED)
+        Ok(())
+    };
+    delete(&sim, &project, &id, check, |_, _, _| {})
 }
 
 // ---------------------------------------------------------------- pools and types

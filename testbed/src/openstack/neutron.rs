@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::http::{ApiError, ApiResult, body_json, empty, query, reply, str_field};
-use super::paging::{Query, page};
+use super::paging::{Collection, Query};
 use super::state::State as Cloud;
 use super::state::*;
 use super::{Service, Sim};
@@ -150,17 +150,18 @@ fn passes(v: &Value, q: &Query) -> bool {
 fn list(sim: &Sim, key: &str, raw: Option<&str>, views: impl FnOnce(&Cloud) -> Vec<Value>) -> ApiResult {
     let q = query(raw);
     let href = format!("{}/v2.0/{key}", sim.url(Service::Network));
+    let coll = Collection { key, href, service: Service::Network, default_limit: usize::MAX };
     let out = sim.store.read(|st| {
         let items: Vec<Value> = views(st).into_iter().filter(|v| passes(v, &q)).collect();
-        let (items, next) = page(items, |v| v.get("id").and_then(Value::as_str).unwrap_or_default(), &q, usize::MAX)
-            .map_err(|e| ApiError::page(Service::Network, &e))?;
-        let mut body = json!({ key: items });
-        if let Some(m) = next {
-            body[format!("{key}_links")] = json!([{ "rel": "next", "href": format!("{href}?{}", q.with_marker(&m)) }]);
-        }
-        Ok::<_, ApiError>(body)
+        coll.body(&q, items, |v| v.get("id").and_then(Value::as_str).unwrap_or_default(), |v| v)
     })??;
     reply(StatusCode::OK, out)
+}
+
+/// `{ key: view }` of the object `find` finds, or a 404 naming `kind` and `id`.
+fn show(sim: &Sim, key: &str, kind: &str, id: &str, find: impl FnOnce(&Cloud) -> Option<Value>) -> ApiResult {
+    let v = sim.store.read(|st| find(st).ok_or_else(|| not_found(kind, id)))??;
+    reply(StatusCode::OK, json!({ key: v }))
 }
 
 async fn list_networks(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -168,10 +169,7 @@ async fn list_networks(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> 
 }
 
 async fn show_network(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiResult {
-    let v = sim.store.read(|st| {
-        st.networks.iter().find(|n| n.id == id).map(|n| network_view(st, n)).ok_or_else(|| not_found("Network", &id))
-    })??;
-    reply(StatusCode::OK, json!({ "network": v }))
+    show(&sim, "network", "Network", &id, |st| st.networks.iter().find(|x| x.id == id).map(|x| network_view(st, x)))
 }
 
 async fn list_subnets(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -179,10 +177,7 @@ async fn list_subnets(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> A
 }
 
 async fn show_subnet(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiResult {
-    let v = sim.store.read(|st| {
-        st.subnets.iter().find(|s| s.id == id).map(|s| subnet_view(st, s)).ok_or_else(|| not_found("Subnet", &id))
-    })??;
-    reply(StatusCode::OK, json!({ "subnet": v }))
+    show(&sim, "subnet", "Subnet", &id, |st| st.subnets.iter().find(|x| x.id == id).map(|x| subnet_view(st, x)))
 }
 
 async fn list_ports(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> ApiResult {
@@ -190,10 +185,7 @@ async fn list_ports(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> Api
 }
 
 async fn show_port(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiResult {
-    let v = sim.store.read(|st| {
-        st.ports.iter().find(|p| p.id == id).map(|p| port_view(st, p)).ok_or_else(|| not_found("Port", &id))
-    })??;
-    reply(StatusCode::OK, json!({ "port": v }))
+    show(&sim, "port", "Port", &id, |st| st.ports.iter().find(|x| x.id == id).map(|x| port_view(st, x)))
 }
 
 /// Whether `ip` lies in `cidr` (IPv4).
@@ -310,10 +302,9 @@ async fn list_fips(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> ApiR
 }
 
 async fn show_fip(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiResult {
-    let v = sim.store.read(|st| {
-        st.floating_ips.iter().find(|f| f.id == id).map(|f| fip_view(st, f)).ok_or_else(|| not_found("FloatingIP", &id))
-    })??;
-    reply(StatusCode::OK, json!({ "floatingip": v }))
+    show(&sim, "floatingip", "FloatingIP", &id, |st| {
+        st.floating_ips.iter().find(|x| x.id == id).map(|x| fip_view(st, x))
+    })
 }
 
 /// The fixed IP a floating IP would map to on `port_id`, checking the port's subnet is routed

@@ -13,7 +13,7 @@ use axum::{Extension, Router};
 use serde_json::{Value, json};
 
 use super::http::{ApiError, ApiResult, COMPUTE_MAX, COMPUTE_MIN, Microversion, body_json, empty, query, reply};
-use super::paging::{Query, page};
+use super::paging::{Collection, Query};
 use super::state::State as Cloud;
 use super::state::*;
 use super::{Service, Sim};
@@ -25,15 +25,15 @@ pub(crate) fn router(sim: Arc<Sim>) -> Router {
         .route("/", get(versions))
         .route("/v2.1", get(version))
         .route("/v2.1/", get(version))
-        .route("/v2.1/servers", get(list_servers).post(create_server))
-        .route("/v2.1/servers/detail", get(list_servers_detail))
+        .route("/v2.1/servers", get(list_servers::<false>).post(create_server))
+        .route("/v2.1/servers/detail", get(list_servers::<true>))
         .route("/v2.1/servers/{id}", get(show_server).delete(delete_server))
         .route("/v2.1/servers/{id}/action", post(server_action))
-        .route("/v2.1/flavors", get(list_flavors))
-        .route("/v2.1/flavors/detail", get(list_flavors_detail))
+        .route("/v2.1/flavors", get(list_flavors::<false>))
+        .route("/v2.1/flavors/detail", get(list_flavors::<true>))
         .route("/v2.1/flavors/{id}", get(show_flavor))
-        .route("/v2.1/os-hypervisors", get(list_hypervisors))
-        .route("/v2.1/os-hypervisors/detail", get(list_hypervisors_detail))
+        .route("/v2.1/os-hypervisors", get(list_hypervisors::<false>))
+        .route("/v2.1/os-hypervisors/detail", get(list_hypervisors::<true>))
         .route("/v2.1/os-hypervisors/statistics", get(hypervisor_statistics))
         .route("/v2.1/os-hypervisors/{id}", get(show_hypervisor))
         .fallback(|| async { ApiError::nova(StatusCode::NOT_FOUND, "The resource could not be found.") })
@@ -73,10 +73,23 @@ fn bookmark(base: &str, kind: &str, id: &str) -> Value {
     json!({ "rel": "bookmark", "href": format!("{}/{kind}/{id}", base.trim_end_matches("/v2.1")) })
 }
 
-fn next_links(key: &str, href_base: &str, q: &Query, next: Option<String>) -> Option<(String, Value)> {
-    next.map(|m| {
-        (format!("{key}_links"), json!([{ "rel": "next", "href": format!("{href_base}?{}", q.with_marker(&m)) }]))
-    })
+/// The list at `{base}/{path}` (`{base}/{path}/detail` when `detail`), whose body key is the
+/// path's last segment.
+fn collection<'a>(base: &str, path: &'a str, detail: bool) -> Collection<'a> {
+    let href = if detail { format!("{base}/{path}/detail") } else { format!("{base}/{path}") };
+    let key = path.rsplit('-').next().unwrap_or(path);
+    Collection { key, href, service: Service::Compute, default_limit: MAX_LIMIT }
+}
+
+/// `{ key: view }` of the object `find` finds, or the `missing` error.
+fn show(
+    sim: &Sim,
+    key: &str,
+    find: impl FnOnce(&Cloud) -> Option<Value>,
+    missing: impl FnOnce() -> ApiError,
+) -> ApiResult {
+    let out = sim.store.read(|st| find(st).ok_or_else(missing))??;
+    reply(StatusCode::OK, json!({ key: out }))
 }
 
 fn not_found_server(id: &str) -> ApiError {
@@ -205,24 +218,8 @@ fn server_view(st: &Cloud, s: &Server, mv: Microversion, base: &str, project_id:
     v
 }
 
-async fn list_servers(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> ApiResult {
-    let q = query(raw.as_deref());
-    let b = base(&sim);
-    let out = sim.store.read(|st| {
-        let items = filter_servers(st, &q);
-        let (items, next) = page(items, |s| &s.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Compute, &e))?;
-        let list: Vec<Value> =
-            items.iter().map(|s| json!({ "id": s.id, "name": s.name, "links": links(&b, "servers", &s.id) })).collect();
-        let mut body = json!({ "servers": list });
-        if let Some((k, l)) = next_links("servers", &format!("{b}/servers"), &q, next) {
-            body[k] = l;
-        }
-        Ok::<_, ApiError>(body)
-    })??;
-    reply(StatusCode::OK, out)
-}
-
-async fn list_servers_detail(
+/// `GET /servers` (id, name, links) and, with `DETAIL`, `GET /servers/detail`.
+async fn list_servers<const DETAIL: bool>(
     State(sim): State<Arc<Sim>>,
     Extension(mv): Extension<Microversion>,
     RawQuery(raw): RawQuery,
@@ -230,14 +227,18 @@ async fn list_servers_detail(
     let q = query(raw.as_deref());
     let b = base(&sim);
     let out = sim.store.read(|st| {
-        let items = filter_servers(st, &q);
-        let (items, next) = page(items, |s| &s.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Compute, &e))?;
-        let list: Vec<Value> = items.iter().map(|s| server_view(st, s, mv, &b, &st.project_id, &st.user_id)).collect();
-        let mut body = json!({ "servers": list });
-        if let Some((k, l)) = next_links("servers", &format!("{b}/servers/detail"), &q, next) {
-            body[k] = l;
-        }
-        Ok::<_, ApiError>(body)
+        collection(&b, "servers", DETAIL).body(
+            &q,
+            filter_servers(st, &q),
+            |s| &s.id,
+            |s| {
+                if DETAIL {
+                    server_view(st, s, mv, &b, &st.project_id, &st.user_id)
+                } else {
+                    json!({ "id": s.id, "name": s.name, "links": links(&b, "servers", &s.id) })
+                }
+            },
+        )
     })??;
     reply(StatusCode::OK, out)
 }
@@ -248,14 +249,12 @@ async fn show_server(
     Path(id): Path<String>,
 ) -> ApiResult {
     let b = base(&sim);
-    let out = sim.store.read(|st| {
-        st.servers
-            .iter()
-            .find(|s| s.id == id)
-            .map(|s| server_view(st, s, mv, &b, &st.project_id, &st.user_id))
-            .ok_or_else(|| not_found_server(&id))
-    })??;
-    reply(StatusCode::OK, json!({ "server": out }))
+    show(
+        &sim,
+        "server",
+        |st| st.servers.iter().find(|s| s.id == id).map(|s| server_view(st, s, mv, &b, &st.project_id, &st.user_id)),
+        || not_found_server(&id),
+    )
 }
 
 /// The last path segment of a reference that may be an id or a URL (`flavorRef`, `imageRef`).
@@ -304,16 +303,7 @@ fn plan_create(st: &Cloud, body: &Value, mv: Microversion) -> Result<CreatePlan,
         .iter()
         .find(|f| f.id == ref_id(flavor_ref))
         .ok_or_else(|| bad(format!("Flavor {flavor_ref} could not be found.")))?;
-    let flavor = FlavorCopy {
-        id: f.id.clone(),
-        name: f.name.clone(),
-        vcpus: f.vcpus,
-        ram: f.ram,
-        disk: f.disk,
-        ephemeral: f.ephemeral,
-        swap: f.swap,
-        extra_specs: f.extra_specs.clone(),
-    };
+    let flavor = f.copy();
     let mut boot_volume = None;
     for bdm in s.get("block_device_mapping_v2").and_then(Value::as_array).into_iter().flatten() {
         let boot = bdm.get("boot_index").is_some_and(|b| b.as_i64() == Some(0) || b.as_str() == Some("0"));
@@ -594,9 +584,14 @@ fn flavor_view(f: &Flavor, mv: Microversion, base: &str, detail: bool) -> Value 
     v
 }
 
-fn list_flavors_common(sim: &Sim, mv: Microversion, raw: Option<&str>, detail: bool) -> ApiResult {
-    let q = query(raw);
-    let b = base(sim);
+/// `GET /flavors` and, with `DETAIL`, `GET /flavors/detail`.
+async fn list_flavors<const DETAIL: bool>(
+    State(sim): State<Arc<Sim>>,
+    Extension(mv): Extension<Microversion>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let q = query(raw.as_deref());
+    let b = base(&sim);
     let out = sim.store.read(|st| {
         let is_public = q.get("is_public").unwrap_or("True").to_ascii_lowercase();
         let min_ram: u64 = q.get("minRam").and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -611,32 +606,9 @@ fn list_flavors_common(sim: &Sim, mv: Microversion, raw: Option<&str>, detail: b
             })
             .filter(|f| f.ram >= min_ram && f.disk >= min_disk)
             .collect();
-        let (items, next) = page(items, |f| &f.id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Compute, &e))?;
-        let list: Vec<Value> = items.iter().map(|f| flavor_view(f, mv, &b, detail)).collect();
-        let mut body = json!({ "flavors": list });
-        let path = if detail { format!("{b}/flavors/detail") } else { format!("{b}/flavors") };
-        if let Some((k, l)) = next_links("flavors", &path, &q, next) {
-            body[k] = l;
-        }
-        Ok::<_, ApiError>(body)
+        collection(&b, "flavors", DETAIL).body(&q, items, |f| &f.id, |f| flavor_view(f, mv, &b, DETAIL))
     })??;
     reply(StatusCode::OK, out)
-}
-
-async fn list_flavors(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_flavors_common(&sim, mv, raw.as_deref(), false)
-}
-
-async fn list_flavors_detail(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_flavors_common(&sim, mv, raw.as_deref(), true)
 }
 
 async fn show_flavor(
@@ -645,14 +617,12 @@ async fn show_flavor(
     Path(id): Path<String>,
 ) -> ApiResult {
     let b = base(&sim);
-    let out = sim.store.read(|st| {
-        st.flavors
-            .iter()
-            .find(|f| f.id == id)
-            .map(|f| flavor_view(f, mv, &b, true))
-            .ok_or_else(|| ApiError::nova(StatusCode::NOT_FOUND, format!("Flavor {id} could not be found.")))
-    })??;
-    reply(StatusCode::OK, json!({ "flavor": out }))
+    show(
+        &sim,
+        "flavor",
+        |st| st.flavors.iter().find(|f| f.id == id).map(|f| flavor_view(f, mv, &b, true)),
+        || ApiError::nova(StatusCode::NOT_FOUND, format!("Flavor {id} could not be found.")),
+    )
 }
 
 // ---------------------------------------------------------------- hypervisors
@@ -700,9 +670,14 @@ fn hypervisor_view(st: &Cloud, h: &Hypervisor, mv: Microversion, detail: bool) -
     v
 }
 
-fn list_hypervisors_common(sim: &Sim, mv: Microversion, raw: Option<&str>, detail: bool) -> ApiResult {
-    let q = query(raw);
-    let b = base(sim);
+/// `GET /os-hypervisors` and, with `DETAIL`, `GET /os-hypervisors/detail`.
+async fn list_hypervisors<const DETAIL: bool>(
+    State(sim): State<Arc<Sim>>,
+    Extension(mv): Extension<Microversion>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let q = query(raw.as_deref());
+    let b = base(&sim);
     let out = sim.store.read(|st| {
         let pattern = q.get("hypervisor_hostname_pattern");
         let items: Vec<(String, &Hypervisor)> = st
@@ -711,33 +686,14 @@ fn list_hypervisors_common(sim: &Sim, mv: Microversion, raw: Option<&str>, detai
             .filter(|h| pattern.is_none_or(|p| h.hostname.contains(p)))
             .map(|h| (hypervisor_id(h, mv).to_string().trim_matches('"').to_owned(), h))
             .collect();
-        let (items, next) =
-            page(items, |(id, _)| id, &q, MAX_LIMIT).map_err(|e| ApiError::page(Service::Compute, &e))?;
-        let list: Vec<Value> = items.iter().map(|(_, h)| hypervisor_view(st, h, mv, detail)).collect();
-        let mut body = json!({ "hypervisors": list });
-        let path = if detail { format!("{b}/os-hypervisors/detail") } else { format!("{b}/os-hypervisors") };
-        if let Some((k, l)) = next_links("hypervisors", &path, &q, next) {
-            body[k] = l;
-        }
-        Ok::<_, ApiError>(body)
+        collection(&b, "os-hypervisors", DETAIL).body(
+            &q,
+            items,
+            |(id, _)| id,
+            |(_, h)| hypervisor_view(st, h, mv, DETAIL),
+        )
     })??;
     reply(StatusCode::OK, out)
-}
-
-async fn list_hypervisors(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_hypervisors_common(&sim, mv, raw.as_deref(), false)
-}
-
-async fn list_hypervisors_detail(
-    State(sim): State<Arc<Sim>>,
-    Extension(mv): Extension<Microversion>,
-    RawQuery(raw): RawQuery,
-) -> ApiResult {
-    list_hypervisors_common(&sim, mv, raw.as_deref(), true)
 }
 
 async fn show_hypervisor(
@@ -745,16 +701,15 @@ async fn show_hypervisor(
     Extension(mv): Extension<Microversion>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let out = sim.store.read(|st| {
-        st.hypervisors
-            .iter()
-            .find(|h| if mv.at_least(53) { h.uuid == id } else { h.id.to_string() == id })
-            .map(|h| hypervisor_view(st, h, mv, true))
-            .ok_or_else(|| {
-                ApiError::nova(StatusCode::NOT_FOUND, format!("Hypervisor with ID {id} could not be found."))
-            })
-    })??;
-    reply(StatusCode::OK, json!({ "hypervisor": out }))
+    show(
+        &sim,
+        "hypervisor",
+        |st| {
+            let by_id = |h: &&Hypervisor| if mv.at_least(53) { h.uuid == id } else { h.id.to_string() == id };
+            st.hypervisors.iter().find(by_id).map(|h| hypervisor_view(st, h, mv, true))
+        },
+        || ApiError::nova(StatusCode::NOT_FOUND, format!("Hypervisor with ID {id} could not be found.")),
+    )
 }
 
 async fn hypervisor_statistics(State(sim): State<Arc<Sim>>, Extension(mv): Extension<Microversion>) -> ApiResult {

@@ -1,6 +1,11 @@
 //! `limit`/`marker` pagination shared by every list: the page, and the query of the next page
 //! when more items remain (Nova/Cinder/Neutron put it in `*_links`, Glance in `next`).
 
+use serde_json::{Value, json};
+
+use super::Service;
+use super::http::ApiError;
+
 /// A request's query, in order, repeated keys kept.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Query(pub Vec<(String, String)>);
@@ -69,6 +74,38 @@ pub(crate) fn page<T>(
     let page: Vec<T> = items.into_iter().skip(start).take(take).collect();
     let next = if rest > take { page.last().map(|t| id(t).to_owned()) } else { None };
     Ok((page, next))
+}
+
+/// One API collection's list response: `{ key: [...] }` plus `{key}_links` with the next page's
+/// URL when more remain (the Nova, Cinder and Neutron shape).
+pub(crate) struct Collection<'a> {
+    /// The body key, e.g. `volumes`.
+    pub(crate) key: &'a str,
+    /// The list's URL without query, for the `next` link.
+    pub(crate) href: String,
+    pub(crate) service: Service,
+    /// Page size when the query names no `limit`.
+    pub(crate) default_limit: usize,
+}
+
+impl Collection<'_> {
+    /// Cuts the page of `items` that `q` asks for and shows each with `view`.
+    pub(crate) fn body<T>(
+        &self,
+        q: &Query,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+        view: impl FnMut(T) -> Value,
+    ) -> Result<Value, ApiError> {
+        let (items, next) = page(items, id, q, self.default_limit).map_err(|e| ApiError::page(self.service, &e))?;
+        let list: Vec<Value> = items.into_iter().map(view).collect();
+        let mut body = json!({ self.key: list });
+        if let Some(m) = next {
+            body[format!("{}_links", self.key)] =
+                json!([{ "rel": "next", "href": format!("{}?{}", self.href, q.with_marker(&m)) }]);
+        }
+        Ok(body)
+    }
 }
 
 #[cfg(test)]

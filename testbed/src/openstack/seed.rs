@@ -264,16 +264,7 @@ fn servers(st: &mut State) {
         ) else {
             continue;
         };
-        let flavor = FlavorCopy {
-            id: f.id.clone(),
-            name: f.name.clone(),
-            vcpus: f.vcpus,
-            ram: f.ram,
-            disk: f.disk,
-            ephemeral: f.ephemeral,
-            swap: f.swap,
-            extra_specs: f.extra_specs.clone(),
-        };
+        let flavor = f.copy();
         let Some(host) = st.place(&flavor, true) else { continue };
         let id = stable_uuid(&format!("server/{name}"));
         let Some(ip) = st.free_ip(&subnet, &[]) else { continue };

@@ -350,6 +350,22 @@ pub struct Usage {
     pub running_vms: u64,
 }
 
+impl Flavor {
+    /// The copy a server booted with this flavor keeps.
+    pub(crate) fn copy(&self) -> FlavorCopy {
+        FlavorCopy {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            vcpus: self.vcpus,
+            ram: self.ram,
+            disk: self.disk,
+            ephemeral: self.ephemeral,
+            swap: self.swap,
+            extra_specs: self.extra_specs.clone(),
+        }
+    }
+}
+
 impl State {
     /// Applies every pending step due at `now_ms`; true if anything changed.
     pub fn tick(&mut self, now_ms: i64) -> bool {
@@ -391,27 +407,9 @@ impl State {
         for id in deleted_servers {
             self.remove_server(&id, now);
         }
-        let mut gone = Vec::new();
-        for v in &mut self.volumes {
-            changed |= step_storage(&mut v.pending, &mut v.status, &mut v.updated, now_ms, "available", || {
-                gone.push(v.id.clone())
-            });
-        }
-        self.volumes.retain(|v| !gone.contains(&v.id));
-        gone.clear();
-        for s in &mut self.snapshots {
-            changed |= step_storage(&mut s.pending, &mut s.status, &mut s.updated, now_ms, "available", || {
-                gone.push(s.id.clone())
-            });
-        }
-        self.snapshots.retain(|s| !gone.contains(&s.id));
-        gone.clear();
-        for b in &mut self.backups {
-            changed |= step_storage(&mut b.pending, &mut b.status, &mut b.updated, now_ms, "available", || {
-                gone.push(b.id.clone())
-            });
-        }
-        self.backups.retain(|b| !gone.contains(&b.id));
+        changed |= step_storage(&mut self.volumes, now_ms);
+        changed |= step_storage(&mut self.snapshots, now_ms);
+        changed |= step_storage(&mut self.backups, now_ms);
         changed
     }
 
@@ -519,30 +517,63 @@ impl State {
     }
 }
 
-/// Applies a due create/delete step of a block-storage object; `on_gone` is called when a
-/// delete completes. True if anything changed.
-fn step_storage(
-    pending: &mut Option<Pending<StorageOp>>,
-    status: &mut String,
-    updated: &mut i64,
-    now_ms: i64,
-    done: &str,
-    on_gone: impl FnOnce(),
-) -> bool {
-    let Some(p) = pending.as_ref() else { return false };
-    if p.due_ms > now_ms {
-        return false;
+/// A block-storage object (volume, snapshot, backup): what its create/delete steps change.
+pub(crate) trait Stored {
+    fn id(&self) -> &str;
+    fn status(&self) -> &str;
+    /// The fields a step changes: pending step, status, update time.
+    fn lifecycle(&mut self) -> (&mut Option<Pending<StorageOp>>, &mut String, &mut i64);
+
+    /// Starts the delete step due at `due_ms`.
+    fn begin_delete(&mut self, due_ms: i64, now: i64) {
+        let (pending, status, updated) = self.lifecycle();
+        *status = "deleting".into();
+        *updated = now;
+        *pending = Some(Pending { op: StorageOp::Delete, due_ms, fail: None });
     }
-    let (op, fail) = (p.op, p.fail.is_some());
-    *pending = None;
-    *updated = now_ms / 1000;
-    match (op, fail) {
-        (StorageOp::Create, false) => *status = done.into(),
-        (StorageOp::Create, true) => *status = "error".into(),
-        (StorageOp::Delete, false) => on_gone(),
-        (StorageOp::Delete, true) => *status = "error_deleting".into(),
+}
+
+macro_rules! stored {
+    ($($t:ty),*) => {$(
+        impl Stored for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn status(&self) -> &str {
+                &self.status
+            }
+            fn lifecycle(&mut self) -> (&mut Option<Pending<StorageOp>>, &mut String, &mut i64) {
+                (&mut self.pending, &mut self.status, &mut self.updated)
+            }
+        }
+    )*};
+}
+stored!(Volume, Snapshot, Backup);
+
+/// Applies every due create/delete step of `items`: a create ends `available` (or `error`),
+/// a delete removes the object (or leaves it `error_deleting`). True if anything changed.
+fn step_storage<T: Stored>(items: &mut Vec<T>, now_ms: i64) -> bool {
+    let mut changed = false;
+    let mut gone = Vec::new();
+    for item in items.iter_mut() {
+        let (pending, status, updated) = item.lifecycle();
+        let Some(p) = pending.as_ref() else { continue };
+        if p.due_ms > now_ms {
+            continue;
+        }
+        let (op, fail) = (p.op, p.fail.is_some());
+        *pending = None;
+        *updated = now_ms / 1000;
+        changed = true;
+        match (op, fail) {
+            (StorageOp::Create, false) => *status = "available".into(),
+            (StorageOp::Create, true) => *status = "error".into(),
+            (StorageOp::Delete, false) => gone.push(item.id().to_owned()),
+            (StorageOp::Delete, true) => *status = "error_deleting".into(),
+        }
     }
-    true
+    items.retain(|x| !gone.iter().any(|g| g == x.id()));
+    changed
 }
 
 /// A UUID derived from a name, so a seed is the same on every run.
