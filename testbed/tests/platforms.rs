@@ -130,6 +130,17 @@ fn the_province_through_its_platforms() {
     assert_eq!(shown["facts"]["source"], "vcenter-dc");
     assert_eq!(shown["facts"]["cpu_count"], 64);
 
+    // The shaped vCenter serves pyvmomi the calls our driver makes: power and snapshots.
+    let said = pyvmomi(
+        &tb,
+        "vm = find(vim.VirtualMachine, 'ad-dc-02')\nWaitForTask(vm.PowerOffVM_Task())\noff = vm.runtime.powerState\n\
+         WaitForTask(vm.PowerOnVM_Task())\nt = vm.CreateSnapshot_Task(name='pyvmomi', description='', memory=False, quiesce=False)\n\
+         WaitForTask(t)\nsnaps = [s.name for s in vm.snapshot.rootSnapshotList]\nWaitForTask(vm.RemoveAllSnapshots_Task())\n\
+         print(off, vm.runtime.powerState, snaps)",
+    );
+    // (Reading `vm.snapshot` once none is left makes this vcsim drop the connection.)
+    assert_eq!(said.trim(), "poweredOff poweredOn ['pyvmomi']");
+
     // A VM moved by vMotion keeps its identity and shows as drift; a host in maintenance
     // shows degraded with the reason.
     let before = dc.iter().find(|v| v["name"] == "web-sotttt-01").expect("a department web VM");
