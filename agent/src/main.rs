@@ -11,6 +11,7 @@ mod net;
 mod outbox;
 mod proxy;
 mod runner;
+mod security;
 mod session;
 mod state;
 mod tasks;

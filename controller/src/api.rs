@@ -115,6 +115,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/tasks/{id}", get(show_task))
         .route("/api/v1/audit", get(audit))
         .merge(crate::api_platforms::routes())
+        .merge(crate::api_systems::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }

@@ -282,3 +282,30 @@ pub fn vms_snapshot(c: &Client, name: &str, action: &str, snapshot: Option<&str>
     emit(json_out, &v, operation_line);
     operation_outcome(&v)
 }
+
+/// `systems list`: each information system with its level, framework, owner, hosts and score.
+pub fn systems_list(c: &Client, json_out: bool) -> Result<()> {
+    let v = c.get("/api/v1/systems")?;
+    emit(json_out, &v, |v| {
+        let rows: Vec<Vec<String>> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|sys| {
+                        let hosts = sys["hosts"].as_array().map(|h| h.iter().map(s).collect::<Vec<_>>().join(", "));
+                        vec![
+                            s(&sys["name"]),
+                            s(&sys["level"]),
+                            s(&sys["framework"]),
+                            s(&sys["owner"]),
+                            s(&sys["score"]),
+                            hosts.unwrap_or_default(),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        table(&["NAME", "LEVEL", "FRAMEWORK", "OWNER", "SCORE", "HOSTS"], &rows)
+    });
+    Ok(())
+}

@@ -9,10 +9,12 @@
 
 pub mod api;
 pub mod api_platforms;
+pub mod api_systems;
 pub mod app;
 pub mod chaos_cmd;
 pub mod cli;
 pub mod cli_platforms;
+pub mod cli_policy;
 pub mod client;
 pub mod config;
 pub mod daemon;

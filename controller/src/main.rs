@@ -50,6 +50,16 @@ enum Command {
         #[command(subcommand)]
         cmd: PlatformsCmd,
     },
+    /// Security-level policy packs: list, show, and check pack directories.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
+    },
+    /// Information systems (HTTT): level, framework, owner, the machines they run on.
+    Systems {
+        #[command(subcommand)]
+        cmd: SystemsCmd,
+    },
     /// VMs and instances found on the platforms: list, power, snapshots.
     Vms {
         #[command(subcommand)]
@@ -242,6 +252,24 @@ enum PlatformsCmd {
 }
 
 #[derive(Subcommand)]
+enum PolicyCmd {
+    /// The shipped packs, one per legal framework.
+    Packs,
+    /// A control's metadata: `CONTROL` or `PACK/CONTROL`.
+    Show { control: String },
+    /// Check a pack directory's metadata and Rego; errors as `file:line:column: message`.
+    Lint { dir: PathBuf },
+    /// Run a pack directory's Rego unit tests.
+    Test { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SystemsCmd {
+    /// Each system with its level, framework, owner, hosts and compliance score.
+    List,
+}
+
+#[derive(Subcommand)]
 enum VmsCmd {
     /// VMs of every platform, or of one system or platform.
     List {
@@ -343,6 +371,11 @@ fn run(cli: Cli) -> Result<()> {
             controller::cli_platforms::platforms_sync(&client()?, name.as_deref(), json)
         }
         Command::Platforms { cmd: PlatformsCmd::Drift } => controller::cli_platforms::platforms_drift(&client()?, json),
+        Command::Policy { cmd: PolicyCmd::Packs } => controller::cli_policy::packs(json),
+        Command::Policy { cmd: PolicyCmd::Show { control } } => controller::cli_policy::show(&control, json),
+        Command::Policy { cmd: PolicyCmd::Lint { dir } } => controller::cli_policy::lint(&dir, json),
+        Command::Policy { cmd: PolicyCmd::Test { dir } } => controller::cli_policy::test(&dir, json),
+        Command::Systems { cmd: SystemsCmd::List } => controller::cli_platforms::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
         }

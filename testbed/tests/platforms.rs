@@ -120,6 +120,15 @@ fn the_province_through_its_platforms() {
     assert_eq!(kinds, vec!["openstack", "vsphere"]);
     assert!(plats.as_array().is_some_and(|a| a.iter().all(|p| p["state"] == "up" && p["last_sync"].is_string())));
 
+    // The six systems, each with the machines it runs on, discovered VMs included.
+    let systems = tb.json(&["systems", "list"]);
+    let qlvbdh = systems.as_array().and_then(|a| a.iter().find(|s| s["name"] == "qlvbdh")).cloned().unwrap_or_default();
+    assert_eq!((qlvbdh["level"].as_u64(), qlvbdh["framework"].as_str()), (Some(3), Some("vn-nd85-tcvn11930")));
+    let on: Vec<&str> =
+        qlvbdh["hosts"].as_array().map(|h| h.iter().filter_map(|x| x.as_str()).collect()).unwrap_or_default();
+    assert!(on.contains(&"qlvbdh-app-01") && on.contains(&"qlvbdh-db-01"), "{on:?}");
+    assert_eq!(systems.as_array().map(Vec::len), Some(6));
+
     // The ESXi hosts, from vCenter through the proxy agent, which is not one of them.
     let hosts = tb.hosts();
     let esxi: Vec<&Value> = hosts.iter().filter(|h| h["kind"] == "hypervisor" && h["site"] == "dc").collect();

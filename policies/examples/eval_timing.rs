@@ -1,0 +1,73 @@
+//! Times evaluating a whole pack at one level for many hosts of facts:
+//! `cargo run --release -p mangrove-policies --example eval_timing -- [PACK] [LEVEL] [HOSTS]`.
+//! Single-threaded, so the rate printed is per core.
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let pack_name = args.next().unwrap_or_else(|| "vn-nd85-tcvn11930".to_owned());
+    let level: u8 = args.next().map_or(Ok(3), |s| s.parse())?;
+    let hosts: usize = args.next().map_or(Ok(1000), |s| s.parse())?;
+
+    let t = Instant::now();
+    let pack = policies::shipped_pack(&pack_name)?;
+    let evaluator = policies::Evaluator::new(&pack)?;
+    println!("{pack_name}: {} controls, compiled in {:?}", pack.controls.len(), t.elapsed());
+
+    let inputs: Vec<Value> = (0..hosts).map(|i| host(i, level)).collect();
+    let t = Instant::now();
+    let mut evaluations = 0usize;
+    let mut by_status = std::collections::BTreeMap::new();
+    for input in &inputs {
+        for finding in evaluator.evaluate_level(level, input) {
+            evaluations += 1;
+            *by_status.entry(finding.status.as_str()).or_insert(0usize) += 1;
+        }
+    }
+    let elapsed = t.elapsed();
+    println!(
+        "{hosts} hosts at level {level}: {evaluations} control evaluations in {elapsed:?} = {:.1} µs/evaluation, {:.0} evaluations/s/core, {:.1} µs/host; {by_status:?}",
+        elapsed.as_secs_f64() * 1e6 / evaluations.max(1) as f64,
+        evaluations as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / hosts.max(1) as f64,
+    );
+    Ok(())
+}
+
+/// Plausible facts, varied so that some controls pass and some fail.
+fn host(i: usize, level: u8) -> Value {
+    let now = 1_795_757_335i64;
+    let security = json!({
+        "sshd": {"permitrootlogin": if i.is_multiple_of(7) { "yes" } else { "no" }, "passwordauthentication": if i.is_multiple_of(5) { "yes" } else { "no" },
+                 "pubkeyauthentication": "yes", "clientaliveinterval": "300", "clientalivecountmax": "0", "maxauthtries": "4",
+                 "protocol": "2", "x11forwarding": "no", "permitemptypasswords": "no", "ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com", "source": "sshd -T"},
+        "login_defs": {"pass_max_days": 90, "pass_min_days": 1, "pass_warn_age": 7, "pass_min_len": 12, "umask": "027"},
+        "pam": {"faillock": {"deny": 5, "unlock_time": 900}, "pwquality": {"minlen": 12, "dcredit": -1, "ucredit": -1, "lcredit": -1, "ocredit": -1}, "pam_google_authenticator": i.is_multiple_of(3), "pam_u2f": false},
+        "accounts": [
+            {"name": "root", "uid": 0, "shell": "/bin/bash", "locked": false, "password_set": true, "password_age_days": 40, "last_login_days": 3, "interactive": true},
+            {"name": "ops", "uid": 1000, "shell": "/bin/bash", "locked": false, "password_set": true, "password_age_days": 20, "last_login_days": (i % 90), "interactive": true},
+            {"name": "www-data", "uid": 33, "shell": "/usr/sbin/nologin", "locked": true, "password_set": false, "password_age_days": null, "last_login_days": null, "interactive": false}
+        ],
+        "firewall": {"backend": "nftables", "active": !i.is_multiple_of(11), "input_policy": "drop", "rules": 12},
+        "time_sync": {"service": "chrony", "synchronized": true, "offset_ms": 3},
+        "journald": {"storage": "persistent", "max_retention_sec": 7_776_000, "oldest_entry_unix": now - 100 * 86400, "disk_usage_bytes": 400_000_000},
+        "auditd": {"installed": true, "running": !i.is_multiple_of(4), "rules": 30},
+        "log_forwarding": {"rsyslog_remote": true, "targets": ["10.0.0.5:514"], "journal_upload": false},
+        "updates": {"manager": "apt", "pending": i % 9, "security_pending": i % 3, "last_update_unix": now - 86400 * (i as i64 % 40)},
+        "listening": [{"proto": "tcp", "addr": "0.0.0.0", "port": 22, "process": "sshd"}, {"proto": "tcp", "addr": "127.0.0.1", "port": 5432, "process": "postgres"}, {"proto": "tcp", "addr": "0.0.0.0", "port": 443, "process": "nginx"}],
+        "antimalware": {"product": "clamav", "installed": true, "running": true, "signature_age_days": i % 10}
+    });
+    policies::input(
+        policies::HostRef { name: format!("host-{i:04}"), site: "dc".into(), kind: "vm".into() },
+        json!({"os_name": "Debian GNU/Linux", "kernel_release": "6.1.0-30-amd64", "cpu_count": 4, "security": security}),
+        level,
+        now,
+    )
+    .systems(vec![policies::SystemRef { name: "dvc-portal".into(), level, framework: "vn-nd85-tcvn11930".into() }])
+    .backups(json!({"last_success_unix": now - 3600 * (i as i64 % 48), "restore_tested_unix": now - 86400 * 60, "dr_copy": i.is_multiple_of(2)}))
+    .endpoint(json!({"product": "clamav", "signature_age_days": i % 10, "running": true}))
+    .build()
+}

@@ -1,0 +1,28 @@
+package mangrove.controls.backup_present
+
+import rego.v1
+
+# num accepts a JSON number or a string of decimal digits (`sshd -T` prints numbers as strings).
+num(x) := x if is_number(x)
+
+num(x) := to_number(x) if {
+	is_string(x)
+	x != ""
+	trim(x, "0123456789") == ""
+}
+
+# `input.backups` is the backup system's record for this host or VM; null means none is known.
+backups := b if {
+	b := input.backups
+	is_object(b)
+} else := null
+
+last_success := n if n := num(backups.last_success_unix) else := null
+
+evidence := {"last_success_unix": last_success}
+
+result := {"status": "fail", "message": "no backup record is known for this host", "evidence": evidence} if {
+	backups == null
+} else := {"status": "pass", "message": "a successful backup is recorded", "evidence": evidence} if {
+	last_success != null
+} else := {"status": "fail", "message": "the backup system records no successful backup for this host", "evidence": evidence}
