@@ -593,6 +593,7 @@ fn simulated_facts(machine: &SimulatedMachine, uptime: Duration) -> Facts {
         systemd_units: Vec::new(),
         systemd: false,
         agent_version: AGENT_VERSION.to_owned(),
+        security_json: String::new(),
     }
 }
 

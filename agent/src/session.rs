@@ -49,6 +49,8 @@ struct Shared {
     controller_clock: Mutex<Option<(i64, std::time::Instant)>>,
     /// In proxy mode, the latest reading of the hosts this agent speaks for.
     proxied: Arc<crate::proxy::Latest>,
+    /// The security collectors the controller asked for (by the policies assigned here).
+    collectors: Mutex<Vec<String>>,
 }
 
 /// A clock further than this from the controller's is reported as a problem.
@@ -78,6 +80,22 @@ impl Shared {
             let way = if off < 0 { "ahead of" } else { "behind" };
             format!("clock is {} s {way} the controller's", off.saturating_abs() / 1000)
         })
+    }
+
+    /// The security collectors the controller wants; a change (or `now`) collects facts at
+    /// once, so an assignment or an evaluation on demand sees them without waiting an interval.
+    fn set_collectors(&self, mut names: Vec<String>, now: bool) {
+        names.sort();
+        names.dedup();
+        let changed = {
+            let mut c = self.collectors.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *c != names;
+            *c = names;
+            changed
+        };
+        if changed || now {
+            self.recollect.notify_one();
+        }
     }
 
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -126,6 +144,7 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
         recollect: Notify::new(),
         controller_clock: Mutex::new(None),
         proxied: Arc::new(crate::proxy::Latest::default()),
+        collectors: Mutex::new(Vec::new()),
     });
     if let Some(p) = cfg.proxy.clone() {
         tracing::info!(platform = p.platform.name, "proxy mode: speaking for the platform's hosts");
@@ -245,6 +264,7 @@ async fn session(
         facts: Duration::from_millis(u64::from(ack.facts_interval_ms.max(1000))),
     };
     shared.intervals.send_if_modified(|i| std::mem::replace(i, intervals) != intervals);
+    shared.set_collectors(ack.security_collectors.clone(), false);
     tracing::info!(host = ack.host, last_seq_stored = ack.last_seq_stored, "session established");
 
     let mut sent = shared.outbox().meta().last_seq_acked;
@@ -277,6 +297,7 @@ async fn session(
                         }
                     }
                     Some(controller_message::Msg::Task(t)) => tasks.handle(t),
+                    Some(controller_message::Msg::FactsRequest(r)) => shared.set_collectors(r.security_collectors, r.now),
                     Some(controller_message::Msg::HelloAck(_)) | None => {}
                 },
                 Ok(None) => {
@@ -360,8 +381,17 @@ async fn facts_loop(
     let collector = Arc::new(Mutex::new(collector));
     loop {
         let c = collector.clone();
-        // Collection reads /proc and may run systemctl: keep it off the session's thread.
-        let facts = tokio::task::spawn_blocking(move || c.lock().unwrap_or_else(|p| p.into_inner()).collect()).await;
+        let wanted = shared.collectors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        // Collection reads /proc and runs read-only commands: keep it off the session's thread.
+        let facts = tokio::task::spawn_blocking(move || {
+            let mut f = c.lock().unwrap_or_else(|p| p.into_inner()).collect();
+            if !wanted.is_empty() {
+                let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                f.security_json = crate::security::collect(&names, std::path::Path::new("/")).to_string();
+            }
+            f
+        })
+        .await;
         match facts {
             Ok(f) => {
                 *shared.problems.lock().unwrap_or_else(|p| p.into_inner()) = problems(&f);

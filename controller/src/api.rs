@@ -116,6 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/audit", get(audit))
         .merge(crate::api_platforms::routes())
         .merge(crate::api_systems::routes())
+        .merge(crate::api_policy::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }
@@ -149,7 +150,40 @@ async fn metrics(State(app): State<Arc<App>>, Auth(_p): Auth) -> ApiResult<Respo
         app.metrics.hosts.get_or_create(&crate::metrics::SiteState { site, state: state.into() }).set(n);
     }
     app.metrics.sessions.set(app.sessions.len() as i64);
+    compliance_metrics(&app).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.encode()).into_response())
+}
+
+/// Compliance gauges from the stored findings, recomputed at each scrape (a system's hosts
+/// change with sync, so they are not kept up incrementally).
+async fn compliance_metrics(app: &Arc<App>) -> ApiResult<()> {
+    let Some(inv) = app.inventory.clone() else { return Ok(()) };
+    let vms = app.store.list_vms().await?;
+    let findings = app.store.list_findings().await?;
+    app.metrics.compliance_controls.clear();
+    app.metrics.compliance_score.clear();
+    for s in &inv.systems {
+        let hosts = crate::policy::scope::system_hosts(&inv, &s.name, &vms);
+        let mut counts = std::collections::BTreeMap::new();
+        for st in ["pass", "fail", "waived", "error"] {
+            counts.insert(st.to_string(), 0i64);
+        }
+        for f in findings.iter().filter(|f| hosts.contains(&f.host) && f.status != "not_applicable") {
+            *counts.entry(f.status.clone()).or_insert(0) += 1;
+        }
+        for (status, n) in counts {
+            let l =
+                crate::metrics::ComplianceLabel { system: s.name.clone(), level: s.level.get().to_string(), status };
+            app.metrics.compliance_controls.get_or_create(&l).set(n);
+        }
+        if let Some(score) = crate::api_systems::score(&findings, &hosts) {
+            app.metrics
+                .compliance_score
+                .get_or_create(&crate::metrics::SystemLabel { system: s.name.clone() })
+                .set(score);
+        }
+    }
+    Ok(())
 }
 
 async fn whoami(Auth(p): Auth) -> Json<Value> {

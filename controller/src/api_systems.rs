@@ -2,7 +2,6 @@
 //! framework, owner and the machines they run on (declared, and VMs that platform sync maps to
 //! them). The compliance score is `null` until the system has been evaluated.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -12,29 +11,12 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiResult, Auth, READERS, require};
 use crate::app::{App, AppError};
-use crate::store::VmRecord;
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/api/v1/systems", get(list_systems))
 }
 
-/// The machines a system runs on: the inventory's (its hosts, the workloads it claims) and the
-/// VMs platform sync mapped to it. Pure.
-pub fn system_hosts(inv: &inventory::Inventory, system: &str, vms: &[VmRecord]) -> Vec<String> {
-    let mut out: BTreeSet<String> = BTreeSet::new();
-    for m in inv.machines() {
-        if m.system == Some(system) {
-            out.insert(m.name.to_string());
-        }
-    }
-    for w in inv.workloads_of(system) {
-        out.insert(w.name.clone());
-    }
-    for v in vms.iter().filter(|v| v.system.as_deref() == Some(system)) {
-        out.insert(v.info.name.clone());
-    }
-    out.into_iter().collect()
-}
+pub use crate::policy::scope::system_hosts;
 
 async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     require(&p, READERS, "read systems")?;
@@ -42,6 +24,7 @@ async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<J
         AppError::Conflict("the controller was started without an inventory, so it knows no systems".into())
     })?;
     let vms = app.store.list_vms().await?;
+    let findings = app.store.list_findings().await?;
     let list = inv
         .systems
         .iter()
@@ -57,16 +40,30 @@ async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<J
                 "rpo": inventory::format_duration(s.rpo),
                 "rto": inventory::format_duration(s.rto),
                 "hosts": system_hosts(&inv, &s.name, &vms),
-                "score": Value::Null,
+                "score": score(&findings, &system_hosts(&inv, &s.name, &vms)),
             })
         })
         .collect();
     Ok(Json(Value::Array(list)))
 }
 
+/// A system's compliance score: the percent of its hosts' findings that pass or are waived,
+/// out of those that apply (not-applicable ones left out; errors count against). `None` when
+/// nothing has been evaluated.
+pub fn score(findings: &[crate::store::FindingRecord], hosts: &[String]) -> Option<f64> {
+    let mine: Vec<&crate::store::FindingRecord> =
+        findings.iter().filter(|f| hosts.contains(&f.host) && f.status != "not_applicable").collect();
+    if mine.is_empty() {
+        return None;
+    }
+    let good = mine.iter().filter(|f| f.status == "pass" || f.status == "waived").count();
+    Some((good as f64 * 1000.0 / mine.len() as f64).round() / 10.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::VmRecord;
 
     #[test]
     fn a_system_runs_on_its_declared_guest_and_the_vms_sync_mapped_to_it() {

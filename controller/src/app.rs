@@ -116,6 +116,10 @@ pub struct App {
     /// The inventory the controller was started with, if any.
     pub inventory: Option<Arc<inventory::Inventory>>,
     pub platforms: crate::platforms::Platforms,
+    pub policy: crate::policy::Policies,
+    /// Remediation tasks created per host and not yet followed by an evaluation: the next
+    /// evaluation of the host names them as its cause.
+    pub remediating: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 pub fn hash_secret(secret: &str) -> String {
@@ -150,6 +154,22 @@ pub fn valid_host_name(name: &str) -> bool {
 }
 
 impl App {
+    /// Notes a remediation task started on `host`.
+    pub fn pending_remediations(&self, host: &str, task_id: &str) {
+        let mut m = self.remediating.lock().unwrap_or_else(|p| p.into_inner());
+        let v = m.entry(host.to_string()).or_default();
+        if !v.iter().any(|t| t == task_id) {
+            v.push(task_id.to_string());
+        }
+    }
+
+    /// The cause to record for `host`'s next evaluation: the remediation tasks that ran there
+    /// since the last one, or `evaluation`.
+    pub fn take_evaluation_cause(&self, host: &str) -> String {
+        let tasks = self.remediating.lock().unwrap_or_else(|p| p.into_inner()).remove(host).unwrap_or_default();
+        if tasks.is_empty() { "evaluation".into() } else { format!("remediation task {}", tasks.join(", ")) }
+    }
+
     /// Records a change a person (or an agent acting under a person's token) made.
     pub async fn audit(&self, actor: &str, action: &str, target: Option<&str>, detail: serde_json::Value) {
         if let Err(e) = self.store.append_audit(now_ms(), actor, action, target, &detail).await {

@@ -128,3 +128,139 @@ pub fn test(dir: &Path, json_out: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `policy assign PACK --system S|--level N [--mode audit|enforce] [--dry-run]`.
+pub fn assign(
+    c: &crate::client::Client,
+    pack: &str,
+    system: Option<&str>,
+    level: Option<u8>,
+    mode: &str,
+    dry_run: bool,
+    json_out: bool,
+) -> Result<()> {
+    let v = c.post_long(
+        "/api/v1/policy/assignments",
+        &json!({"pack": pack, "system": system, "level": level, "mode": mode, "dry_run": dry_run}),
+        std::time::Duration::from_secs(300),
+    )?;
+    emit(json_out, &v, |v| {
+        if v["dry_run"] == json!(true) {
+            let rems = v["remediations"].as_array().cloned().unwrap_or_default();
+            let mut out = format!("dry run: nothing changed; enforce would run {} task(s) now\n", rems.len());
+            for r in rems {
+                out.push_str(&format!(
+                    "  {} {}: {} {}\n",
+                    s(&r["host"]),
+                    s(&r["control"]),
+                    s(&r["program"]),
+                    s(&r["args"])
+                ));
+            }
+            return out;
+        }
+        let a = &v["assignment"];
+        format!(
+            "{} {} to {} {} in {} mode ({} hosts)\n",
+            if v["new"] == json!(true) { "assigned" } else { "changed" },
+            s(&a["pack"]),
+            s(&a["scope"]),
+            s(&a["target"]),
+            s(&a["mode"]),
+            v["hosts"].as_array().map_or(0, Vec::len)
+        )
+    });
+    Ok(())
+}
+
+/// `policy waive CONTROL --host H|--system S --until DATE --reason TEXT`.
+pub fn waive(
+    c: &crate::client::Client,
+    control: &str,
+    host: Option<&str>,
+    system: Option<&str>,
+    until: &str,
+    reason: &str,
+    json_out: bool,
+) -> Result<()> {
+    let v = c.post_long(
+        "/api/v1/policy/waivers",
+        &json!({"control": control, "host": host, "system": system, "until": until, "reason": reason}),
+        std::time::Duration::from_secs(120),
+    )?;
+    emit(json_out, &v, |v| {
+        let mut out = format!("waived {} until {}\n", s(&v["waiver"]["control"]), s(&v["until"]));
+        if v["already_expired"] == json!(true) {
+            out.push_str("note: that time has passed, so the waiver hides nothing\n");
+        }
+        out
+    });
+    Ok(())
+}
+
+/// `policy evaluate [--host H|--system S]`: returns when the evaluation is done.
+pub fn evaluate(c: &crate::client::Client, host: Option<&str>, system: Option<&str>, json_out: bool) -> Result<()> {
+    let v = c.post_long(
+        "/api/v1/policy/evaluate",
+        &json!({"host": host, "system": system}),
+        std::time::Duration::from_secs(300),
+    )?;
+    emit(json_out, &v, |v| {
+        let rows: Vec<Vec<String>> = v["hosts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| {
+                        vec![
+                            s(&h["host"]),
+                            s(&h["level"]),
+                            h["packs"]
+                                .as_array()
+                                .map(|p| p.iter().map(s).collect::<Vec<_>>().join(","))
+                                .unwrap_or_default(),
+                            s(&h["findings"]),
+                            s(&h["failing"]),
+                            h["remediations"].as_array().map_or(0, Vec::len).to_string(),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        table(&["HOST", "LEVEL", "PACKS", "FINDINGS", "FAILING", "REMEDIATIONS"], &rows)
+    });
+    Ok(())
+}
+
+/// `policy findings [--host H] [--system S] [--status S]`.
+pub fn findings(
+    c: &crate::client::Client,
+    host: Option<&str>,
+    system: Option<&str>,
+    status: Option<&str>,
+    json_out: bool,
+) -> Result<()> {
+    let mut q = Vec::new();
+    for (k, v) in [("host", host), ("system", system), ("status", status)] {
+        if let Some(v) = v {
+            q.push(format!("{k}={}", crate::cli::urlencode(v)));
+        }
+    }
+    let path = if q.is_empty() {
+        "/api/v1/policy/findings".into()
+    } else {
+        format!("/api/v1/policy/findings?{}", q.join("&"))
+    };
+    let v = c.get(&path)?;
+    emit(json_out, &v, |v| {
+        let rows: Vec<Vec<String>> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| vec![s(&f["host"]), s(&f["control"]), s(&f["status"]), s(&f["since"]), s(&f["message"])])
+                    .collect()
+            })
+            .unwrap_or_default();
+        table(&["HOST", "CONTROL", "STATUS", "SINCE", "MESSAGE"], &rows)
+    });
+    Ok(())
+}

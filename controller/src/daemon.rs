@@ -94,6 +94,8 @@ pub async fn run(cfg: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         inventory: loaded,
         platforms: crate::platforms::Platforms::new(cfg.platforms.clone(), cfg.platform_sync.interval.0),
+        policy: crate::policy::Policies::shipped().map_err(anyhow::Error::msg)?,
+        remediating: Default::default(),
     });
     crate::platforms::spawn_scheduler(app.clone());
     app.bootstrap_admin().await?;

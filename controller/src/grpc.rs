@@ -224,12 +224,14 @@ impl Agent for AgentService {
             "agent connected"
         );
         // The channel is new and empty, so the first message always fits.
+        let security_collectors = crate::policy::evaluate::collectors_for(&app, &host).await;
         let _ = tx.try_send(Ok(msg(controller_message::Msg::HelloAck(HelloAck {
             last_seq_stored: u64::try_from(last_seq_stored).unwrap_or(0),
             host: host.clone(),
             heartbeat_interval_ms: millis(app.cfg.liveness.heartbeat_interval.0),
             facts_interval_ms: millis(app.cfg.agents.facts_interval.0),
             controller_time_unix_ms: now_ms(),
+            security_collectors,
         }))));
         // Tasks that were waiting for this agent, sent once the stream is flowing (there may be
         // more than the channel holds).
@@ -293,6 +295,29 @@ impl Agent for AgentService {
     }
 }
 
+/// What a newly stored report sets off: fresh facts are evaluated against the host's policies;
+/// a finished remediation task asks for fresh facts, so its effect is evaluated at once.
+fn after_report(app: &Arc<App>, host: &str, effect: &crate::store::ReportEffect) {
+    match effect {
+        crate::store::ReportEffect::Facts { .. } => {
+            let (app, host) = (app.clone(), host.to_string());
+            tokio::spawn(async move {
+                let cause = app.take_evaluation_cause(&host);
+                if let Err(e) = crate::policy::evaluate::evaluate_host(&app, &host, &cause, false).await {
+                    tracing::warn!(host, error = %e, "policy evaluation failed");
+                }
+            });
+        }
+        crate::store::ReportEffect::TaskResult(t) if t.task_id.starts_with("rem-") => {
+            let (app, host) = (app.clone(), host.to_string());
+            tokio::spawn(async move {
+                crate::policy::evaluate::push_collectors(&app, std::slice::from_ref(&host), true).await;
+            });
+        }
+        _ => {}
+    }
+}
+
 fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
 }
@@ -300,7 +325,7 @@ fn millis(d: Duration) -> u32 {
 /// Stores each report, then acknowledges it. Ends when the agent closes its side, the session
 /// is cut, or the store fails (the agent then replays from its outbox on the next session).
 async fn read_reports(
-    app: &App,
+    app: &Arc<App>,
     host: &str,
     inbound: &mut Streaming<AgentMessage>,
     tx: &mpsc::Sender<Result<ControllerMessage, Status>>,
@@ -332,6 +357,9 @@ async fn read_reports(
                 app.metrics.count_report(report.kind, new);
                 if let crate::store::ReportEffect::Heartbeat(hb) = &report.effect {
                     app.metrics.outbox_status(host, hb);
+                }
+                if new {
+                    after_report(app, host, &report.effect);
                 }
                 if tx.send(Ok(msg(controller_message::Msg::Ack(Ack { seq })))).await.is_err() {
                     return Ok(());

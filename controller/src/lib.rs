@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod api_platforms;
+pub mod api_policy;
 pub mod api_systems;
 pub mod app;
 pub mod chaos_cmd;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod cli_platforms;
 pub mod cli_policy;
 pub mod client;
+pub mod compliance_report;
 pub mod config;
 pub mod daemon;
 pub mod delay_proxy;
@@ -24,6 +26,7 @@ pub mod hosts;
 pub mod metrics;
 pub mod pki;
 pub mod platforms;
+pub mod policy;
 pub mod reports;
 pub mod sessions;
 pub mod store;

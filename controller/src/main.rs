@@ -261,6 +261,48 @@ enum PolicyCmd {
     Lint { dir: PathBuf },
     /// Run a pack directory's Rego unit tests.
     Test { dir: PathBuf },
+    /// Apply a pack to a system or to every system of a level (`security` role; audited).
+    Assign {
+        pack: String,
+        #[arg(long, conflicts_with = "level")]
+        system: Option<String>,
+        #[arg(long)]
+        level: Option<u8>,
+        #[arg(long, default_value = "audit", value_parser = ["audit", "enforce"])]
+        mode: String,
+        /// Show every remediation task enforce would run now; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Waive a control on a host or system until a date, with a reason (`security`; audited).
+    Waive {
+        control: String,
+        #[arg(long, conflicts_with = "system")]
+        host: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        /// `2027-01-31` or an RFC 3339 time.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Evaluate now (fresh facts first) and wait for the result.
+    Evaluate {
+        #[arg(long, conflicts_with = "system")]
+        host: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+    },
+    /// The current findings.
+    Findings {
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -375,6 +417,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy { cmd: PolicyCmd::Show { control } } => controller::cli_policy::show(&control, json),
         Command::Policy { cmd: PolicyCmd::Lint { dir } } => controller::cli_policy::lint(&dir, json),
         Command::Policy { cmd: PolicyCmd::Test { dir } } => controller::cli_policy::test(&dir, json),
+        Command::Policy { cmd: PolicyCmd::Assign { pack, system, level, mode, dry_run } } => {
+            controller::cli_policy::assign(&client()?, &pack, system.as_deref(), level, &mode, dry_run, json)
+        }
+        Command::Policy { cmd: PolicyCmd::Waive { control, host, system, until, reason } } => {
+            controller::cli_policy::waive(
+                &client()?,
+                &control,
+                host.as_deref(),
+                system.as_deref(),
+                &until,
+                &reason,
+                json,
+            )
+        }
+        Command::Policy { cmd: PolicyCmd::Evaluate { host, system } } => {
+            controller::cli_policy::evaluate(&client()?, host.as_deref(), system.as_deref(), json)
+        }
+        Command::Policy { cmd: PolicyCmd::Findings { host, system, status } } => {
+            controller::cli_policy::findings(&client()?, host.as_deref(), system.as_deref(), status.as_deref(), json)
+        }
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_platforms::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)

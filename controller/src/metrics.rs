@@ -41,6 +41,18 @@ pub struct PlatformResult {
     pub result: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ComplianceLabel {
+    pub system: String,
+    pub level: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SystemLabel {
+    pub system: String,
+}
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +69,8 @@ pub struct Metrics {
     pub platform_sync_ms: Family<PlatformLabel, Gauge>,
     pub platform_round_trips: Family<PlatformLabel, Gauge>,
     pub platform_vms: Family<PlatformLabel, Gauge>,
+    pub compliance_controls: Family<ComplianceLabel, Gauge>,
+    pub compliance_score: Family<SystemLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -76,6 +90,8 @@ impl Default for Metrics {
             platform_sync_ms: Family::default(),
             platform_round_trips: Family::default(),
             platform_vms: Family::default(),
+            compliance_controls: Family::default(),
+            compliance_score: Family::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -119,6 +135,16 @@ impl Default for Metrics {
             m.platform_round_trips.clone(),
         );
         registry.register("mangrove_platform_vms", "VMs the platform's last good sync found", m.platform_vms.clone());
+        registry.register(
+            "mangrove_compliance_controls",
+            "Findings of the policy controls by system, level and status",
+            m.compliance_controls.clone(),
+        );
+        registry.register(
+            "mangrove_compliance_score",
+            "Percent of each system's applicable findings that pass or are waived",
+            m.compliance_score.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -98,6 +98,19 @@ fn task_outcome(t: TaskResult) -> TaskOutcome {
 
 /// The JSON form of a fact snapshot, as `hosts show --json` prints it under `facts`.
 pub fn facts_json(f: &Facts) -> Value {
+    let mut v = base_facts_json(f);
+    if !f.security_json.is_empty() {
+        // The agent's collectors' output, for the policy controls. Text that is not a JSON
+        // object is kept out, and says so, rather than refusing the whole snapshot.
+        v["security"] = match serde_json::from_str::<Value>(&f.security_json) {
+            Ok(obj @ Value::Object(_)) => obj,
+            _ => json!({"error": "the agent sent security facts that are not a JSON object"}),
+        };
+    }
+    v
+}
+
+fn base_facts_json(f: &Facts) -> Value {
     json!({
         "source": f.source,
         "hostname": f.hostname,
@@ -161,6 +174,11 @@ mod tests {
     fn facts_keep_kernel_and_memory_and_survive_nan() {
         let f = Facts { kernel_release: "6.1.0".into(), memory_total_bytes: 42, load1: f64::NAN, ..Default::default() };
         let v = facts_json(&f);
+        assert!(v.get("security").is_none(), "no security facts unless asked for");
+        let with = facts_json(&Facts { security_json: r#"{"sshd": {"permitrootlogin": "no"}}"#.into(), ..f.clone() });
+        assert_eq!(with["security"]["sshd"]["permitrootlogin"], "no");
+        let bad = facts_json(&Facts { security_json: "[1, 2".into(), ..f.clone() });
+        assert!(bad["security"]["error"].is_string());
         assert_eq!(v["kernel_release"], "6.1.0");
         assert_eq!(v["memory_total_bytes"], 42);
         assert!(v["load"][0].is_null());

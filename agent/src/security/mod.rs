@@ -12,10 +12,6 @@
 //! another root they are replayed from `<root>/_commands/` (see [`Host::run`]), so the fixture
 //! tree exercises every collector end to end with recorded outputs.
 
-// Wired into the facts report by the policies integration, once the protocol says which
-// collectors a host's assigned controls want; until then only the tests call it.
-#![allow(dead_code)]
-
 mod accounts;
 mod antimalware;
 mod auditd;

@@ -9,8 +9,10 @@
 //! - a task result completes only a task of the host that sent it.
 
 pub mod platforms;
+pub mod policy;
 pub mod sqlite;
 mod sqlite_platforms;
+mod sqlite_policy;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -18,6 +20,7 @@ use serde::Serialize;
 pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
 };
+pub use policy::{Assignment, FindingRecord, PolicyStore, Waiver};
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed.
@@ -214,7 +217,7 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: PlatformStore + Send + Sync + 'static {
+pub trait Store: PlatformStore + PolicyStore + Send + Sync + 'static {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;

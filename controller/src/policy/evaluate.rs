@@ -1,0 +1,287 @@
+//! Evaluating a host against the packs assigned to it: the input document from its latest
+//! facts, each pack's controls at the host's level, waivers applied, findings stored with their
+//! history, and (in `enforce` mode) a remediation task for each failing control whose
+//! remediation is marked safe.
+//!
+//! Guarantees: an evaluation changes only the findings of the host it evaluates; a remediation
+//! task's id is derived from (host, pack, control, since), so evaluating again while the
+//! control still fails never creates a second task for the same failure; an unsafe
+//! remediation never becomes a task.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::scope;
+use crate::app::{App, Principal, Role, now_ms, rfc3339};
+use crate::store::{Assignment, FindingRecord, Waiver};
+
+/// What evaluating one host did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Outcome {
+    pub host: String,
+    pub level: Option<u8>,
+    pub packs: Vec<String>,
+    pub findings: usize,
+    pub failing: usize,
+    /// Remediation tasks created (enforce mode), or that would be created (dry run).
+    pub remediations: Vec<Remediation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Remediation {
+    pub task_id: String,
+    pub host: String,
+    pub control: String,
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+/// The waiver that hides a failure of `control` on `host` now, if any: one for the host or
+/// for a system it serves, not yet expired. A waiver past its expiry hides nothing.
+pub fn active_waiver<'a>(
+    waivers: &'a [Waiver],
+    control: &str,
+    host: &str,
+    systems: &[policies::SystemRef],
+    now: i64,
+) -> Option<&'a Waiver> {
+    waivers.iter().find(|w| {
+        w.control == control
+            && w.until > now
+            && match w.scope.as_str() {
+                "host" => w.target == host,
+                "system" => systems.iter().any(|s| s.name == w.target),
+                _ => false,
+            }
+    })
+}
+
+fn status_word(s: policies::Status) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| "error".into())
+}
+
+/// The idempotent task id of the remediation of one failure.
+fn remediation_id(host: &str, pack: &str, control: &str, since: i64) -> String {
+    let digest = Sha256::digest(format!("{host}\n{pack}\n{control}\n{since}").as_bytes());
+    format!("rem-{}", hex::encode(&digest[..10]))
+}
+
+/// Evaluates `host` now against its assigned packs and stores the findings.
+pub async fn evaluate_host(app: &Arc<App>, host: &str, cause: &str, dry_run: bool) -> Result<Outcome, String> {
+    evaluate_host_with(app, host, cause, dry_run, None).await
+}
+
+/// Evaluates `host` as if `extra` were assigned too. With `dry_run`, computes the remediations
+/// enforce mode would run on the facts as they are, and stores and starts nothing.
+pub async fn evaluate_host_with(
+    app: &Arc<App>,
+    host: &str,
+    cause: &str,
+    dry_run: bool,
+    extra: Option<&Assignment>,
+) -> Result<Outcome, String> {
+    let inv = app.inventory.clone().ok_or("the controller was started without an inventory")?;
+    let vms = app.store.list_vms().await.map_err(|e| e.to_string())?;
+    let mut assignments = app.store.list_assignments().await.map_err(|e| e.to_string())?;
+    assignments.extend(extra.cloned());
+    let sc = scope::scope(&inv, host, &vms, &assignments);
+    let mut out = Outcome { host: host.to_string(), level: sc.level, ..Outcome::default() };
+    let Some(level) = sc.level else { return Ok(out) };
+    if sc.packs.is_empty() {
+        return Ok(out);
+    }
+    let record = app.store.get_host(host).await.map_err(|e| e.to_string())?;
+    let Some(record) = record else { return Err(format!("no host named {host}")) };
+    let now = now_ms();
+    let waivers = app.store.list_waivers().await.map_err(|e| e.to_string())?;
+    let existing = app.store.list_findings().await.map_err(|e| e.to_string())?;
+    for (pack, mode) in &sc.packs {
+        let Some(evaluator) = app.policy.evaluator(pack) else {
+            tracing::warn!(host, pack, "assigned pack is not known to this controller");
+            continue;
+        };
+        let input = policies::input(
+            policies::HostRef {
+                name: host.to_string(),
+                site: record.site.clone().unwrap_or_default(),
+                kind: record.kind.clone(),
+            },
+            record.facts.clone().unwrap_or(Value::Null),
+            level,
+            now / 1000,
+        )
+        .systems(sc.systems.clone())
+        .build();
+        let findings = tokio::task::spawn_blocking(move || evaluator.evaluate_level(level, &input))
+            .await
+            .map_err(|e| format!("policy evaluation failed unexpectedly: {e}"))?;
+        let mut rows = Vec::with_capacity(findings.len());
+        for f in findings {
+            let mut status = status_word(f.status);
+            let mut message = f.message.clone();
+            if matches!(status.as_str(), "fail" | "error")
+                && let Some(w) = active_waiver(&waivers, &f.control, host, &sc.systems, now)
+            {
+                message = format!("waived until {} by {}: {} ({message})", rfc3339(w.until), w.created_by, w.reason);
+                status = "waived".into();
+            }
+            let since = existing
+                .iter()
+                .find(|e| e.host == host && e.pack == *pack && e.control == f.control && e.status == status)
+                .map_or(now, |e| e.since);
+            rows.push(FindingRecord {
+                host: host.to_string(),
+                pack: pack.clone(),
+                control: f.control.clone(),
+                level: i64::from(level),
+                status,
+                message,
+                evidence: f.evidence.clone(),
+                facts_at: record.facts_at,
+                since,
+                evaluated_at: now,
+            });
+        }
+        out.packs.push(pack.clone());
+        out.findings += rows.len();
+        out.failing += rows.iter().filter(|r| r.status == "fail").count();
+        if mode == "enforce" || dry_run {
+            for r in rows.iter().filter(|r| r.status == "fail") {
+                let Some(meta) = app.policy.control(pack, &r.control) else { continue };
+                let (true, Some(task)) = (meta.remediation.safe, meta.remediation.task.as_ref()) else { continue };
+                out.remediations.push(Remediation {
+                    task_id: remediation_id(host, pack, &r.control, r.since),
+                    host: host.to_string(),
+                    control: r.control.clone(),
+                    program: task.program.clone(),
+                    args: task.args.clone(),
+                });
+            }
+        }
+        if !dry_run {
+            app.store.record_findings(host, pack, &rows, cause).await.map_err(|e| e.to_string())?;
+        }
+    }
+    if !dry_run {
+        start_remediations(app, &out.remediations, &assignments).await;
+    }
+    Ok(out)
+}
+
+/// Creates the remediation tasks, in the name of the person who switched enforce on (so the
+/// audit trail names them); each is idempotent by its id.
+async fn start_remediations(app: &Arc<App>, rems: &[Remediation], assignments: &[Assignment]) {
+    let by = assignments
+        .iter()
+        .filter(|a| a.mode == "enforce")
+        .map(|a| a.created_by.clone())
+        .next()
+        .unwrap_or_else(|| "policy".into());
+    let principal = Principal { user: by, role: Role::Operator };
+    for r in rems {
+        let req = crate::tasks::CommandRequest {
+            id: Some(r.task_id.clone()),
+            host: r.host.clone(),
+            program: r.program.clone(),
+            args: r.args.clone(),
+            timeout_seconds: Some(120),
+        };
+        match crate::tasks::create_command(app, &principal, req).await {
+            Ok(_) => {
+                app.pending_remediations(&r.host, &r.task_id);
+                tracing::info!(host = r.host, control = r.control, task_id = r.task_id, "remediation task created");
+            }
+            Err(e) => {
+                tracing::warn!(host = r.host, control = r.control, error = %e, "cannot create the remediation task")
+            }
+        }
+    }
+}
+
+/// The collectors `host` needs now.
+pub async fn collectors_for(app: &Arc<App>, host: &str) -> Vec<String> {
+    let Some(inv) = app.inventory.clone() else { return Vec::new() };
+    let (Ok(vms), Ok(assignments)) = (app.store.list_vms().await, app.store.list_assignments().await) else {
+        return Vec::new();
+    };
+    scope::collectors(&scope::scope(&inv, host, &vms, &assignments), &app.policy.packs)
+}
+
+/// Tells every live agent which collectors it needs now (after an assignment changed), and
+/// asks for fresh facts when `now`.
+pub async fn push_collectors(app: &Arc<App>, hosts: &[String], now: bool) {
+    for h in hosts {
+        let collectors = collectors_for(app, h).await;
+        let msg = proto::v1::ControllerMessage {
+            msg: Some(proto::v1::controller_message::Msg::FactsRequest(proto::v1::FactsRequest {
+                security_collectors: collectors,
+                now,
+            })),
+        };
+        app.sessions.send(h, msg);
+    }
+}
+
+/// Findings as the API returns them, with the control's metadata the reader needs.
+pub fn finding_json(app: &App, f: &FindingRecord) -> Value {
+    let meta = app.policy.control(&f.pack, &f.control);
+    json!({
+        "host": f.host,
+        "pack": f.pack,
+        "framework": app.policy.pack(&f.pack).map(|p| p.framework.clone()),
+        "control": f.control,
+        "clause": meta.map(|m| m.clause.clone()),
+        "title_vi": meta.map(|m| m.title_vi.clone()),
+        "title_en": meta.map(|m| m.title_en.clone()),
+        "severity": meta.map(|m| m.severity),
+        "level": f.level,
+        "status": f.status,
+        "message": f.message,
+        "evidence": f.evidence,
+        "facts_at": f.facts_at.map(rfc3339),
+        "since": rfc3339(f.since),
+        "evaluated_at": rfc3339(f.evaluated_at),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiver(control: &str, scope: &str, target: &str, until: i64) -> Waiver {
+        Waiver {
+            id: 1,
+            control: control.into(),
+            scope: scope.into(),
+            target: target.into(),
+            until,
+            reason: "vendor patch pending".into(),
+            created_by: "security".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_waiver_applies_to_its_host_or_system_until_it_expires() {
+        let systems = vec![policies::SystemRef { name: "dvc-portal".into(), level: 3, framework: "f".into() }];
+        let w = vec![waiver("ssh-root-login", "system", "dvc-portal", 1_000)];
+        assert!(active_waiver(&w, "ssh-root-login", "h1", &systems, 999).is_some());
+        assert!(active_waiver(&w, "ssh-root-login", "h1", &systems, 1_000).is_none(), "expired: hides nothing");
+        assert!(active_waiver(&w, "time-sync", "h1", &systems, 10).is_none());
+        assert!(active_waiver(&w, "ssh-root-login", "h1", &[], 10).is_none(), "another system's host");
+        let h = vec![waiver("ssh-root-login", "host", "h1", 1_000)];
+        assert!(active_waiver(&h, "ssh-root-login", "h1", &[], 10).is_some());
+        assert!(active_waiver(&h, "ssh-root-login", "h2", &[], 10).is_none());
+    }
+
+    #[test]
+    fn a_failure_keeps_its_remediation_id_until_it_changes() {
+        let a = remediation_id("h", "p", "c", 5);
+        assert_eq!(a, remediation_id("h", "p", "c", 5));
+        assert_ne!(a, remediation_id("h", "p", "c", 6));
+        assert!(a.len() <= 64 && a.starts_with("rem-"));
+    }
+}
