@@ -24,6 +24,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/policy/waivers", get(list_waivers).post(waive))
         .route("/api/v1/policy/evaluate", post(evaluate_now))
         .route("/api/v1/policy/findings", get(findings))
+        .route("/api/v1/policy/history", get(history))
 }
 
 /// Hosts with a stored record that `system` (or every system, when `None`) runs on.
@@ -314,6 +315,22 @@ async fn findings(
         .map(|f| evaluate::finding_json(&app, f))
         .collect();
     Ok(Json(Value::Array(list)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    host: String,
+    control: String,
+}
+
+/// When a control started failing on a host, when it was fixed, and by what.
+async fn history(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<HistoryQuery>) -> ApiResult<Json<Value>> {
+    require(&p, READERS, "read findings")?;
+    let rows = app.store.finding_history(&q.host, &q.control).await?;
+    Ok(Json(Value::Array(
+        rows.iter().map(|(at, status, cause)| json!({"at": rfc3339(*at), "status": status, "cause": cause})).collect(),
+    )))
 }
 
 #[cfg(test)]

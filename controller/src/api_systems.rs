@@ -47,17 +47,11 @@ async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<J
     Ok(Json(Value::Array(list)))
 }
 
-/// A system's compliance score: the percent of its hosts' findings that pass or are waived,
-/// out of those that apply (not-applicable ones left out; errors count against). `None` when
-/// nothing has been evaluated.
+/// A system's compliance score over its hosts' stored findings (the rule is
+/// [`crate::compliance_report::score`]'s), to one decimal.
 pub fn score(findings: &[crate::store::FindingRecord], hosts: &[String]) -> Option<f64> {
-    let mine: Vec<&crate::store::FindingRecord> =
-        findings.iter().filter(|f| hosts.contains(&f.host) && f.status != "not_applicable").collect();
-    if mine.is_empty() {
-        return None;
-    }
-    let good = mine.iter().filter(|f| f.status == "pass" || f.status == "waived").count();
-    Some((good as f64 * 1000.0 / mine.len() as f64).round() / 10.0)
+    crate::compliance_report::score_of(findings.iter().filter(|f| hosts.contains(&f.host)).map(|f| f.status.as_str()))
+        .map(|s| (s * 10.0).round() / 10.0)
 }
 
 #[cfg(test)]

@@ -117,9 +117,16 @@ pub struct App {
     pub inventory: Option<Arc<inventory::Inventory>>,
     pub platforms: crate::platforms::Platforms,
     pub policy: crate::policy::Policies,
-    /// Remediation tasks created per host and not yet followed by an evaluation: the next
-    /// evaluation of the host names them as its cause.
-    pub remediating: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// Remediation tasks per host (see [`Remediating`]).
+    pub remediating: std::sync::Mutex<std::collections::HashMap<String, Remediating>>,
+}
+
+/// A host's remediation tasks: the one running, and those finished but not yet followed by an
+/// evaluation (which names them as its cause).
+#[derive(Debug, Default)]
+pub struct Remediating {
+    pub running: Vec<String>,
+    pub done: Vec<String>,
 }
 
 pub fn hash_secret(secret: &str) -> String {
@@ -155,19 +162,34 @@ pub fn valid_host_name(name: &str) -> bool {
 
 impl App {
     /// Notes a remediation task started on `host`.
-    pub fn pending_remediations(&self, host: &str, task_id: &str) {
+    pub fn remediation_started(&self, host: &str, task_id: &str) {
         let mut m = self.remediating.lock().unwrap_or_else(|p| p.into_inner());
-        let v = m.entry(host.to_string()).or_default();
-        if !v.iter().any(|t| t == task_id) {
-            v.push(task_id.to_string());
+        let r = m.entry(host.to_string()).or_default();
+        if !r.running.iter().any(|t| t == task_id) {
+            r.running.push(task_id.to_string());
         }
     }
 
-    /// The cause to record for `host`'s next evaluation: the remediation tasks that ran there
-    /// since the last one, or `evaluation`.
+    /// Notes that a remediation task's result arrived.
+    pub fn remediation_finished(&self, host: &str, task_id: &str) {
+        let mut m = self.remediating.lock().unwrap_or_else(|p| p.into_inner());
+        let r = m.entry(host.to_string()).or_default();
+        r.running.retain(|t| t != task_id);
+        r.done.push(task_id.to_string());
+    }
+
+    /// Whether a remediation task is running on `host` (remediations of one host run one at a
+    /// time: two scripts editing one file at once could lose an edit).
+    pub fn remediation_running(&self, host: &str) -> bool {
+        self.remediating.lock().unwrap_or_else(|p| p.into_inner()).get(host).is_some_and(|r| !r.running.is_empty())
+    }
+
+    /// The cause to record for `host`'s next evaluation: the remediation tasks that finished
+    /// there since the last one, or `evaluation`.
     pub fn take_evaluation_cause(&self, host: &str) -> String {
-        let tasks = self.remediating.lock().unwrap_or_else(|p| p.into_inner()).remove(host).unwrap_or_default();
-        if tasks.is_empty() { "evaluation".into() } else { format!("remediation task {}", tasks.join(", ")) }
+        let mut m = self.remediating.lock().unwrap_or_else(|p| p.into_inner());
+        let done = m.get_mut(host).map(|r| std::mem::take(&mut r.done)).unwrap_or_default();
+        if done.is_empty() { "evaluation".into() } else { format!("remediation task {}", done.join(", ")) }
     }
 
     /// Records a change a person (or an agent acting under a person's token) made.

@@ -264,3 +264,64 @@ pub fn findings(
     });
     Ok(())
 }
+
+/// `policy history HOST CONTROL`: when the control started failing there, when it was fixed,
+/// and by what.
+pub fn history(c: &crate::client::Client, host: &str, control: &str, json_out: bool) -> Result<()> {
+    let v = c.get(&format!(
+        "/api/v1/policy/history?host={}&control={}",
+        crate::cli::urlencode(host),
+        crate::cli::urlencode(control)
+    ))?;
+    emit(json_out, &v, |v| {
+        let rows: Vec<Vec<String>> = v
+            .as_array()
+            .map(|a| a.iter().map(|h| vec![s(&h["at"]), s(&h["status"]), s(&h["cause"])]).collect())
+            .unwrap_or_default();
+        table(&["AT", "STATUS", "CAUSE"], &rows)
+    });
+    Ok(())
+}
+
+/// Writes `bytes` to `out`, or to stdout when there is none.
+fn write_out(bytes: &[u8], out: Option<&Path>) -> Result<()> {
+    use std::io::Write;
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+            Ok(())
+        }
+        None => {
+            std::io::stdout().write_all(bytes)?;
+            Ok(())
+        }
+    }
+}
+
+/// `compliance report [--system S] [--framework F] --format html|json|csv --lang vi|en [--out FILE]`.
+pub fn compliance_report(
+    c: &crate::client::Client,
+    system: Option<&str>,
+    framework: Option<&str>,
+    format: &str,
+    lang: &str,
+    out: Option<&Path>,
+) -> Result<()> {
+    let mut q =
+        vec![format!("format={}", crate::cli::urlencode(format)), format!("lang={}", crate::cli::urlencode(lang))];
+    if let Some(s) = system {
+        q.push(format!("system={}", crate::cli::urlencode(s)));
+    }
+    if let Some(f) = framework {
+        q.push(format!("framework={}", crate::cli::urlencode(f)));
+    }
+    let bytes = c.get_bytes(&format!("/api/v1/compliance/report?{}", q.join("&")))?;
+    write_out(&bytes, out)
+}
+
+/// `compliance evidence --system S --out FILE.zip`.
+pub fn compliance_evidence(c: &crate::client::Client, system: &str, out: &Path) -> Result<()> {
+    let bytes = c.get_bytes(&format!("/api/v1/compliance/evidence?system={}", crate::cli::urlencode(system)))?;
+    write_out(&bytes, Some(out))
+}

@@ -148,6 +148,31 @@ impl Client {
         self.finish(&format!("POST {path}"), r)
     }
 
+    /// GET of a document (a report, a zip): its bytes, or the API's error.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let mut resp = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth()?)
+            .call()
+            .map_err(|e| anyhow!("cannot reach the controller at {}: {e}", self.base))?;
+        let status = resp.status();
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(512 * 1024 * 1024)
+            .read_to_vec()
+            .map_err(|e| anyhow!("GET {path}: {e}"))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let msg = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_else(|| "no error message".into());
+        bail!("GET {path}: controller answered {status}: {msg}")
+    }
+
     /// GET of a text resource (`/metrics`).
     pub fn get_text(&self, path: &str) -> Result<String> {
         let mut resp = self

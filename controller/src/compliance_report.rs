@@ -123,10 +123,15 @@ pub enum ReportError {
 /// as not passing, so a new status never raises a score by accident. `None` when no finding
 /// is left to count.
 pub fn score(findings: &[FindingRow]) -> Option<f64> {
+    score_of(findings.iter().map(|f| f.status.as_str()))
+}
+
+/// The score rule over bare statuses (see [`score`]), for callers holding stored findings.
+pub fn score_of<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Option<f64> {
     let mut applicable = 0u32;
     let mut passing = 0u32;
-    for f in findings {
-        match f.status.as_str() {
+    for status in statuses {
+        match status {
             "not_applicable" => {}
             "pass" | "waived" => {
                 applicable += 1;

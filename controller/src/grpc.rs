@@ -309,6 +309,7 @@ fn after_report(app: &Arc<App>, host: &str, effect: &crate::store::ReportEffect)
             });
         }
         crate::store::ReportEffect::TaskResult(t) if t.task_id.starts_with("rem-") => {
+            app.remediation_finished(host, &t.task_id);
             let (app, host) = (app.clone(), host.to_string());
             tokio::spawn(async move {
                 crate::policy::evaluate::push_collectors(&app, std::slice::from_ref(&host), true).await;

@@ -8,6 +8,7 @@
 //! certificate names. It acknowledges a report only after the store committed it.
 
 pub mod api;
+pub mod api_compliance;
 pub mod api_platforms;
 pub mod api_policy;
 pub mod api_systems;

@@ -55,6 +55,11 @@ enum Command {
         #[command(subcommand)]
         cmd: PolicyCmd,
     },
+    /// Compliance reports and evidence bundles for inspectors.
+    Compliance {
+        #[command(subcommand)]
+        cmd: ComplianceCmd,
+    },
     /// Information systems (HTTT): level, framework, owner, the machines they run on.
     Systems {
         #[command(subcommand)]
@@ -294,6 +299,8 @@ enum PolicyCmd {
         #[arg(long)]
         system: Option<String>,
     },
+    /// A control's status changes on a host: when it started failing, when it was fixed, by what.
+    History { host: String, control: String },
     /// The current findings.
     Findings {
         #[arg(long)]
@@ -302,6 +309,31 @@ enum PolicyCmd {
         system: Option<String>,
         #[arg(long)]
         status: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ComplianceCmd {
+    /// The compliance report: per system, each applicable control's status, evidence, waivers
+    /// and the clause cited (stdout unless --out).
+    Report {
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long)]
+        framework: Option<String>,
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+        lang: String,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A zip with the report (both languages), raw findings and evidence, for an inspection.
+    Evidence {
+        #[arg(long)]
+        system: String,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -434,8 +466,24 @@ fn run(cli: Cli) -> Result<()> {
         Command::Policy { cmd: PolicyCmd::Evaluate { host, system } } => {
             controller::cli_policy::evaluate(&client()?, host.as_deref(), system.as_deref(), json)
         }
+        Command::Policy { cmd: PolicyCmd::History { host, control } } => {
+            controller::cli_policy::history(&client()?, &host, &control, json)
+        }
         Command::Policy { cmd: PolicyCmd::Findings { host, system, status } } => {
             controller::cli_policy::findings(&client()?, host.as_deref(), system.as_deref(), status.as_deref(), json)
+        }
+        Command::Compliance { cmd: ComplianceCmd::Report { system, framework, format, lang, out } } => {
+            controller::cli_policy::compliance_report(
+                &client()?,
+                system.as_deref(),
+                framework.as_deref(),
+                &format,
+                &lang,
+                out.as_deref(),
+            )
+        }
+        Command::Compliance { cmd: ComplianceCmd::Evidence { system, out } } => {
+            controller::cli_policy::compliance_evidence(&client()?, &system, &out)
         }
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_platforms::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {

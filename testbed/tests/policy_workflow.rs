@@ -95,6 +95,38 @@ fn assign_evaluate_waive_and_preview() {
     assert!(metrics.contains("mangrove_compliance_score{system=\"web\"}"), "{metrics}");
     assert!(metrics.contains("mangrove_compliance_controls{system=\"web\",level=\"2\",status=\"fail\"}"));
 
+    // The report for inspectors, in both languages and three formats, and the evidence bundle.
+    let report = |fmt: &str, lang: &str| {
+        let out = tb.mg_as(&sec, &["compliance", "report", "--system", "web", "--format", fmt, "--lang", lang]);
+        assert!(out.status.success(), "report {fmt} {lang}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let j: Value = serde_json::from_str(&report("json", "vi")).expect("JSON report");
+    let sys = &j["systems"][0];
+    assert_eq!((sys["name"].as_str(), sys["level"].as_u64()), (Some("web"), Some(2)));
+    assert!(sys["score"].is_number());
+    let fs = sys["findings"].as_array().cloned().unwrap_or_default();
+    assert!(!fs.is_empty());
+    for f in &fs {
+        for k in ["control", "host", "status", "framework", "clause", "evidence", "since"] {
+            assert!(f.get(k).is_some(), "finding without {k}: {f}");
+        }
+        assert!(["pass", "fail", "waived", "error"].contains(&f["status"].as_str().unwrap_or("")), "{f}");
+    }
+    assert!(fs.iter().any(|f| f["status"] == "waived" && f["waiver"]["reason"] == "vendor fix due"));
+    let vi = report("html", "vi");
+    assert!(vi.contains("lang=\"vi\"") && vi.contains("Yêu cầu kỹ thuật") && vi.contains("vn-nd85-tcvn11930"));
+    let en = report("html", "en");
+    assert!(en.contains("lang=\"en\"") && en.contains("Technical requirements"));
+    assert!(report("csv", "vi").starts_with('\u{feff}'), "CSV carries a BOM for spreadsheets");
+    let zip = tb.path().join("evidence.zip");
+    let out = tb.mg_as(&sec, &["compliance", "evidence", "--system", "web", "--out", &zip.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&zip).expect("zip written");
+    assert!(bytes.starts_with(b"PK"), "a zip file");
+    let planner = tb.mg_as(&tb.user_token("planner"), &["compliance", "report", "--format", "json"]);
+    assert!(!planner.status.success(), "planners do not read compliance reports");
+
     // Enforce, previewed: the tasks it would run, and nothing run or stored.
     let dry = json_as(
         &tb,

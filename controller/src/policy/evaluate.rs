@@ -172,7 +172,7 @@ pub async fn evaluate_host_with(
 }
 
 /// Creates the remediation tasks, in the name of the person who switched enforce on (so the
-/// audit trail names them); each is idempotent by its id.
+/// audit trail names them); each is idempotent by its id. A host gets one at a time.
 async fn start_remediations(app: &Arc<App>, rems: &[Remediation], assignments: &[Assignment]) {
     let by = assignments
         .iter()
@@ -181,7 +181,28 @@ async fn start_remediations(app: &Arc<App>, rems: &[Remediation], assignments: &
         .next()
         .unwrap_or_else(|| "policy".into());
     let principal = Principal { user: by, role: Role::Operator };
+    // One at a time per host: the next starts at the evaluation after this one's result.
+    let mut started: Vec<&str> = Vec::new();
     for r in rems {
+        if started.contains(&r.host.as_str()) || app.remediation_running(&r.host) {
+            continue;
+        }
+        // Already tried for this very failure: a finished task is not run again (its outcome
+        // is in its result); an unfinished one is still the host's running remediation.
+        match app.store.get_task(&r.task_id).await {
+            Ok(Some(t)) if t.finished_at.is_some() => continue,
+            Ok(Some(_)) => {
+                app.remediation_started(&r.host, &r.task_id);
+                started.push(&r.host);
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(task_id = r.task_id, error = %e, "cannot read the remediation task");
+                continue;
+            }
+        }
+        started.push(&r.host);
         let req = crate::tasks::CommandRequest {
             id: Some(r.task_id.clone()),
             host: r.host.clone(),
@@ -191,7 +212,7 @@ async fn start_remediations(app: &Arc<App>, rems: &[Remediation], assignments: &
         };
         match crate::tasks::create_command(app, &principal, req).await {
             Ok(_) => {
-                app.pending_remediations(&r.host, &r.task_id);
+                app.remediation_started(&r.host, &r.task_id);
                 tracing::info!(host = r.host, control = r.control, task_id = r.task_id, "remediation task created");
             }
             Err(e) => {

@@ -68,4 +68,6 @@ pub trait PolicyStore: Send + Sync {
         cause: &str,
     ) -> Result<(), StoreError>;
     async fn list_findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
+    /// The status changes of one host's control, oldest first: (time, status, cause).
+    async fn finding_history(&self, host: &str, control: &str) -> Result<Vec<(i64, String, String)>, StoreError>;
 }

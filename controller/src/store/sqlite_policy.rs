@@ -178,4 +178,14 @@ impl PolicyStore for SqliteStore {
             })
             .collect()
     }
+
+    async fn finding_history(&self, host: &str, control: &str) -> Result<Vec<(i64, String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT at, status, cause FROM finding_history WHERE host = ? AND control = ? ORDER BY at, id",
+        )
+        .bind(host)
+        .bind(control)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
