@@ -175,16 +175,7 @@ impl Client {
 
     /// GET of a text resource (`/metrics`).
     pub fn get_text(&self, path: &str) -> Result<String> {
-        let mut resp = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth()?)
-            .call()
-            .map_err(|e| anyhow!("cannot reach the controller at {}: {e}", self.base))?;
-        if !resp.status().is_success() {
-            bail!("GET {path}: controller answered {}", resp.status());
-        }
-        resp.body_mut().read_to_string().map_err(|e| anyhow!("GET {path}: {e}"))
+        String::from_utf8(self.get_bytes(path)?).map_err(|e| anyhow!("GET {path}: the answer is not UTF-8 text: {e}"))
     }
 
     /// GET without a token, for `/readyz`.
