@@ -20,6 +20,43 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new()
         .route("/api/v1/compliance/report", get(report_now))
         .route("/api/v1/compliance/evidence", get(evidence))
+        .route("/api/v1/compliance/scores", get(scores))
+}
+
+/// Scores by system, by level and by site, each the [`report::score`] rule over the findings
+/// in that group (a finding's level is the level its host was judged at; its site is its
+/// host's). Pure over what the store holds.
+pub fn score_groups(
+    findings: &[crate::store::FindingRecord],
+    site_of: impl Fn(&str) -> Option<String>,
+    systems: &[(String, Vec<String>)],
+) -> serde_json::Value {
+    let by = |keep: &dyn Fn(&crate::store::FindingRecord) -> bool| {
+        report::score_of(findings.iter().filter(|f| keep(f)).map(|f| f.status.as_str()))
+    };
+    let mut levels: Vec<i64> = findings.iter().map(|f| f.level).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    let mut sites: Vec<String> = findings.iter().filter_map(|f| site_of(&f.host)).collect();
+    sites.sort();
+    sites.dedup();
+    json!({
+        "systems": systems.iter().map(|(name, hosts)| json!({"system": name, "score": by(&|f| hosts.contains(&f.host))})).collect::<Vec<_>>(),
+        "levels": levels.iter().map(|l| json!({"level": l, "score": by(&|f| f.level == *l)})).collect::<Vec<_>>(),
+        "sites": sites.iter().map(|s| json!({"site": s, "score": by(&|f| site_of(&f.host).as_deref() == Some(s.as_str()))})).collect::<Vec<_>>(),
+    })
+}
+
+async fn scores(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<axum::Json<serde_json::Value>> {
+    require(&p, crate::api::READERS, "read compliance scores")?;
+    let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
+    let vms = app.store.list_vms().await?;
+    let findings = app.store.list_findings().await?;
+    let hosts = app.store.list_hosts().await?;
+    let systems: Vec<(String, Vec<String>)> =
+        inv.systems.iter().map(|s| (s.name.clone(), scope::system_hosts(&inv, &s.name, &vms))).collect();
+    let site_of = |h: &str| hosts.iter().find(|r| r.name == h).and_then(|r| r.site.clone());
+    Ok(axum::Json(score_groups(&findings, site_of, &systems)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,4 +188,37 @@ async fn evidence(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<Ev
         .map_err(|e| AppError::BadRequest(format!("evidence bundle: {e}")))?;
     app.audit(&p.user, "compliance.evidence", Some(&q.system), json!({"bytes": bytes.len()})).await;
     Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::FindingRecord;
+
+    fn f(host: &str, level: i64, status: &str) -> FindingRecord {
+        FindingRecord {
+            host: host.into(),
+            pack: "p".into(),
+            control: format!("c-{status}"),
+            level,
+            status: status.into(),
+            message: String::new(),
+            evidence: serde_json::Value::Null,
+            facts_at: None,
+            since: 0,
+            evaluated_at: 0,
+        }
+    }
+
+    #[test]
+    fn scores_by_system_level_and_site() {
+        let findings = vec![f("a", 3, "pass"), f("a", 3, "fail"), f("b", 2, "pass"), f("b", 2, "not_applicable")];
+        let site_of = |h: &str| Some(if h == "a" { "dc".to_string() } else { "dr".to_string() });
+        let systems = vec![("s1".to_string(), vec!["a".to_string()]), ("s2".to_string(), vec![])];
+        let v = score_groups(&findings, site_of, &systems);
+        assert_eq!(v["systems"][0]["score"], 50.0);
+        assert!(v["systems"][1]["score"].is_null(), "nothing evaluated");
+        assert_eq!(v["levels"], json!([{"level": 2, "score": 100.0}, {"level": 3, "score": 50.0}]));
+        assert_eq!(v["sites"], json!([{"site": "dc", "score": 50.0}, {"site": "dr", "score": 100.0}]));
+    }
 }

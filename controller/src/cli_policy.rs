@@ -325,3 +325,18 @@ pub fn compliance_evidence(c: &crate::client::Client, system: &str, out: &Path) 
     let bytes = c.get_bytes(&format!("/api/v1/compliance/evidence?system={}", crate::cli::urlencode(system)))?;
     write_out(&bytes, Some(out))
 }
+
+/// `compliance scores`: the score by system, by level and by site.
+pub fn compliance_scores(c: &crate::client::Client, json_out: bool) -> Result<()> {
+    let v = c.get("/api/v1/compliance/scores")?;
+    emit(json_out, &v, |v| {
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for (group, key) in [("systems", "system"), ("levels", "level"), ("sites", "site")] {
+            for g in v[group].as_array().cloned().unwrap_or_default() {
+                rows.push(vec![key.to_string(), s(&g[key]), s(&g["score"])]);
+            }
+        }
+        table(&["BY", "WHICH", "SCORE"], &rows)
+    });
+    Ok(())
+}

@@ -328,6 +328,8 @@ enum ComplianceCmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The compliance score by system, by level and by site.
+    Scores,
     /// A zip with the report (both languages), raw findings and evidence, for an inspection.
     Evidence {
         #[arg(long)]
@@ -481,6 +483,9 @@ fn run(cli: Cli) -> Result<()> {
                 &lang,
                 out.as_deref(),
             )
+        }
+        Command::Compliance { cmd: ComplianceCmd::Scores } => {
+            controller::cli_policy::compliance_scores(&client()?, json)
         }
         Command::Compliance { cmd: ComplianceCmd::Evidence { system, out } } => {
             controller::cli_policy::compliance_evidence(&client()?, &system, &out)

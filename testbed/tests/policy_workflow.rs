@@ -95,6 +95,14 @@ fn assign_evaluate_waive_and_preview() {
     assert!(metrics.contains("mangrove_compliance_score{system=\"web\"}"), "{metrics}");
     assert!(metrics.contains("mangrove_compliance_controls{system=\"web\",level=\"2\",status=\"fail\"}"));
 
+    // Scores by system, level and site.
+    let scores = tb.json(&["compliance", "scores"]);
+    assert!(
+        scores["sites"].as_array().is_some_and(|s| s.iter().any(|x| x["site"] == "dc" && x["score"].is_number())),
+        "{scores}"
+    );
+    assert!(scores["levels"].as_array().is_some_and(|l| l.iter().any(|x| x["level"] == 2)), "{scores}");
+
     // The report for inspectors, in both languages and three formats, and the evidence bundle.
     let report = |fmt: &str, lang: &str| {
         let out = tb.mg_as(&sec, &["compliance", "report", "--system", "web", "--format", fmt, "--lang", lang]);
