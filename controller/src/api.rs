@@ -160,7 +160,7 @@ async fn metrics(State(app): State<Arc<App>>, Auth(_p): Auth) -> ApiResult<Respo
 async fn compliance_metrics(app: &Arc<App>) -> ApiResult<()> {
     let Some(inv) = app.inventory.clone() else { return Ok(()) };
     let vms = app.store.list_vms().await?;
-    let findings = app.store.list_findings().await?;
+    let findings = app.store.list_findings(None).await?;
     app.metrics.compliance_controls.clear();
     app.metrics.compliance_score.clear();
     for s in &inv.systems {

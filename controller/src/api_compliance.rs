@@ -51,7 +51,7 @@ async fn scores(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<axum::J
     require(&p, crate::api::READERS, "read compliance scores")?;
     let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
     let vms = app.store.list_vms().await?;
-    let findings = app.store.list_findings().await?;
+    let findings = app.store.list_findings(None).await?;
     let hosts = app.store.list_hosts().await?;
     let systems: Vec<(String, Vec<String>)> =
         inv.systems.iter().map(|s| (s.name.clone(), scope::system_hosts(&inv, &s.name, &vms))).collect();
@@ -72,7 +72,12 @@ struct ReportQuery {
 const REPORT_READERS: &[Role] = &[Role::Security, Role::Auditor];
 
 /// The report's data: each system (or the one named) with its findings, filtered by framework.
-async fn data(app: &Arc<App>, system: Option<&str>, framework: Option<&str>) -> Result<ReportData, AppError> {
+async fn data(
+    app: &Arc<App>,
+    system: Option<&str>,
+    framework: Option<&str>,
+    findings: &[crate::store::FindingRecord],
+) -> Result<ReportData, AppError> {
     let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
     if let Some(s) = system
         && !inv.systems.iter().any(|x| x.name == s)
@@ -80,7 +85,6 @@ async fn data(app: &Arc<App>, system: Option<&str>, framework: Option<&str>) -> 
         return Err(AppError::NotFound(format!("no system {s} in the inventory")));
     }
     let vms = app.store.list_vms().await?;
-    let findings = app.store.list_findings().await?;
     let waivers = app.store.list_waivers().await?;
     let now = now_ms();
     let mut systems = Vec::new();
@@ -156,7 +160,8 @@ async fn report_now(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
     require(&p, REPORT_READERS, "read compliance reports")?;
     let format = parse_format(q.format.as_deref())?;
     let lang = parse_lang(q.lang.as_deref())?;
-    let d = data(&app, q.system.as_deref(), q.framework.as_deref()).await?;
+    let findings = app.store.list_findings(None).await?;
+    let d = data(&app, q.system.as_deref(), q.framework.as_deref(), &findings).await?;
     let bytes = report::render(&d, format, lang).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let ctype = match format {
         Format::Html => "text/html; charset=utf-8",
@@ -174,16 +179,11 @@ struct EvidenceQuery {
 
 async fn evidence(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<EvidenceQuery>) -> ApiResult<Response> {
     require(&p, REPORT_READERS, "read compliance evidence")?;
-    let d = data(&app, Some(&q.system), None).await?;
+    let findings = app.store.list_findings(None).await?;
+    let d = data(&app, Some(&q.system), None, &findings).await?;
     let hosts: Vec<String> = d.systems.iter().flat_map(|s| s.findings.iter().map(|f| f.host.clone())).collect();
-    let raw: Vec<serde_json::Value> = app
-        .store
-        .list_findings()
-        .await?
-        .iter()
-        .filter(|f| hosts.contains(&f.host))
-        .map(|f| evaluate::finding_json(&app, f))
-        .collect();
+    let raw: Vec<serde_json::Value> =
+        findings.iter().filter(|f| hosts.contains(&f.host)).map(|f| evaluate::finding_json(&app, f)).collect();
     let bytes = report::evidence_zip(&d, &json!(raw), &[])
         .map_err(|e| AppError::BadRequest(format!("evidence bundle: {e}")))?;
     app.audit(&p.user, "compliance.evidence", Some(&q.system), json!({"bytes": bytes.len()})).await;

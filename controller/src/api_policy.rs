@@ -27,13 +27,13 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/policy/history", get(history))
 }
 
-/// Hosts with a stored record that `system` (or every system, when `None`) runs on.
-async fn hosts_of(app: &Arc<App>, system: Option<&str>) -> Result<Vec<String>, AppError> {
+/// Hosts with a stored record that the systems `keep` picks run on.
+async fn hosts_where(app: &Arc<App>, keep: impl Fn(&inventory::System) -> bool) -> Result<Vec<String>, AppError> {
     let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
     let vms = app.store.list_vms().await?;
     let known: Vec<String> = app.store.list_hosts().await?.into_iter().map(|h| h.name).collect();
     let mut out: Vec<String> = Vec::new();
-    for s in inv.systems.iter().filter(|s| system.is_none_or(|n| s.name == n)) {
+    for s in inv.systems.iter().filter(|s| keep(s)) {
         for h in scope::system_hosts(&inv, &s.name, &vms) {
             if known.contains(&h) && !out.contains(&h) {
                 out.push(h);
@@ -41,6 +41,11 @@ async fn hosts_of(app: &Arc<App>, system: Option<&str>) -> Result<Vec<String>, A
         }
     }
     Ok(out)
+}
+
+/// Hosts with a stored record that `system` (or every system, when `None`) runs on.
+async fn hosts_of(app: &Arc<App>, system: Option<&str>) -> Result<Vec<String>, AppError> {
+    hosts_where(app, |s| system.is_none_or(|n| s.name == n)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,18 +98,7 @@ async fn assign(
     };
     let hosts = match scope_kind {
         "system" => hosts_of(&app, Some(&target)).await?,
-        _ => {
-            let lvl: u8 = target.parse().unwrap_or(0);
-            let mut v = Vec::new();
-            for s in inv.systems.iter().filter(|s| s.level.get() == lvl) {
-                for h in hosts_of(&app, Some(&s.name)).await? {
-                    if !v.contains(&h) {
-                        v.push(h);
-                    }
-                }
-            }
-            v
-        }
+        _ => hosts_where(&app, |s| s.level.get().to_string() == target).await?,
     };
     if req.dry_run {
         // What enforce would run now, on the facts as they are; nothing is stored or started.
@@ -306,10 +300,9 @@ async fn findings(
     };
     let list: Vec<Value> = app
         .store
-        .list_findings()
+        .list_findings(q.host.as_deref())
         .await?
         .iter()
-        .filter(|f| q.host.as_deref().is_none_or(|h| f.host == h))
         .filter(|f| hosts.as_ref().is_none_or(|hs| hs.contains(&f.host)))
         .filter(|f| q.status.as_deref().is_none_or(|s| f.status == s))
         .map(|f| evaluate::finding_json(&app, f))

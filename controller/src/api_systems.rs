@@ -16,7 +16,7 @@ pub fn routes() -> Router<Arc<App>> {
     Router::new().route("/api/v1/systems", get(list_systems))
 }
 
-pub use crate::policy::scope::system_hosts;
+use crate::policy::scope::system_hosts;
 
 async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     require(&p, READERS, "read systems")?;
@@ -24,11 +24,12 @@ async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<J
         AppError::Conflict("the controller was started without an inventory, so it knows no systems".into())
     })?;
     let vms = app.store.list_vms().await?;
-    let findings = app.store.list_findings().await?;
+    let findings = app.store.list_findings(None).await?;
     let list = inv
         .systems
         .iter()
         .map(|s| {
+            let hosts = system_hosts(&inv, &s.name, &vms);
             json!({
                 "name": s.name,
                 "title_vi": s.title_vi,
@@ -39,8 +40,8 @@ async fn list_systems(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<J
                 "priority": s.priority.get(),
                 "rpo": inventory::format_duration(s.rpo),
                 "rto": inventory::format_duration(s.rto),
-                "hosts": system_hosts(&inv, &s.name, &vms),
-                "score": score(&findings, &system_hosts(&inv, &s.name, &vms)),
+                "score": score(&findings, &hosts),
+                "hosts": hosts,
             })
         })
         .collect();

@@ -26,6 +26,11 @@ pub(crate) fn s(v: &Value) -> String {
     }
 }
 
+/// One table row per element of a JSON array (none when `list` is not an array).
+pub(crate) fn rows_of(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
+    list.as_array().map(|a| a.iter().map(row).collect()).unwrap_or_default()
+}
+
 /// A plain text table with columns sized to their content.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -58,23 +63,16 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn hosts_list(c: &Client, json_out: bool) -> Result<()> {
     let v = c.get("/api/v1/hosts")?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|h| {
-                        vec![
-                            s(&h["name"]),
-                            s(&h["site"]),
-                            s(&h["kind"]),
-                            if h["managed"] == json!(true) { "yes".into() } else { "no".into() },
-                            s(&h["state"]),
-                            s(&h["last_seen"]),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_of(v, |h| {
+            vec![
+                s(&h["name"]),
+                s(&h["site"]),
+                s(&h["kind"]),
+                if h["managed"] == json!(true) { "yes".into() } else { "no".into() },
+                s(&h["state"]),
+                s(&h["last_seen"]),
+            ]
+        });
         table(&["NAME", "SITE", "KIND", "MANAGED", "STATE", "LAST SEEN"], &rows)
     });
     Ok(())

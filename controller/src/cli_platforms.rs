@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{emit, s, table, urlencode};
+use crate::cli::{emit, rows_of, s, table, urlencode};
 use crate::client::Client;
 
 /// Longest the CLI waits for one platform sync or VM action.
@@ -18,25 +18,18 @@ fn gib(v: &Value) -> String {
 pub fn platforms_list(c: &Client, json_out: bool) -> Result<()> {
     let v = c.get("/api/v1/platforms")?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| {
-                        vec![
-                            s(&p["name"]),
-                            s(&p["kind"]),
-                            s(&p["site"]),
-                            s(&p["state"]),
-                            s(&p["vms"]),
-                            s(&p["last_sync"]),
-                            s(&p["endpoint"]),
-                            p["last_error"].as_str().unwrap_or("").to_string(),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_of(v, |p| {
+            vec![
+                s(&p["name"]),
+                s(&p["kind"]),
+                s(&p["site"]),
+                s(&p["state"]),
+                s(&p["vms"]),
+                s(&p["last_sync"]),
+                s(&p["endpoint"]),
+                p["last_error"].as_str().unwrap_or("").to_string(),
+            ]
+        });
         table(&["NAME", "KIND", "SITE", "STATE", "VMS", "LAST SYNC", "ENDPOINT", "LAST ERROR"], &rows)
     });
     Ok(())
@@ -164,25 +157,18 @@ pub fn vms_list(c: &Client, system: Option<&str>, platform: Option<&str>, json_o
     let path = if q.is_empty() { "/api/v1/vms".to_string() } else { format!("/api/v1/vms?{}", q.join("&")) };
     let v = c.get(&path)?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| {
-                        vec![
-                            s(&m["name"]),
-                            s(&m["platform"]),
-                            s(&m["site"]),
-                            s(&m["host"]),
-                            s(&m["power_state"]),
-                            s(&m["vcpus"]),
-                            gib(&m["memory_bytes"]),
-                            s(&m["system"]),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_of(v, |m| {
+            vec![
+                s(&m["name"]),
+                s(&m["platform"]),
+                s(&m["site"]),
+                s(&m["host"]),
+                s(&m["power_state"]),
+                s(&m["vcpus"]),
+                gib(&m["memory_bytes"]),
+                s(&m["system"]),
+            ]
+        });
         table(&["NAME", "PLATFORM", "SITE", "HOST", "POWER", "VCPUS", "MEM GIB", "SYSTEM"], &rows)
     });
     Ok(())
@@ -253,21 +239,14 @@ pub fn vms_snapshot(c: &Client, name: &str, action: &str, snapshot: Option<&str>
     if action == "list" {
         let v = c.get(&path)?;
         emit(json_out, &v, |v| {
-            let rows: Vec<Vec<String>> = v["snapshots"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|sn| {
-                            vec![
-                                s(&sn["id"]),
-                                s(&sn["name"]),
-                                s(&sn["created"]),
-                                if sn["current"] == json!(true) { "yes".into() } else { String::new() },
-                            ]
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let rows = rows_of(&v["snapshots"], |sn| {
+                vec![
+                    s(&sn["id"]),
+                    s(&sn["name"]),
+                    s(&sn["created"]),
+                    if sn["current"] == json!(true) { "yes".into() } else { String::new() },
+                ]
+            });
             table(&["ID", "NAME", "CREATED", "CURRENT"], &rows)
         });
         return Ok(());
@@ -281,31 +260,4 @@ pub fn vms_snapshot(c: &Client, name: &str, action: &str, snapshot: Option<&str>
     let v = c.post_long(&path, &json!({"action": action, "snapshot": snapshot}), LONG)?;
     emit(json_out, &v, operation_line);
     operation_outcome(&v)
-}
-
-/// `systems list`: each information system with its level, framework, owner, hosts and score.
-pub fn systems_list(c: &Client, json_out: bool) -> Result<()> {
-    let v = c.get("/api/v1/systems")?;
-    emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|sys| {
-                        let hosts = sys["hosts"].as_array().map(|h| h.iter().map(s).collect::<Vec<_>>().join(", "));
-                        vec![
-                            s(&sys["name"]),
-                            s(&sys["level"]),
-                            s(&sys["framework"]),
-                            s(&sys["owner"]),
-                            s(&sys["score"]),
-                            hosts.unwrap_or_default(),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        table(&["NAME", "LEVEL", "FRAMEWORK", "OWNER", "SCORE", "HOSTS"], &rows)
-    });
-    Ok(())
 }

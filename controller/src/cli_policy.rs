@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use crate::cli::{emit, s, table};
+use crate::cli::{emit, rows_of, s, table};
 
 pub fn packs(json_out: bool) -> Result<()> {
     let packs = policies::shipped()?;
@@ -27,12 +27,7 @@ pub fn packs(json_out: bool) -> Result<()> {
             .collect(),
     );
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter().map(|p| vec![s(&p["name"]), s(&p["controls"]), s(&p["version"]), s(&p["title_vi"])]).collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_of(v, |p| vec![s(&p["name"]), s(&p["controls"]), s(&p["version"]), s(&p["title_vi"])]);
         table(&["PACK", "CONTROLS", "VERSION", "TITLE"], &rows)
     });
     Ok(())
@@ -206,26 +201,16 @@ pub fn evaluate(c: &crate::client::Client, host: Option<&str>, system: Option<&s
         std::time::Duration::from_secs(300),
     )?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v["hosts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|h| {
-                        vec![
-                            s(&h["host"]),
-                            s(&h["level"]),
-                            h["packs"]
-                                .as_array()
-                                .map(|p| p.iter().map(s).collect::<Vec<_>>().join(","))
-                                .unwrap_or_default(),
-                            s(&h["findings"]),
-                            s(&h["failing"]),
-                            h["remediations"].as_array().map_or(0, Vec::len).to_string(),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows = rows_of(&v["hosts"], |h| {
+            vec![
+                s(&h["host"]),
+                s(&h["level"]),
+                h["packs"].as_array().map(|p| p.iter().map(s).collect::<Vec<_>>().join(",")).unwrap_or_default(),
+                s(&h["findings"]),
+                s(&h["failing"]),
+                h["remediations"].as_array().map_or(0, Vec::len).to_string(),
+            ]
+        });
         table(&["HOST", "LEVEL", "PACKS", "FINDINGS", "FAILING", "REMEDIATIONS"], &rows)
     });
     Ok(())
@@ -252,14 +237,8 @@ pub fn findings(
     };
     let v = c.get(&path)?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|f| vec![s(&f["host"]), s(&f["control"]), s(&f["status"]), s(&f["since"]), s(&f["message"])])
-                    .collect()
-            })
-            .unwrap_or_default();
+        let rows =
+            rows_of(v, |f| vec![s(&f["host"]), s(&f["control"]), s(&f["status"]), s(&f["since"]), s(&f["message"])]);
         table(&["HOST", "CONTROL", "STATUS", "SINCE", "MESSAGE"], &rows)
     });
     Ok(())
@@ -274,10 +253,7 @@ pub fn history(c: &crate::client::Client, host: &str, control: &str, json_out: b
         crate::cli::urlencode(control)
     ))?;
     emit(json_out, &v, |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| a.iter().map(|h| vec![s(&h["at"]), s(&h["status"]), s(&h["cause"])]).collect())
-            .unwrap_or_default();
+        let rows = rows_of(v, |h| vec![s(&h["at"]), s(&h["status"]), s(&h["cause"])]);
         table(&["AT", "STATUS", "CAUSE"], &rows)
     });
     Ok(())
@@ -337,6 +313,26 @@ pub fn compliance_scores(c: &crate::client::Client, json_out: bool) -> Result<()
             }
         }
         table(&["BY", "WHICH", "SCORE"], &rows)
+    });
+    Ok(())
+}
+
+/// `systems list`: each information system with its level, framework, owner, hosts and score.
+pub fn systems_list(c: &crate::client::Client, json_out: bool) -> Result<()> {
+    let v = c.get("/api/v1/systems")?;
+    emit(json_out, &v, |v| {
+        let rows = rows_of(v, |sys| {
+            let hosts = sys["hosts"].as_array().map(|h| h.iter().map(s).collect::<Vec<_>>().join(", "));
+            vec![
+                s(&sys["name"]),
+                s(&sys["level"]),
+                s(&sys["framework"]),
+                s(&sys["owner"]),
+                s(&sys["score"]),
+                hosts.unwrap_or_default(),
+            ]
+        });
+        table(&["NAME", "LEVEL", "FRAMEWORK", "OWNER", "SCORE", "HOSTS"], &rows)
     });
     Ok(())
 }

@@ -490,7 +490,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compliance { cmd: ComplianceCmd::Evidence { system, out } } => {
             controller::cli_policy::compliance_evidence(&client()?, &system, &out)
         }
-        Command::Systems { cmd: SystemsCmd::List } => controller::cli_platforms::systems_list(&client()?, json),
+        Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
         }

@@ -571,10 +571,7 @@ pub fn fault_heal(dir: &Path, json_out: bool) -> Result<()> {
 pub fn list_faults(dir: &Path, json_out: bool) -> Result<()> {
     let all = faults::faults(&testbed_dir(dir)?)?;
     crate::cli::emit(json_out, &json!(all), |v| {
-        let rows: Vec<Vec<String>> = v
-            .as_array()
-            .map(|a| a.iter().map(|f| vec![f["kind"].as_str().unwrap_or("-").to_string(), f.to_string()]).collect())
-            .unwrap_or_default();
+        let rows = crate::cli::rows_of(v, |f| vec![f["kind"].as_str().unwrap_or("-").to_string(), f.to_string()]);
         crate::cli::table(&["KIND", "DETAIL"], &rows)
     });
     Ok(())

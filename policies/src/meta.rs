@@ -117,18 +117,5 @@ pub fn valid_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The agent's security collectors a control may name in `facts`.
-pub const COLLECTORS: &[&str] = &[
-    "sshd",
-    "login_defs",
-    "pam",
-    "accounts",
-    "firewall",
-    "time_sync",
-    "journald",
-    "auditd",
-    "log_forwarding",
-    "updates",
-    "listening",
-    "antimalware",
-];
+/// The agent's security collectors a control may name in `facts` (the protocol's list).
+pub const COLLECTORS: &[&str] = proto::SECURITY_COLLECTORS;

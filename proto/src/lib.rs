@@ -26,6 +26,23 @@ pub const PROTOCOL_MAJOR: u32 = 1;
 /// Minor version: additions that older peers may ignore.
 pub const PROTOCOL_MINOR: u32 = 0;
 
+/// The security collectors an agent knows, by the names `FactsRequest.security_collectors`
+/// carries and its facts' `security` object is keyed by. The policy packs may name only these.
+pub const SECURITY_COLLECTORS: &[&str] = &[
+    "sshd",
+    "login_defs",
+    "pam",
+    "accounts",
+    "firewall",
+    "time_sync",
+    "journald",
+    "auditd",
+    "log_forwarding",
+    "updates",
+    "listening",
+    "antimalware",
+];
+
 /// Largest message either side accepts on the agent stream (fact snapshots are the largest).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 

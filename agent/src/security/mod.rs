@@ -38,21 +38,9 @@ use serde_json::{Map, Value, json};
 
 pub use run::{OUTPUT_BUDGET, Output, RunError, TIME_BUDGET};
 
-/// Every collector, by the name its output is keyed by under `host.facts.security`.
-pub const ALL: &[&str] = &[
-    "sshd",
-    "login_defs",
-    "pam",
-    "accounts",
-    "firewall",
-    "time_sync",
-    "journald",
-    "auditd",
-    "log_forwarding",
-    "updates",
-    "listening",
-    "antimalware",
-];
+/// Every collector, by the name its output is keyed by under `host.facts.security` (the
+/// protocol's list, which the policy packs are checked against).
+pub const ALL: &[&str] = proto::SECURITY_COLLECTORS;
 
 /// How long [`collect`] waits for all its collectors. The slowest command budget is apt's
 /// 20 s; what takes longer is stuck outside any command (a hung filesystem) and is reported as

@@ -84,9 +84,13 @@ pub async fn evaluate_host_with(
     extra: Option<&Assignment>,
 ) -> Result<Outcome, String> {
     let inv = app.inventory.clone().ok_or("the controller was started without an inventory")?;
-    let vms = app.store.list_vms().await.map_err(|e| e.to_string())?;
     let mut assignments = app.store.list_assignments().await.map_err(|e| e.to_string())?;
     assignments.extend(extra.cloned());
+    if assignments.is_empty() {
+        // The common case on every facts report before any pack is assigned: nothing to read.
+        return Ok(Outcome { host: host.to_string(), ..Outcome::default() });
+    }
+    let vms = app.store.list_vms().await.map_err(|e| e.to_string())?;
     let sc = scope::scope(&inv, host, &vms, &assignments);
     let mut out = Outcome { host: host.to_string(), level: sc.level, ..Outcome::default() };
     let Some(level) = sc.level else { return Ok(out) };
@@ -97,7 +101,7 @@ pub async fn evaluate_host_with(
     let Some(record) = record else { return Err(format!("no host named {host}")) };
     let now = now_ms();
     let waivers = app.store.list_waivers().await.map_err(|e| e.to_string())?;
-    let existing = app.store.list_findings().await.map_err(|e| e.to_string())?;
+    let existing = app.store.list_findings(Some(host)).await.map_err(|e| e.to_string())?;
     for (pack, mode) in &sc.packs {
         let Some(evaluator) = app.policy.evaluator(pack) else {
             tracing::warn!(host, pack, "assigned pack is not known to this controller");

@@ -67,7 +67,8 @@ pub trait PolicyStore: Send + Sync {
         findings: &[FindingRecord],
         cause: &str,
     ) -> Result<(), StoreError>;
-    async fn list_findings(&self) -> Result<Vec<FindingRecord>, StoreError>;
+    /// The current findings, of one host or of all.
+    async fn list_findings(&self, host: Option<&str>) -> Result<Vec<FindingRecord>, StoreError>;
     /// The status changes of one host's control, oldest first: (time, status, cause).
     async fn finding_history(&self, host: &str, control: &str) -> Result<Vec<(i64, String, String)>, StoreError>;
 }

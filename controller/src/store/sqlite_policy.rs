@@ -159,8 +159,12 @@ impl PolicyStore for SqliteStore {
         Ok(())
     }
 
-    async fn list_findings(&self) -> Result<Vec<FindingRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM findings ORDER BY host, pack, control").fetch_all(&self.pool).await?;
+    async fn list_findings(&self, host: Option<&str>) -> Result<Vec<FindingRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM findings WHERE ? IS NULL OR host = ? ORDER BY host, pack, control")
+            .bind(host)
+            .bind(host)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(FindingRecord {
