@@ -140,20 +140,11 @@ async fn data(
 }
 
 fn parse_format(f: Option<&str>) -> Result<Format, AppError> {
-    match f.unwrap_or("html") {
-        "html" => Ok(Format::Html),
-        "json" => Ok(Format::Json),
-        "csv" => Ok(Format::Csv),
-        other => Err(AppError::BadRequest(format!("format {other:?} is not html, json or csv"))),
-    }
+    Format::parse(f).map_err(AppError::BadRequest)
 }
 
 fn parse_lang(l: Option<&str>) -> Result<Lang, AppError> {
-    match l.unwrap_or("vi") {
-        "vi" => Ok(Lang::Vi),
-        "en" => Ok(Lang::En),
-        other => Err(AppError::BadRequest(format!("lang {other:?} is not vi or en"))),
-    }
+    Lang::parse(l).map_err(AppError::BadRequest)
 }
 
 async fn report_now(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<ReportQuery>) -> ApiResult<Response> {
@@ -163,12 +154,7 @@ async fn report_now(State(app): State<Arc<App>>, Auth(p): Auth, Query(q): Query<
     let findings = app.store.list_findings(None).await?;
     let d = data(&app, q.system.as_deref(), q.framework.as_deref(), &findings).await?;
     let bytes = report::render(&d, format, lang).map_err(|e| AppError::BadRequest(e.to_string()))?;
-    let ctype = match format {
-        Format::Html => "text/html; charset=utf-8",
-        Format::Json => "application/json",
-        Format::Csv => "text/csv; charset=utf-8",
-    };
-    Ok(([(header::CONTENT_TYPE, ctype)], bytes).into_response())
+    Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
 }
 
 #[derive(Debug, Deserialize)]

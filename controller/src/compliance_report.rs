@@ -16,6 +16,9 @@ use std::io::{Cursor, Write as _};
 use serde::Serialize;
 use serde_json::Value;
 
+pub use crate::report_text::{Format, Lang};
+use crate::report_text::{CSV_BOM, csv_row, esc, pick};
+
 /// Everything one report shows. Serialised as is for `--format json`; the contract fields of
 /// each struct come first so the key order of the JSON is stable and reads well.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,20 +75,6 @@ pub struct WaiverRow {
     pub reason: String,
     pub until: String,
     pub by: String,
-}
-
-/// Language of the human-readable formats (HTML, CSV). JSON carries both languages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Vi,
-    En,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Html,
-    Json,
-    Csv,
 }
 
 /// Why a report or an evidence bundle could not be produced.
@@ -290,13 +279,6 @@ impl Section {
     }
 }
 
-fn pick(lang: Lang, vi: &'static str, en: &'static str) -> &'static str {
-    match lang {
-        Lang::Vi => vi,
-        Lang::En => en,
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // CSV
 
@@ -334,7 +316,7 @@ fn render_csv(data: &ReportData, lang: Lang) -> String {
             "waiver",
         ],
     };
-    let mut out = String::from("\u{feff}");
+    let mut out = String::from(CSV_BOM);
     csv_row(&mut out, header.iter().copied());
     for s in &data.systems {
         let level = s.level.to_string();
@@ -364,50 +346,8 @@ fn render_csv(data: &ReportData, lang: Lang) -> String {
     out
 }
 
-fn csv_row<'a>(out: &mut String, fields: impl IntoIterator<Item = &'a str>) {
-    for (i, field) in fields.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        csv_field(out, field);
-    }
-    out.push_str("\r\n");
-}
-
-fn csv_field(out: &mut String, field: &str) {
-    // Facts come from hosts; a value such as `=HYPERLINK(...)` would run as a formula when the
-    // file is opened in a spreadsheet. A leading apostrophe makes it plain text there.
-    let guard = field.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if guard || field.contains([',', '"', '\r', '\n']) {
-        out.push('"');
-        if guard {
-            out.push('\'');
-        }
-        out.push_str(&field.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(field);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // HTML
-
-/// Escapes text for HTML element content and quoted attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = "\
 body{font-family:\"Times New Roman\",\"Noto Serif\",serif;font-size:11pt;margin:1.5em;color:#111}

@@ -1,0 +1,1 @@
+//! Forecasts (being written).

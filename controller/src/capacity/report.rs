@@ -1,0 +1,1 @@
+//! Capacity reports (being written).
