@@ -9,6 +9,7 @@ pub mod hypervisor;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod openstack;
+pub mod restic;
 pub mod vsphere;
 
 pub use error::PlatformError;
