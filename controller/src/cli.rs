@@ -271,3 +271,19 @@ pub fn inventory_check(path: &std::path::Path, json_out: bool) -> Result<()> {
     });
     Ok(())
 }
+
+/// Writes `bytes` to `out`, or to stdout when there is none.
+pub fn write_out(bytes: &[u8], out: Option<&std::path::Path>) -> Result<()> {
+    use std::io::Write;
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
+            Ok(())
+        }
+        None => {
+            std::io::stdout().write_all(bytes)?;
+            Ok(())
+        }
+    }
+}

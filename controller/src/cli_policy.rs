@@ -259,22 +259,6 @@ pub fn history(c: &crate::client::Client, host: &str, control: &str, json_out: b
     Ok(())
 }
 
-/// Writes `bytes` to `out`, or to stdout when there is none.
-fn write_out(bytes: &[u8], out: Option<&Path>) -> Result<()> {
-    use std::io::Write;
-    match out {
-        Some(path) => {
-            std::fs::write(path, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-            eprintln!("wrote {} ({} bytes)", path.display(), bytes.len());
-            Ok(())
-        }
-        None => {
-            std::io::stdout().write_all(bytes)?;
-            Ok(())
-        }
-    }
-}
-
 /// `compliance report [--system S] [--framework F] --format html|json|csv --lang vi|en [--out FILE]`.
 pub fn compliance_report(
     c: &crate::client::Client,
@@ -293,13 +277,13 @@ pub fn compliance_report(
         q.push(format!("framework={}", crate::cli::urlencode(f)));
     }
     let bytes = c.get_bytes(&format!("/api/v1/compliance/report?{}", q.join("&")))?;
-    write_out(&bytes, out)
+    crate::cli::write_out(&bytes, out)
 }
 
 /// `compliance evidence --system S --out FILE.zip`.
 pub fn compliance_evidence(c: &crate::client::Client, system: &str, out: &Path) -> Result<()> {
     let bytes = c.get_bytes(&format!("/api/v1/compliance/evidence?system={}", crate::cli::urlencode(system)))?;
-    write_out(&bytes, Some(out))
+    crate::cli::write_out(&bytes, Some(out))
 }
 
 /// `compliance scores`: the score by system, by level and by site.

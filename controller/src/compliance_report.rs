@@ -16,8 +16,8 @@ use std::io::{Cursor, Write as _};
 use serde::Serialize;
 use serde_json::Value;
 
-pub use crate::report_text::{Format, Lang};
 use crate::report_text::{CSV_BOM, csv_row, esc, pick};
+pub use crate::report_text::{Format, Lang};
 
 /// Everything one report shows. Serialised as is for `--format json`; the contract fields of
 /// each struct come first so the key order of the JSON is stable and reads well.

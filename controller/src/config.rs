@@ -55,6 +55,68 @@ pub struct Config {
     pub platforms: Vec<plugins::connect::Connection>,
     /// `[platform_sync] interval`: how often each platform is synced (default 5m).
     pub platform_sync: PlatformSync,
+    /// `[capacity]`: overcommit, DR buffer and history retention (see [`Capacity`]).
+    pub capacity: Capacity,
+}
+
+/// `[capacity]`: how capacity is counted and how long its history is kept.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capacity {
+    /// vCPUs per physical core a site may allocate (default 4.0), and per site
+    /// (`[capacity.site_overcommit] dr = 3.0`).
+    pub cpu_overcommit: f64,
+    pub site_overcommit: std::collections::BTreeMap<String, f64>,
+    /// The primary site and the DR site (default `dc` and `dr`).
+    pub primary_site: String,
+    pub dr_site: String,
+    /// Share of DR capacity held back from failover headroom (default 0.10 = 10 %).
+    pub dr_buffer: f64,
+    /// Samples are kept as taken for this long (default 35d), then as hourly averages until
+    /// `keep_hourly` (default 400d), then as daily averages for ever.
+    pub keep_raw: Dur,
+    pub keep_hourly: Dur,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Capacity {
+            cpu_overcommit: 4.0,
+            site_overcommit: Default::default(),
+            primary_site: "dc".into(),
+            dr_site: "dr".into(),
+            dr_buffer: 0.10,
+            keep_raw: Dur(Duration::from_secs(35 * 86_400)),
+            keep_hourly: Dur(Duration::from_secs(400 * 86_400)),
+        }
+    }
+}
+
+impl Capacity {
+    /// The overcommit ratio of `site`.
+    pub fn overcommit(&self, site: &str) -> f64 {
+        self.site_overcommit.get(site).copied().unwrap_or(self.cpu_overcommit)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let ratios = std::iter::once(("capacity.cpu_overcommit".to_string(), self.cpu_overcommit))
+            .chain(self.site_overcommit.iter().map(|(k, v)| (format!("capacity.site_overcommit.{k}"), *v)));
+        for (key, v) in ratios {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ConfigError::Invalid(format!("{key} must be a number above 0, got {v}")));
+            }
+        }
+        if !(0.0..1.0).contains(&self.dr_buffer) {
+            return Err(ConfigError::Invalid(format!(
+                "capacity.dr_buffer is a share of capacity from 0 up to (not including) 1, got {}",
+                self.dr_buffer
+            )));
+        }
+        if self.keep_hourly.0 <= self.keep_raw.0 {
+            return Err(ConfigError::Invalid("capacity.keep_hourly must be longer than capacity.keep_raw".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -132,6 +194,7 @@ impl Default for Config {
             tokens: Tokens::default(),
             platforms: Vec::new(),
             platform_sync: PlatformSync::default(),
+            capacity: Capacity::default(),
         }
     }
 }
@@ -266,6 +329,7 @@ impl Config {
         if self.agents.cert_ttl.0 < Duration::from_secs(5) {
             return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
         }
+        self.capacity.validate()?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
             if !crate::app::valid_host_name(&p.name) {

@@ -98,6 +98,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         remediating: Default::default(),
     });
     crate::platforms::spawn_scheduler(app.clone());
+    crate::capacity::collect::spawn_folding(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

@@ -8,6 +8,7 @@
 //! certificate names. It acknowledges a report only after the store committed it.
 
 pub mod api;
+pub mod api_capacity;
 pub mod api_compliance;
 pub mod api_platforms;
 pub mod api_policy;
@@ -16,6 +17,7 @@ pub mod app;
 pub mod capacity;
 pub mod chaos_cmd;
 pub mod cli;
+pub mod cli_capacity;
 pub mod cli_platforms;
 pub mod cli_policy;
 pub mod client;

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ComplianceCmd,
     },
+    /// Capacity for planners: forecasts, DR headroom, what-if scenarios, reports, history.
+    Capacity {
+        #[command(subcommand)]
+        cmd: CapacityCmd,
+    },
     /// Information systems (HTTT): level, framework, owner, the machines they run on.
     Systems {
         #[command(subcommand)]
@@ -340,6 +345,77 @@ enum ComplianceCmd {
 }
 
 #[derive(Subcommand)]
+enum CapacityCmd {
+    /// Per site and resource: use, capacity, growth, and days until 80 % and 100 % (expected
+    /// and conservative).
+    Forecast,
+    /// Whether the DR site can run the systems, by recovery priority group.
+    Headroom {
+        /// Only the systems of this recovery plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Count without this host (repeatable).
+        #[arg(long = "lose-host")]
+        lose_hosts: Vec<String>,
+    },
+    /// The effect of a scenario on time remaining and DR headroom. Changes combine.
+    Whatif {
+        /// The site VMs, hosts and storage are added to.
+        #[arg(long, default_value = "dc")]
+        site: String,
+        /// Add this many VMs of --vm-size.
+        #[arg(long)]
+        add_vms: Option<u32>,
+        /// VCPUS,MEMORY_GB,DISK_GB, e.g. 4,16,200.
+        #[arg(long)]
+        vm_size: Option<String>,
+        /// Add an information system at the primary site (with --priority and --system-size).
+        #[arg(long)]
+        add_system: Option<String>,
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        priority: Option<u8>,
+        #[arg(long)]
+        system_size: Option<String>,
+        /// Lose this host (repeatable).
+        #[arg(long = "lose-host")]
+        lose_hosts: Vec<String>,
+        /// Add this many hosts of --host-size.
+        #[arg(long)]
+        add_hosts: Option<u32>,
+        /// CORES,MEMORY_GB, e.g. 48,512.
+        #[arg(long)]
+        host_size: Option<String>,
+        /// Add storage, in TB.
+        #[arg(long = "add-storage")]
+        add_storage_tb: Option<f64>,
+    },
+    /// The capacity report for planners (stdout unless --out).
+    Report {
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+        lang: String,
+        /// How much history to show, e.g. 90d.
+        #[arg(long, default_value = "90d", value_parser = parse_duration)]
+        period: Duration,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// One series by day: a site, host, pool (`platform/pool`) or system.
+    History {
+        scope: String,
+        #[arg(long, value_parser = ["cpu", "memory", "storage", "vms"])]
+        resource: String,
+        #[arg(long, default_value = "site", value_parser = ["site", "host", "pool", "system"])]
+        kind: String,
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+    },
+    /// Import history kept elsewhere: a JSON array of samples (see the README).
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum SystemsCmd {
     /// Each system with its level, framework, owner, hosts and compliance score.
     List,
@@ -490,6 +566,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compliance { cmd: ComplianceCmd::Evidence { system, out } } => {
             controller::cli_policy::compliance_evidence(&client()?, &system, &out)
         }
+        Command::Capacity { cmd } => capacity(&client()?, cmd, json),
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
@@ -567,5 +644,44 @@ fn run(cli: Cli) -> Result<()> {
         Command::Testbed { cmd: TestbedCmd::Down { dir } } => {
             controller::testbed_cmd::down(&dir.unwrap_or_else(controller::testbed_cmd::default_dir))
         }
+    }
+}
+
+fn capacity(c: &Client, cmd: CapacityCmd, json: bool) -> Result<()> {
+    use controller::cli_capacity as cap;
+    match cmd {
+        CapacityCmd::Forecast => cap::forecast(c, json),
+        CapacityCmd::Headroom { plan, lose_hosts } => cap::headroom(c, plan.as_deref(), &lose_hosts, json),
+        CapacityCmd::Whatif {
+            site,
+            add_vms,
+            vm_size,
+            add_system,
+            priority,
+            system_size,
+            lose_hosts,
+            add_hosts,
+            host_size,
+            add_storage_tb,
+        } => {
+            let s = cap::scenario(&cap::WhatifFlags {
+                site: &site,
+                add_vms,
+                vm_size: vm_size.as_deref(),
+                add_system: add_system.as_deref(),
+                priority,
+                system_size: system_size.as_deref(),
+                lose_hosts: &lose_hosts,
+                add_hosts,
+                host_size: host_size.as_deref(),
+                add_storage_tb,
+            })?;
+            cap::whatif(c, &s, json)
+        }
+        CapacityCmd::Report { format, lang, period, out } => {
+            cap::report(c, &format, &lang, period.as_secs().div_ceil(86_400), out.as_deref())
+        }
+        CapacityCmd::History { scope, resource, kind, days } => cap::history(c, &kind, &scope, &resource, days, json),
+        CapacityCmd::Import { file } => cap::import(c, &file, json),
     }
 }

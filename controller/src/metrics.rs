@@ -53,6 +53,19 @@ pub struct SystemLabel {
     pub system: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResourceLabel {
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteResource {
+    pub site: String,
+    pub resource: String,
+}
+
+type GaugeF64 = Gauge<f64, std::sync::atomic::AtomicU64>;
+
 /// Every metric the controller exports.
 pub struct Metrics {
     registry: Registry,
@@ -70,7 +83,9 @@ pub struct Metrics {
     pub platform_round_trips: Family<PlatformLabel, Gauge>,
     pub platform_vms: Family<PlatformLabel, Gauge>,
     pub compliance_controls: Family<ComplianceLabel, Gauge>,
-    pub compliance_score: Family<SystemLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub compliance_score: Family<SystemLabel, GaugeF64>,
+    pub capacity_used_ratio: Family<SiteResource, GaugeF64>,
+    pub dr_headroom_ratio: Family<ResourceLabel, GaugeF64>,
 }
 
 impl Default for Metrics {
@@ -92,6 +107,8 @@ impl Default for Metrics {
             platform_vms: Family::default(),
             compliance_controls: Family::default(),
             compliance_score: Family::default(),
+            capacity_used_ratio: Family::default(),
+            dr_headroom_ratio: Family::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -144,6 +161,16 @@ impl Default for Metrics {
             "mangrove_compliance_score",
             "Percent of each system's applicable findings that pass or are waived",
             m.compliance_score.clone(),
+        );
+        registry.register(
+            "mangrove_capacity_used_ratio",
+            "Share of each site's capacity in use: vCPUs allocated over cores times overcommit, VM memory over host memory, pool bytes used over pool capacity",
+            m.capacity_used_ratio.clone(),
+        );
+        registry.register(
+            "mangrove_dr_headroom_ratio",
+            "What the DR site has free (after its buffer) over what every system needs there; 1 or more means all of them fit",
+            m.dr_headroom_ratio.clone(),
         );
         Metrics { registry, ..m }
     }

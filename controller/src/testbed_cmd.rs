@@ -308,6 +308,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    if let Err(e) = seed_capacity_history(&admin) {
+        progress(&format!("capacity history not seeded (reports show today only): {e:#}"));
+    }
     println!("api: {api_url}");
     println!("agents: {host_addr}:{}", layout.ports.agents);
     println!("enroll: {host_addr}:{}", layout.ports.enroll);
@@ -330,6 +333,36 @@ pub fn up(opts: UpOptions) -> Result<()> {
     progress("running; press Ctrl-C to stop");
     wait_for_ctrl_c();
     down(&dir)
+}
+
+/// Reads the platforms once and imports a plausible year of history ending at what they show,
+/// so capacity reports mean something on the first run (see `capacity::synthetic`).
+fn seed_capacity_history(admin: &Client) -> Result<()> {
+    let platforms = admin.get("/api/v1/platforms")?;
+    for p in platforms.as_array().into_iter().flatten() {
+        if let Some(name) = p["name"].as_str() {
+            admin.post_long(&format!("/api/v1/platforms/{name}/sync"), &json!({}), Duration::from_secs(120))?;
+        }
+    }
+    let rows = admin.get("/api/v1/capacity/forecast")?;
+    let today: Vec<_> = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            Some(crate::capacity::synthetic::Today {
+                site: r["site"].as_str()?.to_string(),
+                resource: r["resource"].as_str()?.to_string(),
+                used: r["used"].as_f64()?,
+                capacity: r["capacity"].as_f64(),
+            })
+        })
+        .collect();
+    let now = crate::app::now_ms() / 1000;
+    let samples = crate::capacity::synthetic::history(&today, now, 365, 0x0063_616d_6175);
+    let n = crate::cli_capacity::import_samples(admin, &samples)?;
+    progress(&format!("capacity history: {n} daily samples over a year imported"));
+    Ok(())
 }
 
 /// A container testbed's networks, image and controller address, as `up` made them.

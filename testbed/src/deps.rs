@@ -26,6 +26,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("debootstrap", "building the container hosts' image (`testbed image build`)"),
     ("e2fsprogs", "the container hosts' state volumes (mkfs.ext4)"),
     ("faketime", "running an agent with its clock off (clock-skew tests)"),
+    ("restic", "backups: the agent runs it; the backup tests run it against real repositories"),
+    ("chromium", "rendering the HTML reports headless, to check what people will see"),
 ];
 
 /// How a dependency is installed.

@@ -48,7 +48,7 @@ pub struct Amounts {
 }
 
 impl Amounts {
-    pub fn add(self, o: Amounts) -> Amounts {
+    pub fn plus(self, o: Amounts) -> Amounts {
         Amounts {
             vcpus: self.vcpus.saturating_add(o.vcpus),
             memory_bytes: self.memory_bytes.saturating_add(o.memory_bytes),

@@ -155,6 +155,7 @@ pub async fn sync(app: &Arc<App>, name: &str) -> Result<SyncSummary, String> {
     };
     app.store.record_sync(&write).await.map_err(|e| e.to_string())?;
     app.metrics.platform_sync(name, true, duration_ms, summary.round_trips, Some(summary.vms));
+    crate::capacity::collect::after_sync(app).await;
     tracing::info!(
         platform = name,
         vms = summary.vms,

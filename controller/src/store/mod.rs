@@ -8,15 +8,18 @@
 //! - a bootstrap token is marked used by exactly one caller (a conditional update);
 //! - a task result completes only a task of the host that sent it.
 
+pub mod capacity;
 pub mod platforms;
 pub mod policy;
 pub mod sqlite;
+mod sqlite_capacity;
 mod sqlite_platforms;
 mod sqlite_policy;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use capacity::{CapacityStore, DailyPoint, Folded, Sample};
 pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
 };
@@ -217,7 +220,7 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: PlatformStore + PolicyStore + Send + Sync + 'static {
+pub trait Store: PlatformStore + PolicyStore + CapacityStore + Send + Sync + 'static {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;
