@@ -117,11 +117,12 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
 
-/// The value after `--password-file` in a NUL-separated argv.
-fn password_file_in(argv: &[u8]) -> Option<PathBuf> {
-    let args: Vec<&[u8]> = argv.split(|byte| *byte == 0).collect();
-    let at = args.iter().position(|arg| *arg == b"--password-file")?;
-    args.get(at + 1).map(|path| PathBuf::from(String::from_utf8_lossy(path).into_owned()))
+/// The value of `RESTIC_PASSWORD_FILE` in a NUL-separated environment.
+fn password_file_in(environ: &[u8]) -> Option<PathBuf> {
+    environ
+        .split(|byte| *byte == 0)
+        .find_map(|var| var.strip_prefix(b"RESTIC_PASSWORD_FILE="))
+        .map(|path| PathBuf::from(String::from_utf8_lossy(path).into_owned()))
 }
 
 fn backup_request(paths: &[&Path]) -> BackupRequest {
@@ -382,7 +383,7 @@ fn password_stays_out_of_argv_environment_output_and_errors() {
             let pid = *recorded_pids(fixture.root.path()).last().expect("restic's pid");
             let cmdline = fs::read(format!("/proc/{pid}/cmdline")).expect("live cmdline");
             let environ = fs::read(format!("/proc/{pid}/environ")).expect("live environ");
-            let password_file = password_file_in(&cmdline).expect("--password-file on restic's command line");
+            let password_file = password_file_in(&environ).expect("RESTIC_PASSWORD_FILE in restic's environment");
             let mode = fs::metadata(&password_file).expect("password file during the run").permissions().mode();
             let dir_mode = fs::metadata(password_file.parent().expect("dir")).expect("dir").permissions().mode();
             seen_live = Some((cmdline, environ, password_file, mode & 0o777, dir_mode & 0o777));
@@ -391,6 +392,7 @@ fn password_stays_out_of_argv_environment_output_and_errors() {
     let (cmdline, environ, password_file, mode, dir_mode) = seen_live.expect("progress was reported");
     assert!(cmdline.starts_with(b"/"), "cmdline of the real restic process");
     assert!(!contains(&cmdline, PASSWORD.as_bytes()), "password in restic's argv");
+    assert!(!contains(&cmdline.to_ascii_lowercase(), b"password"), "restic's argv mentions a password");
     assert!(!contains(&environ, PASSWORD.as_bytes()), "password in restic's environment");
     assert!(!contains(&environ, b"RESTIC_PASSWORD="), "RESTIC_PASSWORD set");
     assert_eq!((mode, dir_mode), (0o600, 0o700));
@@ -411,7 +413,7 @@ fn password_stays_out_of_argv_environment_output_and_errors() {
         if name.starts_with("env.") {
             assert!(!contains(content, b"RESTIC_PASSWORD="), "RESTIC_PASSWORD in {name}");
         }
-        if name.starts_with("argv.") {
+        if name.starts_with("env.") {
             let file = password_file_in(content).expect("every run gets a password file");
             assert!(!file.exists(), "password file left behind by {name}: {}", file.display());
         }
@@ -460,7 +462,7 @@ fn unprivileged_wrapper(dir: &Path) -> PathBuf {
     fs::write(
         &script,
         format!(
-            "#!/bin/sh\nprev=''\nfor arg in \"$@\"; do\n  if [ \"$prev\" = --password-file ]; then chown -R 65534:65534 \"$(dirname \"$arg\")\"; fi\n  prev=\"$arg\"\ndone\nexec {} --reuid=65534 --regid=65534 --clear-groups '{}' \"$@\"\n",
+            "#!/bin/sh\nchown -R 65534:65534 \"$(dirname \"$RESTIC_PASSWORD_FILE\")\"\nexec {} --reuid=65534 --regid=65534 --clear-groups '{}' \"$@\"\n",
             setpriv.display(),
             restic().binary().display()
         ),

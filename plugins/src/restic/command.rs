@@ -1,7 +1,9 @@
 //! Running the restic binary for one repository operation.
 //!
-//! The password reaches restic only as a 0600 file in a fresh 0700 directory (`--password-file`),
-//! removed when the run ends, also on error or panic. No `RESTIC_*` variable is inherited from
+//! The password reaches restic only as a 0600 file in a fresh 0700 directory, named by
+//! `RESTIC_PASSWORD_FILE` (not `--password-file`: argv shows in every user's process list, and
+//! monitoring flags any argument that says "password"), removed when the run ends, also on
+//! error or panic. No `RESTIC_*` variable is inherited from
 //! this process; the repository location goes in `RESTIC_REPOSITORY` rather than argv (argv is
 //! readable by every user, the environment only by the same user). stdin is closed, so restic
 //! never waits for a password prompt.
@@ -172,7 +174,7 @@ pub(crate) fn run(
     let password_file = PasswordFile::create(config.secret_dir.as_deref(), &config.password)?;
     let mut command = base_command(binary);
     command.env("RESTIC_REPOSITORY", &config.location);
-    command.arg("--password-file").arg(&password_file.path);
+    command.env("RESTIC_PASSWORD_FILE", &password_file.path);
     match &config.cache_dir {
         Some(cache_dir) => command.arg("--cache-dir").arg(cache_dir),
         None => command.arg("--no-cache"),

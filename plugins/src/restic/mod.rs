@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Secrets: the password exists in this process as a [`Secret`] and, for the length of one run,
-//! in a 0600 file inside a fresh 0700 directory passed as `--password-file` (see `command`). It
+//! in a 0600 file inside a fresh 0700 directory named by `RESTIC_PASSWORD_FILE` (see `command`). It
 //! is never on a command line, in an environment variable, in a log line or in an error message.
 //!
 //! Idempotence: `init` succeeds on an existing repository with the same password; `unlock`,
