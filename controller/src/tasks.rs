@@ -98,6 +98,7 @@ pub fn task_message(t: &TaskRecord) -> Option<ControllerMessage> {
             kind: t.kind.clone(),
             deadline_unix_ms: t.deadline,
             command: Some(CommandTask { program, args, timeout_ms: u32::try_from(timeout_ms).unwrap_or(u32::MAX) }),
+            ..Default::default()
         })),
     })
 }
