@@ -116,6 +116,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/audit", get(audit))
         .merge(crate::api_platforms::routes())
         .merge(crate::api_capacity::routes())
+        .merge(crate::api_backups::routes())
         .merge(crate::api_systems::routes())
         .merge(crate::api_policy::routes())
         .merge(crate::api_compliance::routes())

@@ -117,6 +117,12 @@ pub struct App {
     pub inventory: Option<Arc<inventory::Inventory>>,
     pub platforms: crate::platforms::Platforms,
     pub policy: crate::policy::Policies,
+    /// Backup plans, repository passwords and live progress.
+    pub backups: crate::backup::runs::Backups,
+    /// The Prometheus server sites' capacity history is read from, when configured.
+    pub capacity_prometheus: Option<Arc<crate::capacity::prometheus::PromClient>>,
+    /// Systems whose RPO is breached now.
+    pub backup_breaches: crate::backup::schedule::Breaches,
     /// Remediation tasks per host (see [`Remediating`]).
     pub remediating: std::sync::Mutex<std::collections::HashMap<String, Remediating>>,
 }

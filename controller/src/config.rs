@@ -57,6 +57,20 @@ pub struct Config {
     pub platform_sync: PlatformSync,
     /// `[capacity]`: overcommit, DR buffer and history retention (see [`Capacity`]).
     pub capacity: Capacity,
+    /// `[backup] evaluate_every`: how often due backups start and RPO is measured (default 30s).
+    pub backup: Backup,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backup {
+    pub evaluate_every: Dur,
+}
+
+impl Default for Backup {
+    fn default() -> Self {
+        Backup { evaluate_every: Dur(Duration::from_secs(30)) }
+    }
 }
 
 /// `[capacity]`: how capacity is counted and how long its history is kept.
@@ -76,6 +90,9 @@ pub struct Capacity {
     /// `keep_hourly` (default 400d), then as daily averages for ever.
     pub keep_raw: Dur,
     pub keep_hourly: Dur,
+    /// `[capacity.prometheus]`: read sites' history from this Prometheus server (which scrapes
+    /// the controller's `mangrove_capacity_*` gauges) instead of keeping it in the store.
+    pub prometheus: Option<crate::capacity::prometheus::PromConfig>,
 }
 
 impl Default for Capacity {
@@ -88,6 +105,7 @@ impl Default for Capacity {
             dr_buffer: 0.10,
             keep_raw: Dur(Duration::from_secs(35 * 86_400)),
             keep_hourly: Dur(Duration::from_secs(400 * 86_400)),
+            prometheus: None,
         }
     }
 }
@@ -111,6 +129,9 @@ impl Capacity {
                 "capacity.dr_buffer is a share of capacity from 0 up to (not including) 1, got {}",
                 self.dr_buffer
             )));
+        }
+        if let Some(p) = &self.prometheus {
+            p.validate().map_err(|e| ConfigError::Invalid(format!("capacity.prometheus: {e}")))?;
         }
         if self.keep_hourly.0 <= self.keep_raw.0 {
             return Err(ConfigError::Invalid("capacity.keep_hourly must be longer than capacity.keep_raw".into()));
@@ -195,6 +216,7 @@ impl Default for Config {
             platforms: Vec::new(),
             platform_sync: PlatformSync::default(),
             capacity: Capacity::default(),
+            backup: Backup::default(),
         }
     }
 }

@@ -85,6 +85,24 @@ pub async fn run(cfg: Config) -> Result<()> {
     store.upsert_platforms(&platform_seeds).await.context("declaring the configured platforms")?;
     let shutdown = CancellationToken::new();
     let store_handle = store.clone();
+    let backup_plans = match loaded.as_deref() {
+        Some(inv) => crate::backup::plans::plans(inv).context("backup plans")?,
+        None => Vec::new(),
+    };
+    let capacity_prometheus = match &cfg.capacity.prometheus {
+        None => None,
+        Some(p) => {
+            let client = Arc::new(crate::capacity::prometheus::PromClient::new(p).context("capacity.prometheus")?);
+            // Reachability is logged, not required: the server may come up after us.
+            let probe = client.clone();
+            match tokio::task::spawn_blocking(move || probe.check()).await {
+                Ok(Ok(version)) => tracing::info!(url = p.url, version, "capacity history read from Prometheus"),
+                Ok(Err(e)) => tracing::warn!(url = p.url, error = %e, "Prometheus not answering yet"),
+                Err(e) => tracing::warn!(error = %e, "Prometheus check did not run"),
+            }
+            Some(client)
+        }
+    };
     let app = Arc::new(App {
         cfg: cfg.clone(),
         store: Arc::new(store),
@@ -95,10 +113,17 @@ pub async fn run(cfg: Config) -> Result<()> {
         inventory: loaded,
         platforms: crate::platforms::Platforms::new(cfg.platforms.clone(), cfg.platform_sync.interval.0),
         policy: crate::policy::Policies::shipped().map_err(anyhow::Error::msg)?,
+        backups: crate::backup::runs::Backups::new(
+            backup_plans,
+            crate::backup::secrets::RepoSecrets::new(&cfg.data_dir),
+        ),
+        backup_breaches: Default::default(),
+        capacity_prometheus,
         remediating: Default::default(),
     });
     crate::platforms::spawn_scheduler(app.clone());
     crate::capacity::collect::spawn_folding(app.clone());
+    crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

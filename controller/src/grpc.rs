@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::app::{App, now_ms, secret_matches, valid_host_name};
 use crate::store::{CertRecord, Enrollment as EnrollmentRecord};
-use crate::tasks::task_message;
+use crate::tasks::message_for;
 use crate::tlsnet::PeerInfo;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -242,7 +242,7 @@ impl Agent for AgentService {
                 Err(e) => return tracing::error!(host = dhost, error = %e, "cannot read open tasks"),
             };
             for t in tasks {
-                let Some(m) = task_message(&t) else { continue };
+                let Some(m) = message_for(&dapp, &t) else { continue };
                 tokio::select! {
                     _ = dcancel.cancelled() => return,
                     sent = dtx.send(Ok(m)) => if sent.is_err() { return },
@@ -307,6 +307,19 @@ fn after_report(app: &Arc<App>, host: &str, effect: &crate::store::ReportEffect)
                     tracing::warn!(host, error = %e, "policy evaluation failed");
                 }
             });
+        }
+        crate::store::ReportEffect::TaskResult(t) if crate::backup::is_backup_task(&t.task_id) => {
+            let (app, host, t) = (app.clone(), host.to_string(), t.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::backup::runs::task_finished(&app, &host, &t).await {
+                    tracing::error!(task_id = t.task_id, error = %e, "backup run outcome not recorded");
+                }
+            });
+        }
+        crate::store::ReportEffect::Event { kind, fields } if kind == "backup.progress" => {
+            if let Some(id) = fields.get("task_id") {
+                app.backups.set_progress(id, serde_json::json!(fields));
+            }
         }
         crate::store::ReportEffect::TaskResult(t) if t.task_id.starts_with("rem-") => {
             app.remediation_finished(host, &t.task_id);

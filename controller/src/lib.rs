@@ -8,15 +8,18 @@
 //! certificate names. It acknowledges a report only after the store committed it.
 
 pub mod api;
+pub mod api_backups;
 pub mod api_capacity;
 pub mod api_compliance;
 pub mod api_platforms;
 pub mod api_policy;
 pub mod api_systems;
 pub mod app;
+pub mod backup;
 pub mod capacity;
 pub mod chaos_cmd;
 pub mod cli;
+pub mod cli_backups;
 pub mod cli_capacity;
 pub mod cli_platforms;
 pub mod cli_policy;

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ComplianceCmd,
     },
+    /// Backups: plans, runs, restore points, verification and restores.
+    Backup {
+        #[command(subcommand)]
+        cmd: BackupCmd,
+    },
     /// Capacity for planners: forecasts, DR headroom, what-if scenarios, reports, history.
     Capacity {
         #[command(subcommand)]
@@ -345,6 +350,43 @@ enum ComplianceCmd {
 }
 
 #[derive(Subcommand)]
+enum BackupCmd {
+    /// Each system's backup plans: what, where, when, how long kept, and the rule they meet.
+    Plans,
+    /// Back a system up now (every plan, or one) and wait for it.
+    Run {
+        system: String,
+        #[arg(long)]
+        plan: Option<String>,
+        /// Show progress while it runs.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// A system's restore points, newest first.
+    List { system: String },
+    /// Systems whose RPO is breached now.
+    Alerts,
+    /// Check the repositories (`restic check`), or with --restore, restore the newest restore
+    /// point on the restore host and compare every file with its manifest.
+    Verify {
+        system: String,
+        #[arg(long)]
+        restore: bool,
+    },
+    /// Restore a restore point onto a host (operator; refuses a non-empty target without --force).
+    Restore {
+        system: String,
+        #[arg(long)]
+        snapshot: String,
+        /// HOST:/path
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum CapacityCmd {
     /// Per site and resource: use, capacity, growth, and days until 80 % and 100 % (expected
     /// and conservative).
@@ -567,6 +609,7 @@ fn run(cli: Cli) -> Result<()> {
             controller::cli_policy::compliance_evidence(&client()?, &system, &out)
         }
         Command::Capacity { cmd } => capacity(&client()?, cmd, json),
+        Command::Backup { cmd } => backup(&client()?, cmd, json),
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
@@ -683,5 +726,17 @@ fn capacity(c: &Client, cmd: CapacityCmd, json: bool) -> Result<()> {
         }
         CapacityCmd::History { scope, resource, kind, days } => cap::history(c, &kind, &scope, &resource, days, json),
         CapacityCmd::Import { file } => cap::import(c, &file, json),
+    }
+}
+
+fn backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<()> {
+    use controller::cli_backups as b;
+    match cmd {
+        BackupCmd::Plans => b::plans(c, json),
+        BackupCmd::Run { system, plan, follow } => b::run(c, &system, plan.as_deref(), follow, json),
+        BackupCmd::List { system } => b::list(c, &system, json),
+        BackupCmd::Alerts => b::alerts(c, json),
+        BackupCmd::Verify { system, restore } => b::verify(c, &system, restore, json),
+        BackupCmd::Restore { system, snapshot, to, force } => b::restore(c, &system, &snapshot, &to, force, json),
     }
 }

@@ -59,9 +59,20 @@ pub struct ResourceLabel {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabel {
+    pub site: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SiteResource {
     pub site: String,
     pub resource: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SystemPlan {
+    pub system: String,
+    pub plan: String,
 }
 
 type GaugeF64 = Gauge<f64, std::sync::atomic::AtomicU64>;
@@ -85,7 +96,14 @@ pub struct Metrics {
     pub compliance_controls: Family<ComplianceLabel, Gauge>,
     pub compliance_score: Family<SystemLabel, GaugeF64>,
     pub capacity_used_ratio: Family<SiteResource, GaugeF64>,
+    pub capacity_used_vcpus: Family<SiteLabel, GaugeF64>,
+    pub capacity_total_vcpus: Family<SiteLabel, GaugeF64>,
+    pub capacity_used_bytes: Family<SiteResource, GaugeF64>,
+    pub capacity_total_bytes: Family<SiteResource, GaugeF64>,
     pub dr_headroom_ratio: Family<ResourceLabel, GaugeF64>,
+    pub backup_last_success: Family<SystemPlan, Gauge>,
+    pub backup_rpo_seconds: Family<SystemLabel, Gauge>,
+    pub backup_rpo_breach: Family<SystemLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -108,7 +126,14 @@ impl Default for Metrics {
             compliance_controls: Family::default(),
             compliance_score: Family::default(),
             capacity_used_ratio: Family::default(),
+            capacity_used_vcpus: Family::default(),
+            capacity_total_vcpus: Family::default(),
+            capacity_used_bytes: Family::default(),
+            capacity_total_bytes: Family::default(),
             dr_headroom_ratio: Family::default(),
+            backup_last_success: Family::default(),
+            backup_rpo_seconds: Family::default(),
+            backup_rpo_breach: Family::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -168,9 +193,44 @@ impl Default for Metrics {
             m.capacity_used_ratio.clone(),
         );
         registry.register(
+            "mangrove_capacity_used_vcpus",
+            "vCPUs allocated to VMs at each site",
+            m.capacity_used_vcpus.clone(),
+        );
+        registry.register(
+            "mangrove_capacity_total_vcpus",
+            "vCPUs each site may allocate: physical cores times the overcommit ratio",
+            m.capacity_total_vcpus.clone(),
+        );
+        registry.register(
+            "mangrove_capacity_used_bytes",
+            "Memory allocated to VMs and storage used on the pools, per site",
+            m.capacity_used_bytes.clone(),
+        );
+        registry.register(
+            "mangrove_capacity_total_bytes",
+            "Host memory and pool capacity, per site",
+            m.capacity_total_bytes.clone(),
+        );
+        registry.register(
             "mangrove_dr_headroom_ratio",
             "What the DR site has free (after its buffer) over what every system needs there; 1 or more means all of them fit",
             m.dr_headroom_ratio.clone(),
+        );
+        registry.register(
+            "mangrove_backup_last_success_timestamp_seconds",
+            "When each plan's newest restore point that is not known bad was written",
+            m.backup_last_success.clone(),
+        );
+        registry.register(
+            "mangrove_backup_rpo_seconds",
+            "Age of each system's newest restore point that is not known bad",
+            m.backup_rpo_seconds.clone(),
+        );
+        registry.register(
+            "mangrove_backup_rpo_breach",
+            "1 when a system's newest good restore point is older than its RPO (or there is none)",
+            m.backup_rpo_breach.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -45,7 +45,7 @@ pub fn convert(host: &str, r: Report, received_at: i64) -> Result<NewReport, Rep
             let agent_version = f.agent_version.clone();
             ("facts", ReportEffect::Facts { json: facts_json(&f), agent_version })
         }
-        Body::Event(_) => ("event", ReportEffect::None),
+        Body::Event(e) => ("event", ReportEffect::Event { kind: e.kind, fields: e.fields.into_iter().collect() }),
         Body::Compacted(_) => ("compacted", ReportEffect::None),
         Body::TaskResult(t) => {
             if t.task_id.is_empty() {

@@ -76,7 +76,7 @@ pub async fn create_command(app: &App, by: &Principal, req: CommandRequest) -> R
         json!({"task_id": id, "program": req.program, "args": req.args}),
     )
     .await;
-    if let Some(m) = task_message(&task)
+    if let Some(m) = message_for(app, &task)
         && app.sessions.send(&task.host, m)
     {
         app.store.mark_task_delivered(&id, now_ms()).await?;
@@ -84,7 +84,16 @@ pub async fn create_command(app: &App, by: &Principal, req: CommandRequest) -> R
     Ok(app.store.get_task(&id).await?.unwrap_or(task))
 }
 
-/// The message that carries a task to its agent (None for a kind this controller cannot send).
+/// The message that carries a task of any kind to its agent (None for a kind this controller
+/// cannot send).
+pub fn message_for(app: &App, t: &TaskRecord) -> Option<ControllerMessage> {
+    if crate::backup::runs::KINDS.contains(&t.kind.as_str()) {
+        return crate::backup::runs::task_message(app, t);
+    }
+    task_message(t)
+}
+
+/// The message that carries a command task to its agent (None for any other kind).
 pub fn task_message(t: &TaskRecord) -> Option<ControllerMessage> {
     if t.kind != "command" {
         return None;

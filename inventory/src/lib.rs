@@ -18,7 +18,7 @@
 //! assert_eq!(inv.sites[0].name, "dc");
 //! let err = inventory::parse_str("province: Cà Mau\nsites: []\nhostz: []\n", "bad.yaml").unwrap_err();
 //! assert_eq!(err.to_string(), "bad.yaml:3:1: hostz: unknown field `hostz`; expected one of: \
-//!     province, sites, hosts, systems, workloads, video_endpoints, endpoint_groups");
+//!     province, sites, hosts, systems, workloads, video_endpoints, endpoint_groups, backup_repositories");
 //! ```
 
 mod duration;
@@ -32,8 +32,9 @@ use std::path::Path;
 pub use duration::{format_duration, parse_duration};
 pub use error::{Diagnostic, InventoryError};
 pub use model::{
-    AgentMode, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform, PlatformKind, Priority,
-    SecurityLevel, Site, System, TagMatch, VideoEndpoint, Workload, WorkloadSelector, glob_matches,
+    AgentMode, BackupRepository, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform,
+    PlatformKind, Priority, Retention, SecurityLevel, Site, System, SystemBackup, TagMatch, VideoEndpoint, Workload,
+    WorkloadSelector, glob_matches,
 };
 pub use validate::is_valid_name;
 

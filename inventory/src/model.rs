@@ -34,6 +34,67 @@ pub struct Inventory {
     /// Office computers under endpoint protection, counted per agency.
     #[serde(default)]
     pub endpoint_groups: Vec<EndpointGroup>,
+    /// Where backups go: restic repositories (passwords are kept by the controller, never here).
+    #[serde(default)]
+    pub backup_repositories: Vec<BackupRepository>,
+}
+
+/// A restic repository backups are written to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct BackupRepository {
+    /// Short name, unique among repositories, e.g. `dr-san`.
+    pub name: String,
+    /// The site whose storage holds it.
+    pub site: String,
+    /// A restic location as the agents reach it: an absolute path (storage mounted on the
+    /// hosts), `sftp:user@host:/path` or `rest:https://host:port/path`.
+    pub location: String,
+}
+
+/// How an information system is backed up (the file plan); the controller fills what is left
+/// out from the system's level and RPO.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SystemBackup {
+    /// The machine whose agent runs the backup (default: the system's first workload with a
+    /// native agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Absolute paths to back up.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Commands run in order before the backup (program and arguments, no shell), e.g. a
+    /// `pg_dump` into a file under `paths`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Vec<String>>,
+    /// Repository names (default: every repository of the inventory).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repositories: Vec<String>,
+    /// Cron schedule (`minute hour day month weekday`; default from the RPO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Snapshots kept (default from the level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+    /// Cron schedule of `restic check` (default weekly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// Cron schedule of restore drills (default from the level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_test: Option<String>,
+    /// The host restore drills restore on (default: a DR host with a native agent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_host: Option<String>,
+}
+
+/// How many snapshots to keep, per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct Retention {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
 }
 
 /// A data-center site.
@@ -189,6 +250,9 @@ pub struct System {
     /// Which workloads belong to the system.
     #[serde(default, skip_serializing_if = "WorkloadSelector::is_empty")]
     pub workloads: WorkloadSelector,
+    /// How its data is backed up (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<SystemBackup>,
 }
 
 /// Which workloads belong to a system: those carrying a tag, and/or those named.

@@ -260,6 +260,8 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         }
     }
 
+    validate_backups(inv, &mut c);
+
     // A workload belongs to at most one system.
     for (i, w) in inv.workloads.iter().enumerate() {
         let mut claims: Vec<(&str, String)> = Vec::new();
@@ -324,5 +326,74 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         c.name(format!("{p}.name"), &g.name);
         c.unique(&mut groups, &g.name, format!("{p}.name"), no_note);
         c.not_empty(format!("{p}.agency"), &g.agency);
+    }
+}
+
+/// A cron schedule has five fields of digits, `*`, `/`, `-` and `,`; the controller reads it.
+fn cron_shaped(text: &str) -> bool {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    fields.len() == 5 && fields.iter().all(|f| f.chars().all(|ch| ch.is_ascii_digit() || "*/-,".contains(ch)))
+}
+
+/// Backup repositories, and each system's backup plan.
+fn validate_backups(inv: &Inventory, c: &mut Checker<'_>) {
+    let mut repos = HashMap::new();
+    for (i, r) in inv.backup_repositories.iter().enumerate() {
+        let p = format!("backup_repositories[{i}]");
+        c.name(format!("{p}.name"), &r.name);
+        c.unique(&mut repos, &r.name, format!("{p}.name"), |_| "");
+        if !inv.sites.iter().any(|s| s.name == r.site) {
+            c.err(format!("{p}.site"), format!("unknown site `{}`", r.site));
+        }
+        let l = r.location.trim();
+        let known_kind = l.starts_with('/') || l.starts_with("sftp:") || l.starts_with("rest:");
+        if !known_kind {
+            c.err(
+                format!("{p}.location"),
+                format!("`{l}` is not a restic location: use an absolute path, `sftp:user@host:/path` or `rest:https://host/path`"),
+            );
+        }
+    }
+    for (i, s) in inv.systems.iter().enumerate() {
+        let Some(b) = &s.backup else { continue };
+        let p = format!("systems[{i}].backup");
+        for (field, host) in [("host", &b.host), ("restore_host", &b.restore_host)] {
+            if let Some(h) = host
+                && !inv.machines().iter().any(|m| m.name == h.as_str())
+            {
+                c.err(format!("{p}.{field}"), format!("unknown machine `{h}`"));
+            }
+        }
+        if b.paths.is_empty() {
+            c.err(format!("{p}.paths"), "name at least one path to back up");
+        }
+        for (j, path) in b.paths.iter().enumerate() {
+            if !path.starts_with('/') || path.split('/').any(|part| part == "..") {
+                c.err(format!("{p}.paths[{j}]"), format!("`{path}` is not an absolute path without `..`"));
+            }
+        }
+        for (j, cmd) in b.pre.iter().enumerate() {
+            if cmd.first().is_none_or(|prog| prog.trim().is_empty()) {
+                c.err(
+                    format!("{p}.pre[{j}]"),
+                    "a command is a program and its arguments, e.g. [pg_dump, -f, /srv/db.sql]",
+                );
+            }
+        }
+        for (j, r) in b.repositories.iter().enumerate() {
+            if !inv.backup_repositories.iter().any(|x| &x.name == r) {
+                c.err(format!("{p}.repositories[{j}]"), format!("unknown backup repository `{r}`"));
+            }
+        }
+        for (field, cron) in [("schedule", &b.schedule), ("check", &b.check), ("restore_test", &b.restore_test)] {
+            if let Some(text) = cron
+                && !cron_shaped(text)
+            {
+                c.err(
+                    format!("{p}.{field}"),
+                    format!("`{text}` is not a cron schedule (minute hour day month weekday)"),
+                );
+            }
+        }
     }
 }

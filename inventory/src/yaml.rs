@@ -22,7 +22,7 @@ use serde::de::{
 };
 
 use crate::error::Diagnostic;
-use crate::model::{EndpointGroup, Host, Inventory, Site, System, VideoEndpoint, Workload};
+use crate::model::{BackupRepository, EndpointGroup, Host, Inventory, Site, System, VideoEndpoint, Workload};
 
 /// Largest inventory text accepted, in bytes. A province's inventory is a few hundred KiB.
 pub(crate) const MAX_INPUT_BYTES: usize = 8 << 20;
@@ -570,8 +570,16 @@ impl<'de> VariantAccess<'de> for UnitVariant {
 }
 
 /// The top-level fields of an inventory file, in the order the example writes them.
-const TOP_FIELDS: &[&str] =
-    &["province", "sites", "hosts", "systems", "workloads", "video_endpoints", "endpoint_groups"];
+const TOP_FIELDS: &[&str] = &[
+    "province",
+    "sites",
+    "hosts",
+    "systems",
+    "workloads",
+    "video_endpoints",
+    "endpoint_groups",
+    "backup_repositories",
+];
 
 /// Reads the document into an [`Inventory`], collecting one error per broken list entry so a
 /// file with several typos is reported in one pass. Returns `None` if anything failed.
@@ -593,6 +601,7 @@ pub(crate) fn decode(root: &MarkedYaml<'_>, src: &Source<'_>, diags: &mut Vec<Di
     let mut workloads: Vec<Workload> = Vec::new();
     let mut video_endpoints: Vec<VideoEndpoint> = Vec::new();
     let mut endpoint_groups: Vec<EndpointGroup> = Vec::new();
+    let mut backup_repositories: Vec<BackupRepository> = Vec::new();
     let mut seen_province = false;
     let mut seen_sites = false;
     for (key, value) in map.iter() {
@@ -621,6 +630,9 @@ pub(crate) fn decode(root: &MarkedYaml<'_>, src: &Source<'_>, diags: &mut Vec<Di
             "endpoint_groups" => {
                 endpoint_groups = read_list(value, "endpoint_groups", src, diags);
             }
+            "backup_repositories" => {
+                backup_repositories = read_list(value, "backup_repositories", src, diags);
+            }
             other => diags.push(
                 Pos::of(key)
                     .diag(other, format!("unknown field `{other}`; expected one of: {}", TOP_FIELDS.join(", "))),
@@ -635,7 +647,16 @@ pub(crate) fn decode(root: &MarkedYaml<'_>, src: &Source<'_>, diags: &mut Vec<Di
     if diags.len() > before {
         return None;
     }
-    Some(Inventory { province: province?, sites: sites?, hosts, systems, workloads, video_endpoints, endpoint_groups })
+    Some(Inventory {
+        province: province?,
+        sites: sites?,
+        hosts,
+        systems,
+        workloads,
+        video_endpoints,
+        endpoint_groups,
+        backup_repositories,
+    })
 }
 
 /// Reads a list entry by entry; a broken entry is reported and left out.

@@ -28,6 +28,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("faketime", "running an agent with its clock off (clock-skew tests)"),
     ("restic", "backups: the agent runs it; the backup tests run it against real repositories"),
     ("chromium", "rendering the HTML reports headless, to check what people will see"),
+    ("prometheus", "a real Prometheus server, for reading capacity history from one (it includes promtool)"),
 ];
 
 /// How a dependency is installed.

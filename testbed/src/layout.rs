@@ -237,6 +237,7 @@ impl Layout {
     }
 
     fn write_controller_config(&self) -> Result<(), TestbedError> {
+        let inventory = crate::backup_storage::prepare(self)?;
         let text = format!(
             "# Written by `mangrove testbed up`; ports are fixed once chosen.\n\
              data_dir = \"data\"\n\
@@ -245,8 +246,11 @@ impl Layout {
              [listen]\n\
              api = \"127.0.0.1:{api}\"\n\
              agents = \"127.0.0.1:{agents}\"\n\
-             enroll = \"127.0.0.1:{enroll}\"\n",
-            inv = self.inventory_path.display().to_string(),
+             enroll = \"127.0.0.1:{enroll}\"\n\n\
+             # Due backups and RPO are looked at every 5 s, so a demo does not wait.\n\
+             [backup]\n\
+             evaluate_every = \"5s\"\n",
+            inv = inventory.display().to_string(),
             api = self.ports.api,
             agents = self.ports.agents,
             enroll = self.ports.enroll,

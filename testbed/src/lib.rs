@@ -10,6 +10,7 @@
 //! anyone else) can find it by scanning `/proc`; each is restarted by running its own command
 //! line again, and finds its ports and files there.
 
+pub mod backup_storage;
 pub mod chaos;
 pub mod containers;
 pub mod deps;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::headroom::{self, Settings};
 use super::picture::{self, Observed};
 use crate::app::{App, now_ms};
-use crate::metrics::{ResourceLabel, SiteResource};
+use crate::metrics::{ResourceLabel, SiteLabel, SiteResource};
 use crate::store::StoreError;
 
 /// How often old samples are folded.
@@ -33,12 +33,16 @@ pub async fn sample_now(app: &Arc<App>) -> Result<usize, StoreError> {
     let cfg = &app.cfg.capacity;
     let at = now_ms() / 1000;
     let samples = picture::samples(inv, &obs, &|site| cfg.overcommit(site), at);
-    app.store.put_samples(&samples).await?;
+    // With Prometheus keeping the sites' history (from the gauges below), the store keeps only
+    // what Prometheus does not see: hosts, pools and systems.
+    let kept: Vec<_> = if app.capacity_prometheus.is_some() {
+        samples.iter().filter(|s| s.scope_kind != "site").cloned().collect()
+    } else {
+        samples.clone()
+    };
+    app.store.put_samples(&kept).await?;
     for s in samples.iter().filter(|s| s.scope_kind == "site") {
-        if let Some(cap) = s.capacity.filter(|c| *c > 0.0) {
-            let l = SiteResource { site: s.scope.clone(), resource: s.resource.clone() };
-            app.metrics.capacity_used_ratio.get_or_create(&l).set(s.used / cap);
-        }
+        site_gauges(app, s);
     }
     if let Some(inv) = inv {
         let st = settings(app);
@@ -51,6 +55,28 @@ pub async fn sample_now(app: &Arc<App>) -> Result<usize, StoreError> {
         }
     }
     Ok(samples.len())
+}
+
+/// The gauges of one site sample. The absolute ones let a Prometheus server that scrapes the
+/// controller keep the history (see `[capacity] prometheus`).
+fn site_gauges(app: &App, s: &crate::store::Sample) {
+    let m = &app.metrics;
+    let l = SiteResource { site: s.scope.clone(), resource: s.resource.clone() };
+    let site = SiteLabel { site: s.scope.clone() };
+    match s.resource.as_str() {
+        "cpu" => {
+            m.capacity_used_vcpus.get_or_create(&site).set(s.used);
+            m.capacity_total_vcpus.get_or_create(&site).set(s.capacity.unwrap_or(0.0));
+        }
+        "memory" | "storage" => {
+            m.capacity_used_bytes.get_or_create(&l).set(s.used);
+            m.capacity_total_bytes.get_or_create(&l).set(s.capacity.unwrap_or(0.0));
+        }
+        _ => return,
+    }
+    if let Some(cap) = s.capacity.filter(|c| *c > 0.0) {
+        m.capacity_used_ratio.get_or_create(&l).set(s.used / cap);
+    }
 }
 
 /// After a good sync: a sample, logged (not returned) when it fails, so the sync stands.

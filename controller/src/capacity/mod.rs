@@ -6,6 +6,7 @@ pub mod forecast;
 pub mod headroom;
 pub mod model;
 pub mod picture;
+pub mod prometheus;
 pub mod query;
 pub mod report;
 pub mod synthetic;

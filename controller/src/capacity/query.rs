@@ -55,13 +55,17 @@ pub async fn site_series(app: &App, obs: &Observed, days: i64) -> Result<Vec<Ser
                 Resource::Memory => t.memory_bytes as f64,
                 _ => t.storage_bytes as f64,
             };
-            let history = app
-                .store
-                .daily_series("site", &site, r.as_str(), since)
-                .await?
-                .into_iter()
-                .map(|d| Point { at: d.day, value: d.used })
-                .collect();
+            let days = match &app.capacity_prometheus {
+                None => app.store.daily_series("site", &site, r.as_str(), since).await?,
+                Some(prom) => {
+                    let (prom, s, until) = (prom.clone(), site.clone(), now_ms() / 1000);
+                    tokio::task::spawn_blocking(move || prom.daily_series(&s, r.as_str(), since, until))
+                        .await
+                        .map_err(|e| AppError::Upstream(format!("Prometheus query did not run: {e}")))?
+                        .map_err(|e| AppError::Upstream(e.to_string()))?
+                }
+            };
+            let history = days.into_iter().map(|d| Point { at: d.day, value: d.used }).collect();
             out.push(Series { site: site.clone(), resource: r, capacity, history });
         }
     }

@@ -8,10 +8,12 @@
 //! - a bootstrap token is marked used by exactly one caller (a conditional update);
 //! - a task result completes only a task of the host that sent it.
 
+pub mod backups;
 pub mod capacity;
 pub mod platforms;
 pub mod policy;
 pub mod sqlite;
+mod sqlite_backups;
 mod sqlite_capacity;
 mod sqlite_platforms;
 mod sqlite_policy;
@@ -19,6 +21,7 @@ mod sqlite_policy;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use backups::{BackupRun, BackupStore, RunEnd, SnapshotRecord, Verdict};
 pub use capacity::{CapacityStore, DailyPoint, Folded, Sample};
 pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
@@ -123,7 +126,12 @@ pub enum ReportEffect {
         agent_version: String,
     },
     TaskResult(TaskOutcome),
-    /// Events and compacted placeholders: stored, no other effect.
+    /// An event (e.g. a backup's progress): stored; the controller may act on it.
+    Event {
+        kind: String,
+        fields: std::collections::BTreeMap<String, String>,
+    },
+    /// Compacted placeholders: stored, no other effect.
     None,
 }
 
@@ -220,7 +228,7 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: PlatformStore + PolicyStore + CapacityStore + Send + Sync + 'static {
+pub trait Store: PlatformStore + PolicyStore + CapacityStore + BackupStore + Send + Sync + 'static {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;

@@ -401,7 +401,7 @@ impl Store for SqliteStore {
                     .execute(&mut *tx)
                     .await?;
                 }
-                ReportEffect::None => {}
+                ReportEffect::Event { .. } | ReportEffect::None => {}
             }
         }
         tx.commit().await?;

@@ -1,0 +1,132 @@
+//! The backup scheduler and the RPO watch. Every evaluation interval (default 30 s): each plan
+//! whose cron schedule has come due since its last run gets a run (a backup; a structural
+//! check reading a rolling twelfth of the data; a restore drill on its restore host), and each
+//! system's RPO is measured: the age of its newest restore point that no check or drill has
+//! shown bad. A breach is logged, shown in the metrics and listed by the API until it ends.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::plans::{Plan, next_run, parse_cron};
+use super::runs::{self, RestoreRequest};
+use crate::app::{App, now_ms};
+use crate::metrics::{SystemLabel, SystemPlan};
+
+/// The scheduler's actor name in runs and logs.
+pub const SCHEDULER: &str = "scheduler";
+
+/// Systems whose RPO is breached now, with when it began (unix ms).
+#[derive(Debug, Default)]
+pub struct Breaches(Mutex<BTreeMap<String, i64>>);
+
+impl Breaches {
+    pub fn current(&self) -> BTreeMap<String, i64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// When the plan's `cron` is next due after its last run of `kind` (or after `since`).
+async fn due(app: &App, plan: &Plan, kind: &str, cron: &str, since: i64) -> Option<i64> {
+    let cron = parse_cron(cron).ok()?;
+    let runs = app.store.list_runs(Some(&plan.system), 200).await.ok()?;
+    let last = runs.iter().find(|r| r.kind == kind && r.plan == plan.plan).map_or(since, |r| r.started_at);
+    next_run(&cron, last / 1000).map(|s| s * 1000)
+}
+
+/// One pass: start what is due, then measure RPO.
+pub async fn tick(app: &Arc<App>, started: i64) {
+    let now = now_ms();
+    for plan in &app.backups.plans {
+        if due(app, plan, "backup", &plan.schedule, started).await.is_some_and(|t| t <= now)
+            && let Err(e) = runs::start_backup(app, plan, SCHEDULER).await
+        {
+            tracing::warn!(system = plan.system, plan = plan.plan, error = %e, "scheduled backup not started");
+        }
+        if due(app, plan, "check", &plan.check, started).await.is_some_and(|t| t <= now) {
+            let week = now / 1000 / (7 * 86_400);
+            let subset = format!("{}/12", week % 12 + 1);
+            if let Err(e) = runs::start_checks(app, plan, Some(&subset), SCHEDULER).await {
+                tracing::warn!(system = plan.system, error = %e, "scheduled check not started");
+            }
+        }
+        if let Some(cron) = &plan.restore_test
+            && due(app, plan, "restore", cron, started).await.is_some_and(|t| t <= now)
+            && let Err(e) = drill(app, plan, SCHEDULER).await
+        {
+            tracing::warn!(system = plan.system, error = %e, "scheduled restore drill not started");
+        }
+    }
+    evaluate_rpo(app, now).await;
+}
+
+/// A restore drill of the plan's newest restore point on its restore host.
+pub async fn drill(app: &App, plan: &Plan, by: &str) -> Result<crate::store::BackupRun, crate::app::AppError> {
+    let snapshots = app.store.list_snapshots(&plan.system).await?;
+    let snapshot = snapshots
+        .iter()
+        .find(|s| s.plan == plan.plan && s.verified != "failed")
+        .ok_or_else(|| crate::app::AppError::NotFound(format!("{} has no restore point to drill", plan.system)))?;
+    let host = plan.restore_host.clone().unwrap_or_else(|| plan.host.clone());
+    let target = format!("/var/tmp/mangrove-drill/{}-{}", plan.system, now_ms());
+    let req = RestoreRequest { plan, snapshot, host: &host, target: &target, drill: true, force: false };
+    runs::start_restore(app, &req, by).await
+}
+
+/// Measures each system's RPO and updates the gauges and the breach list.
+pub async fn evaluate_rpo(app: &App, now: i64) {
+    let newest = match app.store.newest_good_snapshots().await {
+        Ok(n) => n,
+        Err(e) => return tracing::warn!(error = %e, "RPO not evaluated"),
+    };
+    let mut by_system: BTreeMap<&str, (Duration, Option<i64>)> = BTreeMap::new();
+    for plan in &app.backups.plans {
+        let last = newest.iter().find(|(s, p, _)| *s == plan.system && *p == plan.plan).map(|(_, _, t)| *t);
+        if let Some(t) = last {
+            let l = SystemPlan { system: plan.system.clone(), plan: plan.plan.clone() };
+            app.metrics.backup_last_success.get_or_create(&l).set(t / 1000);
+        }
+        let e = by_system.entry(plan.system.as_str()).or_insert((plan.rpo, last));
+        e.1 = e.1.max(last);
+    }
+    let mut breaches = app.backup_breaches.0.lock().unwrap_or_else(|p| p.into_inner());
+    for (system, (rpo, last)) in by_system {
+        let l = SystemLabel { system: system.to_string() };
+        let age_ms = last.map(|t| now.saturating_sub(t));
+        if let Some(age) = age_ms {
+            app.metrics.backup_rpo_seconds.get_or_create(&l).set(age / 1000);
+        }
+        let breach = age_ms.is_none_or(|a| a > i64::try_from(rpo.as_millis()).unwrap_or(i64::MAX));
+        app.metrics.backup_rpo_breach.get_or_create(&l).set(i64::from(breach));
+        match (breach, breaches.contains_key(system)) {
+            (true, false) => {
+                tracing::warn!(
+                    system,
+                    rpo = %inventory::format_duration(rpo),
+                    newest = ?last.map(crate::app::rfc3339),
+                    "RPO breached: no good restore point within the RPO"
+                );
+                breaches.insert(system.to_string(), now);
+            }
+            (false, true) => {
+                tracing::info!(system, "RPO met again");
+                breaches.remove(system);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Runs [`tick`] every `every` until shutdown.
+pub fn spawn(app: Arc<App>, every: Duration) {
+    tokio::spawn(async move {
+        let started = now_ms();
+        loop {
+            tick(&app, started).await;
+            tokio::select! {
+                _ = app.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+}
