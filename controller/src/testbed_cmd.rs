@@ -443,6 +443,11 @@ fn start_agent_containers(
         }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);
+        // `mangrove` for the delay proxy of `fault latency`; the backup storage every host
+        // mounts, and the data of the systems this host backs up.
+        let mut mounts =
+            vec![(s.clone(), s, false), (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true)];
+        mounts.extend(testbed::backup_storage::container_mounts(layout, m.name)?);
         containers::start(
             plan,
             &layout.dir,
@@ -453,11 +458,7 @@ fn start_agent_containers(
                 site: m.site,
                 ip: None,
                 env,
-                // `mangrove` for the delay proxy of `fault latency`.
-                mounts: vec![
-                    (s.clone(), s, false),
-                    (mangrove.display().to_string(), "/usr/local/bin/mangrove".into(), true),
-                ],
+                mounts,
                 command: "/usr/bin/runsvdir -P /etc/service".into(),
             },
         )?;

@@ -5,8 +5,9 @@
 //! paths (`<dir>/inventory-process.json`; JSON is YAML), and each system's paths are seeded with
 //! a little real data: documents with Vietnamese names, a database dump, a larger file.
 //!
-//! Container testbeds need none of this: each container has its own filesystem and the
-//! repositories are a shared volume mounted where the inventory says.
+//! In a container testbed each container has its own filesystem: the same trees are bind-mounted
+//! where the inventory says (every repository on every host, each system's paths on the host
+//! that backs it up), and the controller reads the inventory as it is.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,6 +66,35 @@ pub fn prepare(layout: &Layout) -> Result<PathBuf, TestbedError> {
         .map_err(|e| TestbedError::Inventory(format!("cannot write the process testbed's inventory: {e}")))?;
     crate::layout::write_file(&path, &text, 0o644)?;
     Ok(path)
+}
+
+/// The bind mounts (source, target, read-only) that give container host `machine` the backup
+/// repositories and the data of the systems it backs up, seeded as in a process testbed.
+pub fn container_mounts(layout: &Layout, machine: &str) -> Result<Vec<(String, String, bool)>, TestbedError> {
+    let inv = &layout.inventory;
+    let mut mounts = Vec::new();
+    if inv.systems.iter().all(|s| s.backup.is_none()) {
+        return Ok(mounts);
+    }
+    let storage = layout.dir.join("storage");
+    for r in inv.backup_repositories.iter().filter(|r| r.location.starts_with('/')) {
+        let from = under(&storage, &r.location);
+        fs::create_dir_all(&from).map_err(crate::layout::io(&from))?;
+        mounts.push((from.display().to_string(), r.location.clone(), false));
+    }
+    for s in &inv.systems {
+        let (Some(b), Some(host)) = (&s.backup, backup_host(inv, s)) else { continue };
+        if host != machine {
+            continue;
+        }
+        let root = layout.dir.join("hosts").join(host);
+        for p in &b.paths {
+            let from = under(&root, p);
+            seed_data(&from, &s.name)?;
+            mounts.push((from.display().to_string(), p.clone(), false));
+        }
+    }
+    Ok(mounts)
 }
 
 /// A system's data: a few documents, a dump and a 2 MiB file, the same on every run.
