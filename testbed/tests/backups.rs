@@ -28,17 +28,6 @@ fn inventory() -> String {
     text.replace("    rpo: 1d\n", "    rpo: 1m\n")
 }
 
-fn metric(tb: &Testbed, line_start: &str) -> Option<f64> {
-    let mut r = tb
-        .http()
-        .get(format!("{}/metrics", tb.api))
-        .header("Authorization", &format!("Bearer {}", tb.token))
-        .call()
-        .expect("metrics");
-    let text = r.body_mut().read_to_string().expect("metrics text");
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -123,21 +112,21 @@ fn a_level_3_system_is_backed_up_twice_verified_by_content_and_watched() {
 
     // The RPO: met for qlvbdh; cong-bao (RPO 1 minute) has no restore point yet: breached.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while metric(&tb, "mangrove_backup_rpo_breach{system=\"qlvbdh\"}") != Some(0.0) && Instant::now() < deadline {
+    while tb.metric("mangrove_backup_rpo_breach{system=\"qlvbdh\"}") != Some(0.0) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
-    assert_eq!(metric(&tb, "mangrove_backup_rpo_breach{system=\"qlvbdh\"}"), Some(0.0));
-    assert_eq!(metric(&tb, "mangrove_backup_rpo_breach{system=\"cong-bao\"}"), Some(1.0));
+    assert_eq!(tb.metric("mangrove_backup_rpo_breach{system=\"qlvbdh\"}"), Some(0.0));
+    assert_eq!(tb.metric("mangrove_backup_rpo_breach{system=\"cong-bao\"}"), Some(1.0));
     let out = tb.mg(&["backup", "run", "cong-bao"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let met = Instant::now();
-    while metric(&tb, "mangrove_backup_rpo_breach{system=\"cong-bao\"}") != Some(0.0) {
+    while tb.metric("mangrove_backup_rpo_breach{system=\"cong-bao\"}") != Some(0.0) {
         assert!(met.elapsed() < Duration::from_secs(15), "the RPO stays breached after a good backup");
         std::thread::sleep(Duration::from_millis(500));
     }
     // No more backups: a minute later the breach shows within an evaluation interval (5 s).
     let breached = Instant::now();
-    while metric(&tb, "mangrove_backup_rpo_breach{system=\"cong-bao\"}") != Some(1.0) {
+    while tb.metric("mangrove_backup_rpo_breach{system=\"cong-bao\"}") != Some(1.0) {
         assert!(breached.elapsed() < Duration::from_secs(60 + 10), "no RPO breach a minute after the last backup");
         std::thread::sleep(Duration::from_millis(500));
     }

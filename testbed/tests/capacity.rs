@@ -21,17 +21,6 @@ fn row<'a>(rows: &'a Value, site: &str, resource: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no forecast row for {site} {resource} in {rows}"))
 }
 
-fn metric(tb: &Testbed, line_start: &str) -> Option<f64> {
-    let mut r = tb
-        .http()
-        .get(format!("{}/metrics", tb.api))
-        .header("Authorization", &format!("Bearer {}", tb.token))
-        .call()
-        .expect("metrics");
-    let text = r.body_mut().read_to_string().expect("metrics text");
-    text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
 fn stdout_of(tb: &Testbed, args: &[&str]) -> String {
     let out = tb.mg(args);
     assert!(out.status.success(), "mangrove {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -143,10 +132,9 @@ fn planners_get_history_forecasts_headroom_and_reports() {
     assert!(((after - before) - 20e12 / per_day).abs() < 2.0, "{before} → {after} at {per_day} B/day");
 
     // The gauges follow.
-    assert!(metric(&tb, "mangrove_dr_headroom_ratio{resource=\"cpu\"}").is_some_and(|r| r > 1.0));
+    assert!(tb.metric("mangrove_dr_headroom_ratio{resource=\"cpu\"}").is_some_and(|r| r > 1.0));
     assert!(
-        metric(&tb, "mangrove_capacity_used_ratio{site=\"dc\",resource=\"storage\"}")
-            .is_some_and(|r| r > 0.3 && r < 1.0)
+        tb.metric("mangrove_capacity_used_ratio{site=\"dc\",resource=\"storage\"}").is_some_and(|r| r > 0.3 && r < 1.0)
     );
 
     // The Vietnamese HTML report: self-contained, charts for both sites, rendered by Chromium.

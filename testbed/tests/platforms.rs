@@ -50,14 +50,7 @@ fn vms(tb: &Testbed) -> Vec<Value> {
 }
 
 fn metric(tb: &Testbed, line_start: &str) -> Option<String> {
-    let mut r = tb
-        .http()
-        .get(format!("{}/metrics", tb.api))
-        .header("Authorization", &format!("Bearer {}", tb.token))
-        .call()
-        .expect("metrics");
-    let text = r.body_mut().read_to_string().expect("metrics text");
-    text.lines().find(|l| l.starts_with(line_start)).map(str::to_string)
+    tb.metrics().lines().find(|l| l.starts_with(line_start)).map(str::to_string)
 }
 
 /// An admin token of the OpenStack simulator, for its fault-injection endpoint.

@@ -83,15 +83,7 @@ fn assign_evaluate_waive_and_preview() {
     let web = systems.as_array().and_then(|a| a.iter().find(|s| s["name"] == "web")).cloned().unwrap_or_default();
     let score = web["score"].as_f64().expect("a score once evaluated");
     assert!((0.0..=100.0).contains(&score));
-    let metrics = {
-        let mut r = tb
-            .http()
-            .get(format!("{}/metrics", tb.api))
-            .header("Authorization", &format!("Bearer {}", tb.token))
-            .call()
-            .expect("metrics");
-        r.body_mut().read_to_string().expect("text")
-    };
+    let metrics = tb.metrics();
     assert!(metrics.contains("mangrove_compliance_score{system=\"web\"}"), "{metrics}");
     assert!(metrics.contains("mangrove_compliance_controls{system=\"web\",level=\"2\",status=\"fail\"}"));
 

@@ -212,6 +212,22 @@ impl Testbed {
             .new_agent()
     }
 
+    /// The controller's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        let mut r = self
+            .http()
+            .get(format!("{}/metrics", self.api))
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .expect("metrics");
+        r.body_mut().read_to_string().expect("metrics text")
+    }
+
+    /// The value of the first metric line that starts with `line_start` (name and labels).
+    pub fn metric(&self, line_start: &str) -> Option<f64> {
+        self.metrics().lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
     /// GET an API path with `token`; must answer 200 with JSON.
     pub fn api_get(&self, path: &str, token: &str) -> Value {
         let mut r = self
