@@ -110,6 +110,19 @@ fn a_level_3_system_is_backed_up_twice_verified_by_content_and_watched() {
     let list = tb.json(&["backup", "list", "qlvbdh"]);
     assert!(list.as_array().expect("list").iter().any(|s| s["verified"] == "restored"), "{list}");
 
+    // The policy controls for backups read these records: fresh, copied to DR, restore-tested.
+    let sec = tb.user_token("security");
+    let out = tb.mg_as(&sec, &["policy", "assign", "vn-nd85-tcvn11930", "--system", "qlvbdh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = tb.mg_as(&sec, &["policy", "evaluate", "--host", "qlvbdh-app-01"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let findings = tb.json(&["policy", "findings", "--host", "qlvbdh-app-01"]);
+    for control in ["backup-present", "backup-fresh", "backup-dr-copy", "backup-restore-tested"] {
+        let f = findings.as_array().and_then(|a| a.iter().find(|f| f["control"] == control)).cloned();
+        let f = f.unwrap_or_else(|| panic!("no finding for {control}: {findings}"));
+        assert_eq!(f["status"], "pass", "{control}: {f}");
+    }
+
     // The RPO: met for qlvbdh; cong-bao (RPO 1 minute) has no restore point yet: breached.
     let deadline = Instant::now() + Duration::from_secs(20);
     while tb.metric("mangrove_backup_rpo_breach{system=\"qlvbdh\"}") != Some(0.0) && Instant::now() < deadline {

@@ -102,6 +102,8 @@ pub async fn evaluate_host_with(
     let now = now_ms();
     let waivers = app.store.list_waivers().await.map_err(|e| e.to_string())?;
     let existing = app.store.list_findings(Some(host)).await.map_err(|e| e.to_string())?;
+    let system_names: Vec<String> = sc.systems.iter().map(|s| s.name.clone()).collect();
+    let backups = crate::backup::policy_input(app, &system_names).await;
     for (pack, mode) in &sc.packs {
         let Some(evaluator) = app.policy.evaluator(pack) else {
             tracing::warn!(host, pack, "assigned pack is not known to this controller");
@@ -118,6 +120,7 @@ pub async fn evaluate_host_with(
             now / 1000,
         )
         .systems(sc.systems.clone())
+        .backups(backups.clone())
         .build();
         let findings = tokio::task::spawn_blocking(move || evaluator.evaluate_level(level, &input))
             .await
