@@ -69,6 +69,14 @@ impl Backups {
     /// `state_dir` is made absolute: the manifest's path is stored in snapshots.
     pub fn new(state_dir: PathBuf) -> Backups {
         let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
+        // Nothing runs yet: a password file still here was left by a run the agent died in
+        // (its restic may even outlive it). It must not stay on disk.
+        let stale = state_dir.join("backup").join("secrets");
+        if stale.exists()
+            && let Err(e) = std::fs::remove_dir_all(&stale)
+        {
+            tracing::error!(dir = %stale.display(), error = %e, "cannot remove password files left by an earlier run");
+        }
         Backups { state_dir, restic_binary: None, running_plans: Mutex::new(HashSet::new()) }
     }
 

@@ -336,3 +336,13 @@ fn without_restic_the_error_says_how_to_install_it() {
     let host = super::host_name(Path::new("/nonexistent"));
     assert_eq!(result.error, format!("restic is not installed on {host}: apt-get install restic"));
 }
+
+#[test]
+fn password_files_left_by_a_run_the_agent_died_in_are_removed_at_start() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let stale = root.path().join("state/backup/secrets/mangrove-restic-x");
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    std::fs::write(stale.join("password"), "left-behind-secret").expect("write");
+    let _backups = Backups::new(root.path().join("state"));
+    assert!(!root.path().join("state/backup/secrets").exists(), "a stale password file survived the start");
+}
