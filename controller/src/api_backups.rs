@@ -37,6 +37,7 @@ fn plan_json(p: &Plan) -> Value {
         "schedule": p.schedule,
         "repositories": p.repositories.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
         "retention": p.retention,
+        "keep_last": p.keep_last,
         "rule": p.rule,
         "problems": p.problems,
         "level": p.level,

@@ -39,6 +39,8 @@ pub struct RunReport {
     /// Files restic processed.
     pub files: u64,
     pub duration_ms: u64,
+    /// Snapshots of the plan retention removed from this repository after the backup.
+    pub forgotten: Vec<String>,
 }
 
 /// The content manifest made before the backup, stored inside every snapshot at `path`.
@@ -110,6 +112,7 @@ mod tests {
                 bytes_added: 1,
                 files: 2,
                 duration_ms: 3,
+                forgotten: vec!["cd".into()],
             }],
             manifest: ManifestReport { files: 4, bytes: 5, sha256: "ff".into(), path: "/m.json".into() },
         };
@@ -118,7 +121,7 @@ mod tests {
             json,
             serde_json::json!({
                 "runs": [{"repository": "dr", "snapshot_id": "ab", "status": "partial", "error": "",
-                          "bytes_added": 1, "files": 2, "duration_ms": 3}],
+                          "bytes_added": 1, "files": 2, "duration_ms": 3, "forgotten": ["cd"]}],
                 "manifest": {"files": 4, "bytes": 5, "sha256": "ff", "path": "/m.json"}
             })
         );

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use plugins::restic::{
-    BackupProgress, BackupRequest, BackupSummary, Manifest, Repository, Restic, ResticError, SnapshotFilter,
+    BackupProgress, BackupRequest, BackupSummary, Manifest, Repository, Restic, ResticError, RetentionPolicy,
+    SnapshotFilter,
 };
 use proto::v1::{BackupTask, CommandTask, Event, TaskResult};
 use sha2::{Digest, Sha256};
@@ -54,6 +55,12 @@ pub fn run(backups: &Backups, task_id: &str, task: &BackupTask, emit: &dyn Fn(Ev
             tags: plan_tags(task),
             host: Some(host).filter(|h| !h.is_empty()),
             paths: Vec::new(),
+        },
+        retention: RetentionPolicy {
+            keep_last: Some(task.keep_last).filter(|n| *n > 0),
+            keep_daily: Some(task.keep_daily).filter(|n| *n > 0),
+            keep_weekly: Some(task.keep_weekly).filter(|n| *n > 0),
+            keep_monthly: Some(task.keep_monthly).filter(|n| *n > 0),
         },
         deadline,
         emit,
@@ -193,8 +200,9 @@ struct Run<'a> {
     task_id: &'a str,
     system_plan: String,
     request: BackupRequest,
-    /// Finds the new snapshot's full id.
+    /// Finds the new snapshot's full id, and what retention applies to.
     snapshots_of_plan: SnapshotFilter,
+    retention: RetentionPolicy,
     deadline: Deadline,
     emit: &'a dyn Fn(Event),
 }
@@ -211,6 +219,7 @@ impl Run<'_> {
             bytes_added: 0,
             files: 0,
             duration_ms: 0,
+            forgotten: Vec::new(),
         };
         if self.deadline.passed() {
             report.error = format!("not started: {} passed", self.deadline.describe());
@@ -222,6 +231,7 @@ impl Run<'_> {
                 Ok(summary) => {
                     report.status = RunStatus::Ok;
                     self.fill(&mut report, &repo, &summary);
+                    self.apply_retention(&mut report, &repo);
                 }
                 Err(error) => {
                     report.error = error.to_string();
@@ -255,6 +265,19 @@ impl Run<'_> {
             }
         };
         unlocking(repo, || repo.backup(&self.request, &mut on_progress))
+    }
+
+    /// `forget --prune` of the plan's snapshots by the retention policy, after a good backup
+    /// only (a failed one must not thin out what is left). A failure here leaves the backup
+    /// good and says so in the report's error.
+    fn apply_retention(&self, report: &mut RunReport, repo: &Repository) {
+        if self.retention.is_empty() {
+            return;
+        }
+        match unlocking(repo, || repo.forget(&self.retention, &self.snapshots_of_plan, true)) {
+            Ok(outcome) => report.forgotten = outcome.removed_ids().into_iter().map(str::to_string).collect(),
+            Err(error) => report.error = format!("backed up, but retention was not applied: {error}"),
+        }
     }
 
     fn fill(&self, report: &mut RunReport, repo: &Repository, summary: &BackupSummary) {

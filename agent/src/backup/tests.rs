@@ -346,3 +346,23 @@ fn password_files_left_by_a_run_the_agent_died_in_are_removed_at_start() {
     let _backups = Backups::new(root.path().join("state"));
     assert!(!root.path().join("state/backup/secrets").exists(), "a stale password file survived the start");
 }
+
+#[test]
+fn retention_after_a_good_backup_forgets_the_plans_older_snapshots() {
+    let fx = Fixture::new();
+    let mut task = fx.backup_task(vec![fx.repository("local", PASSWORD)]);
+    task.keep_daily = 1;
+    let (_, first) = fx.backup(&task);
+    let first = first.expect("first report");
+    assert!(first.runs[0].forgotten.is_empty(), "nothing to forget yet: {:?}", first.runs[0]);
+    fs::write(fx.path("src/new.txt"), "một tệp mới\n").expect("write");
+    let (result, second) = fx.backup(&task);
+    let second = second.unwrap_or_else(|| panic!("no report: {result:?}"));
+    assert_eq!(second.runs[0].status, RunStatus::Ok, "{:?}", second.runs[0]);
+    // One a day is kept: the newest; the first snapshot of the day is forgotten and pruned.
+    assert_eq!(second.runs[0].forgotten, [first.runs[0].snapshot_id.clone()]);
+    let restic = Restic::locate(None).expect("restic");
+    let config = RepositoryConfig::new(fx.repository("local", PASSWORD).location, Secret::new(PASSWORD));
+    let left = DriverRepository::new(restic, config).snapshots(&Default::default()).expect("snapshots");
+    assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [second.runs[0].snapshot_id.clone()]);
+}

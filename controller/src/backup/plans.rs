@@ -40,6 +40,9 @@ pub struct Plan {
     pub repositories: Vec<PlanRepository>,
     pub schedule: String,
     pub retention: Retention,
+    /// The newest restore points kept besides the daily, weekly and monthly ones: a day of
+    /// them at the plan's RPO (two per RPO), so every point within the last day stays.
+    pub keep_last: u32,
     pub check: String,
     pub restore_test: Option<String>,
     pub restore_host: Option<String>,
@@ -125,6 +128,7 @@ fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
         repositories,
         schedule,
         retention,
+        keep_last: keep_last_for(s.rpo),
         check,
         restore_test,
         restore_host,
@@ -148,6 +152,12 @@ pub fn schedule_for(rpo: Duration) -> String {
         return if step == 1 { "0 * * * *".to_string() } else { format!("0 */{step} * * *") };
     }
     "0 1 * * *".to_string()
+}
+
+/// Two restore points per RPO over a day, at least 1 and at most 96.
+pub fn keep_last_for(rpo: Duration) -> u32 {
+    let half = (rpo.as_secs() / 2).max(60);
+    u32::try_from(86_400_u64.div_ceil(half)).unwrap_or(96).clamp(1, 96)
 }
 
 fn drill_for(level: u8) -> Option<&'static str> {
@@ -215,6 +225,14 @@ mod tests {
         assert_eq!(q.restore_host.as_deref(), Some("dr-compute-01"));
         let cb = p.iter().find(|p| p.system == "cong-bao").expect("cong-bao");
         assert_eq!((cb.schedule.as_str(), cb.restore_test.as_deref()), ("0 */12 * * *", None));
+    }
+
+    #[test]
+    fn a_day_of_restore_points_is_kept_at_the_plans_pace() {
+        assert_eq!(keep_last_for(Duration::from_secs(3600)), 48);
+        assert_eq!(keep_last_for(Duration::from_secs(15 * 60)), 96);
+        assert_eq!(keep_last_for(Duration::from_secs(86_400)), 2);
+        assert_eq!(keep_last_for(Duration::from_secs(7 * 86_400)), 1);
     }
 
     #[test]

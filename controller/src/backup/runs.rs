@@ -121,6 +121,8 @@ pub async fn start_backup(app: &App, plan: &Plan, by: &str) -> Result<BackupRun,
         "paths": plan.paths,
         "pre": plan.pre,
         "repositories": plan.repositories.iter().map(repo_json).collect::<Vec<_>>(),
+        "retention": plan.retention,
+        "keep_last": plan.keep_last,
         "timeout_ms": ms(BACKUP_TIMEOUT),
     });
     let deadline = now.saturating_add(ms(BACKUP_TIMEOUT + DELIVERY_WINDOW));
@@ -201,6 +203,12 @@ fn u32_ms(v: &Value) -> u32 {
     v.get("timeout_ms").and_then(Value::as_u64).map_or(u32::MAX, |t| u32::try_from(t).unwrap_or(u32::MAX))
 }
 
+fn keep(args: &Value, period: &str) -> u32 {
+    args.pointer(&format!("/retention/{period}"))
+        .and_then(Value::as_u64)
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
@@ -238,6 +246,13 @@ pub fn task_message(app: &App, t: &TaskRecord) -> Option<proto::v1::ControllerMe
                 repositories: repositories?,
                 tags: Vec::new(),
                 timeout_ms: u32_ms(a),
+                keep_daily: keep(a, "daily"),
+                keep_weekly: keep(a, "weekly"),
+                keep_monthly: keep(a, "monthly"),
+                keep_last: a
+                    .get("keep_last")
+                    .and_then(Value::as_u64)
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
             });
         }
         "backup_check" => {
@@ -286,6 +301,7 @@ pub async fn task_finished(app: &App, host: &str, outcome: &TaskOutcome) -> Resu
     };
     let status = if exited_ok { "ok" } else { "failed" };
     let snapshots = if run.kind == "backup" { snapshots_of(&run, host, result.as_ref(), at) } else { Vec::new() };
+    let forgotten = if run.kind == "backup" { forgotten_of(result.as_ref()) } else { Vec::new() };
     let verdict = match (run.kind.as_str(), &run.repository) {
         ("check", Some(repo)) => Some(Verdict { repository: repo.clone(), snapshot_id: None, ok: exited_ok, at }),
         ("restore", Some(repo)) if run.id.starts_with("dr-") => {
@@ -293,7 +309,7 @@ pub async fn task_finished(app: &App, host: &str, outcome: &TaskOutcome) -> Resu
         }
         _ => None,
     };
-    let end = RunEnd { status: status.to_string(), error: error.clone(), result, at, snapshots, verdict };
+    let end = RunEnd { status: status.to_string(), error: error.clone(), result, at, snapshots, forgotten, verdict };
     let finished = app.store.finish_run(&run.id, &end).await?;
     if finished {
         tracing::info!(run = run.id, kind = run.kind, system = run.system, status, "backup run finished");
@@ -310,6 +326,15 @@ fn first_error(result: Option<&Value>) -> Option<String> {
         let e = r.get("error")?.as_str()?;
         (!e.is_empty()).then(|| format!("{}: {e}", r.get("repository").and_then(Value::as_str).unwrap_or("?")))
     })
+}
+
+/// The (repository, snapshot id) pairs retention removed, as a backup result reports them.
+fn forgotten_of(result: Option<&Value>) -> Vec<(String, String)> {
+    let runs = result.and_then(|r| r.get("runs")).and_then(Value::as_array).cloned().unwrap_or_default();
+    runs.iter()
+        .filter_map(|r| Some((r.get("repository")?.as_str()?.to_string(), strings(r.get("forgotten")))))
+        .flat_map(|(repo, ids)| ids.into_iter().map(move |id| (repo.clone(), id)))
+        .collect()
 }
 
 /// The restore points a backup result reports (repositories that succeeded, partially or not).

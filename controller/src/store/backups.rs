@@ -52,6 +52,8 @@ pub struct RunEnd {
     pub result: Option<serde_json::Value>,
     pub at: i64,
     pub snapshots: Vec<SnapshotRecord>,
+    /// (repository, snapshot id) that retention removed: no longer restore points.
+    pub forgotten: Vec<(String, String)>,
     pub verdict: Option<Verdict>,
 }
 

@@ -108,6 +108,13 @@ impl BackupStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        for (repository, id) in &end.forgotten {
+            sqlx::query("DELETE FROM backup_snapshots WHERE repository = ? AND snapshot_id = ?")
+                .bind(repository)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some(v) = &end.verdict {
             apply_verdict(&mut tx, v).await?;
         }
