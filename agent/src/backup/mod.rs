@@ -69,9 +69,11 @@ impl Backups {
     /// `state_dir` is made absolute: the manifest's path is stored in snapshots.
     pub fn new(state_dir: PathBuf) -> Backups {
         let state_dir = std::path::absolute(&state_dir).unwrap_or(state_dir);
-        // Nothing runs yet: a password file still here was left by a run the agent died in
-        // (its restic may even outlive it). It must not stay on disk.
+        // Nothing runs yet: a password file still here was left by a run the agent died in. Its
+        // restic may outlive it, holding the repository's lock and writing a snapshot nobody
+        // will record: stop it, then remove the file (the next run clears the stale lock).
         let stale = state_dir.join("backup").join("secrets");
+        stop_orphaned_restic(&stale);
         if stale.exists()
             && let Err(e) = std::fs::remove_dir_all(&stale)
         {
@@ -368,5 +370,22 @@ mod unit_tests {
         assert_eq!(result.stdout, b"{\"x\":\"[redacted]\"}");
         assert_eq!(result.task_id, "t1");
         assert!(result.finished_unix_ms >= result.started_unix_ms);
+    }
+}
+
+/// Kills (SIGKILL) every restic process whose password file lies under `secrets`: one started
+/// by an earlier life of this agent. Found by its environment (readable for our own user's
+/// processes), which names the file; restic's argv never holds it.
+fn stop_orphaned_restic(secrets: &std::path::Path) {
+    let needle = format!("RESTIC_PASSWORD_FILE={}/", secrets.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let ours = environ.split(|b| *b == 0).any(|var| var.starts_with(needle.as_bytes()));
+        if ours {
+            tracing::warn!(pid, "stopping a restic left running by a backup the agent died in");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }
