@@ -320,6 +320,23 @@ fn redact(text: &str, password: &str) -> String {
     if text.contains(password) { text.replace(password, "[redacted]") } else { text.to_string() }
 }
 
+/// Kills (SIGKILL) every restic process whose password file lies under `secrets`: one started
+/// by an earlier life of this agent. Found by its environment (readable for our own user's
+/// processes), which names the file; restic's argv never holds it.
+fn stop_orphaned_restic(secrets: &std::path::Path) {
+    let needle = format!("RESTIC_PASSWORD_FILE={}/", secrets.display());
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
+        let ours = environ.split(|b| *b == 0).any(|var| var.starts_with(needle.as_bytes()));
+        if ours {
+            tracing::warn!(pid, "stopping a restic left running by a backup the agent died in");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod unit_tests {
     use super::*;
@@ -370,22 +387,5 @@ mod unit_tests {
         assert_eq!(result.stdout, b"{\"x\":\"[redacted]\"}");
         assert_eq!(result.task_id, "t1");
         assert!(result.finished_unix_ms >= result.started_unix_ms);
-    }
-}
-
-/// Kills (SIGKILL) every restic process whose password file lies under `secrets`: one started
-/// by an earlier life of this agent. Found by its environment (readable for our own user's
-/// processes), which names the file; restic's argv never holds it.
-fn stop_orphaned_restic(secrets: &std::path::Path) {
-    let needle = format!("RESTIC_PASSWORD_FILE={}/", secrets.display());
-    let Ok(procs) = std::fs::read_dir("/proc") else { return };
-    for entry in procs.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
-        let ours = environ.split(|b| *b == 0).any(|var| var.starts_with(needle.as_bytes()));
-        if ours {
-            tracing::warn!(pid, "stopping a restic left running by a backup the agent died in");
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
     }
 }
