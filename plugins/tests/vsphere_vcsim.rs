@@ -76,11 +76,11 @@ struct Vcsim {
 impl Vcsim {
     fn start(args: &[&str]) -> Vcsim {
         let dir = tempfile::tempdir().expect("temp dir");
-        let pw = dir.path().join("password");
+        let pw = dir.path().join("secret");
         std::fs::write(&pw, PASSWORD).expect("password file");
         let tls = dir.path().join("tls");
         let mut child = Command::new(vcsim_binary())
-            .args(["-listen", "127.0.0.1:0", "-username", USER, "-password-file"])
+            .args(["-listen", "127.0.0.1:0", "-username", USER, "-secret-file"])
             .arg(&pw)
             .arg("-tls-dir")
             .arg(&tls)
