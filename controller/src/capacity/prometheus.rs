@@ -608,6 +608,12 @@ impl MatcherParser {
     }
 }
 
+// Against a real Prometheus server; in the library's tests, not an integration test, so that
+// testing never rebuilds the `mangrove` binary with the test run's features.
+#[cfg(test)]
+#[path = "prometheus_server_tests.rs"]
+mod server_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;

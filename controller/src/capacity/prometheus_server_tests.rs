@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use controller::capacity::prometheus::{self, PromConfig, PromError};
-use controller::store::DailyPoint;
+use crate::capacity::prometheus::{self, PromConfig, PromError};
+use crate::store::DailyPoint;
 
 const DAY: i64 = 86_400;
 const HOUR: i64 = 3_600;
