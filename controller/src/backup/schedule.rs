@@ -26,10 +26,9 @@ impl Breaches {
     }
 }
 
-/// When the plan's `cron` is next due after its last run of `kind` (or after `since`).
-async fn due(app: &App, plan: &Plan, kind: &str, cron: &str, since: i64) -> Option<i64> {
+/// When the plan's `cron` is next due after its last run of `kind` in `runs` (or after `since`).
+fn due(runs: &[crate::store::BackupRun], plan: &Plan, kind: &str, cron: &str, since: i64) -> Option<i64> {
     let cron = parse_cron(cron).ok()?;
-    let runs = app.store.list_runs(Some(&plan.system), 200).await.ok()?;
     let last = runs.iter().find(|r| r.kind == kind && r.plan == plan.plan).map_or(since, |r| r.started_at);
     next_run(&cron, last / 1000).map(|s| s * 1000)
 }
@@ -38,12 +37,20 @@ async fn due(app: &App, plan: &Plan, kind: &str, cron: &str, since: i64) -> Opti
 pub async fn tick(app: &Arc<App>, started: i64) {
     let now = now_ms();
     for plan in &app.backups.plans {
-        if due(app, plan, "backup", &plan.schedule, started).await.is_some_and(|t| t <= now)
+        // One read of the system's recent runs serves the three schedules.
+        let runs = match app.store.list_runs(Some(&plan.system), 200).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(system = plan.system, error = %e, "backup runs not read; nothing started");
+                continue;
+            }
+        };
+        if due(&runs, plan, "backup", &plan.schedule, started).is_some_and(|t| t <= now)
             && let Err(e) = runs::start_backup(app, plan, SCHEDULER).await
         {
             tracing::warn!(system = plan.system, plan = plan.plan, error = %e, "scheduled backup not started");
         }
-        if due(app, plan, "check", &plan.check, started).await.is_some_and(|t| t <= now) {
+        if due(&runs, plan, "check", &plan.check, started).is_some_and(|t| t <= now) {
             let week = now / 1000 / (7 * 86_400);
             let subset = format!("{}/12", week % 12 + 1);
             if let Err(e) = runs::start_checks(app, plan, Some(&subset), SCHEDULER).await {
@@ -51,7 +58,7 @@ pub async fn tick(app: &Arc<App>, started: i64) {
             }
         }
         if let Some(cron) = &plan.restore_test
-            && due(app, plan, "restore", cron, started).await.is_some_and(|t| t <= now)
+            && due(&runs, plan, "restore", cron, started).is_some_and(|t| t <= now)
             && let Err(e) = drill(app, plan, SCHEDULER).await
         {
             tracing::warn!(system = plan.system, error = %e, "scheduled restore drill not started");
