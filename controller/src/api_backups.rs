@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiResult, Auth, READERS, require};
 use crate::app::{App, AppError, Role, rfc3339};
-use crate::backup::plans::Plan;
+use crate::backup::plans::{Plan, PlanKind};
 use crate::backup::runs::{self, RestoreRequest};
 use crate::backup::schedule;
 use crate::store::BackupRun;
@@ -34,6 +34,7 @@ fn plan_json(p: &Plan) -> Value {
     json!({
         "system": p.system,
         "plan": p.plan,
+        "kind": p.kind,
         "schedule": p.schedule,
         "repositories": p.repositories.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
         "retention": p.retention,
@@ -142,7 +143,7 @@ async fn run(
     let Json(req) = body?;
     let mut started = Vec::new();
     for plan in plans_of(&app, &system, req.plan.as_deref())? {
-        let r = runs::start_backup(&app, plan, &p.user).await;
+        let r = runs::start(&app, plan, &p.user).await;
         let detail = match &r {
             Ok(run) => json!({"plan": plan.plan, "run": run.id}),
             Err(e) => json!({"plan": plan.plan, "error": e.to_string()}),
@@ -196,7 +197,17 @@ async fn verify(
     require(&p, &[Role::Operator], "verify backups")?;
     let Json(req) = body?;
     let mut started = Vec::new();
-    for plan in plans_of(&app, &system, req.plan.as_deref())? {
+    // Platform snapshots have no repository to check or restore from.
+    let plans: Vec<&Plan> =
+        plans_of(&app, &system, req.plan.as_deref())?.into_iter().filter(|p| p.kind == PlanKind::Files).collect();
+    if plans.is_empty() {
+        return Err(AppError::BadRequest(format!(
+            "{system}/{}: platform snapshots have no backup repository to verify",
+            req.plan.as_deref().unwrap_or("snapshots")
+        ))
+        .into());
+    }
+    for plan in plans {
         let result = if req.restore {
             schedule::drill(&app, plan, &p.user).await.map(|r| vec![r])
         } else {

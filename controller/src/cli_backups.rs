@@ -22,13 +22,18 @@ pub fn plans(c: &Client, json_out: bool) -> Result<()> {
                 p["repositories"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
             let r = &p["retention"];
             let problems: Vec<String> = p["problems"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+            let (host, keep) = if p["kind"] == "platform_snapshots" {
+                ("(platform)".to_string(), format!("{} per VM", p["keep_last"]))
+            } else {
+                (s(&p["host"]), format!("{}d/{}w/{}m", r["daily"], r["weekly"], r["monthly"]))
+            };
             vec![
                 s(&p["system"]),
                 s(&p["plan"]),
-                s(&p["host"]),
+                host,
                 s(&p["schedule"]),
                 repos.join(","),
-                format!("{}d/{}w/{}m", r["daily"], r["weekly"], r["monthly"]),
+                keep,
                 s(&p["rpo"]),
                 if problems.is_empty() { s(&p["rule"]) } else { format!("LACKS: {}", problems.join("; ")) },
             ]
@@ -90,7 +95,16 @@ pub fn run(c: &Client, system: &str, plan: Option<&str>, follow: bool, json_out:
     for id in started_runs(&v) {
         let run = wait_run(c, &id, follow && !json_out)?;
         let per_repo = run["result"]["runs"].as_array().cloned().unwrap_or_default();
-        if per_repo.is_empty() {
+        // A platform snapshot run reports per VM: where = the platform, what = the VM.
+        let per_vm = run["result"]["vms"].as_array().cloned().unwrap_or_default();
+        for r in &per_vm {
+            let status = if r["error"].is_null() { "ok" } else { "failed" };
+            all_ok &= status == "ok";
+            out.push(json!({"plan": run["plan"], "repository": r["platform"], "vm": r["vm"],
+                            "snapshot_id": r["snapshot"], "deleted": r["deleted"], "status": status,
+                            "error": r["error"]}));
+        }
+        if per_repo.is_empty() && per_vm.is_empty() {
             all_ok = false;
             out.push(json!({"plan": run["plan"], "repository": null, "snapshot_id": null, "status": "failed",
                             "error": run["error"]}));
@@ -106,11 +120,15 @@ pub fn run(c: &Client, system: &str, plan: Option<&str>, follow: bool, json_out:
     let summary = json!({"status": if all_ok { "ok" } else { "failed" }, "runs": out});
     emit(json_out, &summary, |v| {
         let rows = rows_of(&v["runs"], |r| {
-            vec![s(&r["plan"]), s(&r["repository"]), s(&r["snapshot_id"]), s(&r["status"]), s(&r["error"])]
+            let place = match r["vm"].as_str() {
+                Some(vm) => format!("{}/{vm}", s(&r["repository"])),
+                None => s(&r["repository"]),
+            };
+            vec![s(&r["plan"]), place, s(&r["snapshot_id"]), s(&r["status"]), s(&r["error"])]
         });
         format!(
             "{}{system}: {}\n",
-            table(&["PLAN", "REPOSITORY", "SNAPSHOT", "STATUS", "ERROR"], &rows),
+            table(&["PLAN", "REPOSITORY OR VM", "SNAPSHOT", "STATUS", "ERROR"], &rows),
             s(&v["status"])
         )
     });
@@ -149,10 +167,13 @@ pub fn alerts(c: &Client, json_out: bool) -> Result<()> {
     Ok(())
 }
 
-/// `backup verify SYSTEM [--restore]`.
-pub fn verify(c: &Client, system: &str, restore: bool, json_out: bool) -> Result<()> {
+/// `backup verify SYSTEM [--restore] [--plan P]`.
+pub fn verify(c: &Client, system: &str, restore: bool, plan: Option<&str>, json_out: bool) -> Result<()> {
     let started = Instant::now();
-    let v = c.post(&format!("/api/v1/backups/systems/{}/verify", urlencode(system)), &json!({"restore": restore}))?;
+    let v = c.post(
+        &format!("/api/v1/backups/systems/{}/verify", urlencode(system)),
+        &json!({"restore": restore, "plan": plan}),
+    )?;
     let mut runs = Vec::new();
     for id in started_runs(&v) {
         runs.push(wait_run(c, &id, false)?);

@@ -123,6 +123,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     });
     crate::platforms::spawn_scheduler(app.clone());
     crate::capacity::collect::spawn_folding(app.clone());
+    crate::backup::snapshots::fail_interrupted(&app).await;
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
     app.bootstrap_admin().await?;
 

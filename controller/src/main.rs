@@ -372,6 +372,9 @@ enum BackupCmd {
         system: String,
         #[arg(long)]
         restore: bool,
+        /// Only this plan's repositories (platform snapshot plans have none).
+        #[arg(long)]
+        plan: Option<String>,
     },
     /// Restore a restore point onto a host (operator; refuses a non-empty target without --force).
     Restore {
@@ -736,7 +739,7 @@ fn backup(c: &Client, cmd: BackupCmd, json: bool) -> Result<()> {
         BackupCmd::Run { system, plan, follow } => b::run(c, &system, plan.as_deref(), follow, json),
         BackupCmd::List { system } => b::list(c, &system, json),
         BackupCmd::Alerts => b::alerts(c, json),
-        BackupCmd::Verify { system, restore } => b::verify(c, &system, restore, json),
+        BackupCmd::Verify { system, restore, plan } => b::verify(c, &system, restore, plan.as_deref(), json),
         BackupCmd::Restore { system, snapshot, to, force } => b::restore(c, &system, &snapshot, &to, force, json),
     }
 }

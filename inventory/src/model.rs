@@ -86,6 +86,24 @@ pub struct SystemBackup {
     /// The host restore drills restore on (default: a DR host with a native agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_host: Option<String>,
+    /// Platform snapshots of the system's VMs (vSphere, OpenStack volume, libvirt), a second
+    /// plan besides the file plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<SnapshotPlanSpec>,
+}
+
+/// Platform snapshots of an information system's VMs: when, and how many each VM keeps.
+/// A snapshot lives on the VM's own storage, so it is a quick way back from a bad change, not
+/// a copy away from production: it never counts towards the RPO.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct SnapshotPlanSpec {
+    /// Cron schedule (`minute hour day month weekday`; default daily at 01:00).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Snapshots each VM keeps, newest first (default 3; 7 from level 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u32>,
 }
 
 /// How many snapshots to keep, per period.

@@ -385,7 +385,13 @@ fn validate_backups(inv: &Inventory, c: &mut Checker<'_>) {
                 c.err(format!("{p}.repositories[{j}]"), format!("unknown backup repository `{r}`"));
             }
         }
-        for (field, cron) in [("schedule", &b.schedule), ("check", &b.check), ("restore_test", &b.restore_test)] {
+        let snapshot_schedule = b.snapshots.as_ref().and_then(|x| x.schedule.as_ref());
+        for (field, cron) in [
+            ("schedule", b.schedule.as_ref()),
+            ("check", b.check.as_ref()),
+            ("restore_test", b.restore_test.as_ref()),
+            ("snapshots.schedule", snapshot_schedule),
+        ] {
             if let Some(text) = cron
                 && !cron_shaped(text)
             {
@@ -394,6 +400,9 @@ fn validate_backups(inv: &Inventory, c: &mut Checker<'_>) {
                     format!("`{text}` is not a cron schedule (minute hour day month weekday)"),
                 );
             }
+        }
+        if b.snapshots.as_ref().and_then(|x| x.keep) == Some(0) {
+            c.err(format!("{p}.snapshots.keep"), "keep at least one snapshot (or remove `snapshots`)");
         }
     }
 }

@@ -493,6 +493,26 @@ fn cases() -> Vec<Case> {
             message: "duplicate name `so-tttt`: already used by endpoint_groups[0].name (line 20)",
         },
         Case {
+            name: "platform snapshots keeping none",
+            yaml: base_with(
+                16,
+                "    workloads: { match: { tag: \"system=dvc-portal\" } }\n    backup: { paths: [/srv/dvc], snapshots: { keep: 0 } }",
+            ),
+            at: "17:53",
+            path: "systems[0].backup.snapshots.keep",
+            message: "keep at least one snapshot",
+        },
+        Case {
+            name: "platform snapshots on a schedule that is not cron",
+            yaml: base_with(
+                16,
+                "    workloads: { match: { tag: \"system=dvc-portal\" } }\n    backup: { paths: [/srv/dvc], snapshots: { schedule: nightly } }",
+            ),
+            at: "17:57",
+            path: "systems[0].backup.snapshots.schedule",
+            message: "`nightly` is not a cron schedule",
+        },
+        Case {
             name: "nesting too deep",
             yaml: format!("{}x\n", "- ".repeat(200)),
             at: "1:401",

@@ -19,13 +19,15 @@ fn inventory() -> String {
     let mut text = include_str!("../../inventory/examples/camau.yaml").to_string();
     for system in ["qlvbdh", "dvc-portal", "email", "web-portal", "cong-bao", "cbccvc"] {
         text = text.replace(
-            &format!("backup: {{ paths: [/srv/{system}] }}"),
+            &format!("backup: {{ paths: [/srv/{system}]"),
             &format!(
-                "backup: {{ paths: [/srv/{system}], schedule: \"0 0 1 1 *\", check: \"0 0 1 1 *\", restore_test: \"0 0 1 1 *\" }}"
+                "backup: {{ paths: [/srv/{system}], schedule: \"0 0 1 1 *\", check: \"0 0 1 1 *\", restore_test: \"0 0 1 1 *\""
             ),
         );
     }
-    text.replace("    rpo: 1d\n", "    rpo: 1m\n")
+    assert!(text.contains("snapshots: { keep: 7 }"), "camau.yaml no longer snapshots web-portal's VMs");
+    text.replace("snapshots: { keep: 7 }", "snapshots: { schedule: \"0 0 1 1 *\", keep: 2 }")
+        .replace("    rpo: 1d\n", "    rpo: 1m\n")
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
@@ -186,4 +188,52 @@ fn a_level_3_system_is_backed_up_twice_verified_by_content_and_watched() {
         let found = files_holding(tb.path(), pw, &secrets);
         assert!(found.is_empty(), "a repository password is in {found:?}");
     }
+
+    platform_snapshots_keep_their_own_newest(&tb);
+}
+
+/// web-portal's second plan snapshots each of its VMs in vCenter and keeps the newest two of
+/// its own; an operator's snapshot on the same VM is never touched; restic has nothing to
+/// verify in it.
+fn platform_snapshots_keep_their_own_newest(tb: &Testbed) {
+    assert!(
+        tb.up_output.contains("vcenter:"),
+        "the vCenter simulator is off (needs Go and govmomi: `mangrove testbed deps --install`):\n{}",
+        tb.up_output
+    );
+    let plans = tb.json(&["backup", "plans"]);
+    let p = plans
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["system"] == "web-portal" && p["plan"] == "snapshots"))
+        .expect("web-portal's snapshot plan")
+        .clone();
+    assert_eq!((p["kind"].as_str(), p["keep_last"].as_u64()), (Some("platform_snapshots"), Some(2)), "{p}");
+    let vms = tb.json(&["vms", "list", "--system", "web-portal"]);
+    let vms: Vec<String> =
+        vms.as_array().expect("vms").iter().filter_map(|v| v["name"].as_str().map(str::to_string)).collect();
+    assert!(!vms.is_empty(), "web-portal has no VM in vCenter");
+    let out = tb.mg(&["vms", "snapshot", &vms[0], "create", "before-upgrade"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for _ in 0..3 {
+        let run = tb.json(&["backup", "run", "web-portal", "--plan", "snapshots"]);
+        assert_eq!(run["status"], "ok", "{run}");
+        let rows = run["runs"].as_array().expect("rows");
+        assert_eq!(rows.len(), vms.len(), "one row per VM: {run}");
+        assert!(rows.iter().all(|r| r["snapshot_id"].as_str().is_some_and(|n| n.starts_with("mangrove-web-portal-"))));
+        // Names carry the time to the second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    for vm in &vms {
+        let list = tb.json(&["vms", "snapshot", vm, "list"]);
+        let names: Vec<&str> =
+            list["snapshots"].as_array().expect("snapshots").iter().filter_map(|s| s["name"].as_str()).collect();
+        let ours = names.iter().filter(|n| n.starts_with("mangrove-web-portal-")).count();
+        assert_eq!(ours, 2, "{vm} keeps {ours} plan snapshots, want 2: {names:?}");
+        if vm == &vms[0] {
+            assert!(names.contains(&"before-upgrade"), "the operator's snapshot went: {names:?}");
+        }
+    }
+    let out = tb.mg(&["backup", "verify", "web-portal", "--plan", "snapshots"]);
+    assert!(!out.status.success(), "restic verification of platform snapshots was accepted");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no backup repository"), "{out:?}");
 }

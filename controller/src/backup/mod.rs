@@ -3,6 +3,7 @@
 pub mod plans;
 pub mod runs;
 pub mod secrets;
+pub mod snapshots;
 
 /// Whether a task id is one of a backup run's (backup, check, restore, drill).
 pub fn is_backup_task(id: &str) -> bool {

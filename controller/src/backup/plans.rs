@@ -10,6 +10,11 @@
 //! - retention: 7 daily, 4 weekly, 6 monthly; 14 / 8 / 12 from level 3;
 //! - structural check (`restic check`, reading a rolling twelfth of the data): weekly;
 //! - restore drill: every 6 months from level 3 (required from level 4), quarterly at level 5.
+//!
+//! A system whose `backup` block has `snapshots` gets a second plan, `snapshots`: platform
+//! snapshots of its VMs (daily at 01:00 by default, 3 kept per VM, 7 from level 3). They are a
+//! quick way back from a bad change on the VM's own storage, not a copy away from production,
+//! so they never count towards the RPO and have nothing for restic to check.
 
 use std::time::Duration;
 
@@ -17,8 +22,20 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 use inventory::{AgentMode, Inventory, Retention, System};
 use serde::Serialize;
 
-/// The name of the file plan (platform snapshot plans come as a second kind).
+/// The name of the file plan.
 pub const FILE_PLAN: &str = "files";
+/// The name of the platform snapshot plan.
+pub const SNAPSHOT_PLAN: &str = "snapshots";
+
+/// What a plan makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    /// restic snapshots of paths, taken by the agent on the system's host.
+    Files,
+    /// Snapshots of the system's VMs, taken through their platform's driver.
+    PlatformSnapshots,
+}
 
 /// A repository a plan writes to (its password is not here: see `secrets`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,6 +50,7 @@ pub struct PlanRepository {
 pub struct Plan {
     pub system: String,
     pub plan: String,
+    pub kind: PlanKind,
     pub level: u8,
     pub host: String,
     pub paths: Vec<String>,
@@ -43,7 +61,8 @@ pub struct Plan {
     /// The newest restore points kept besides the daily, weekly and monthly ones: a day of
     /// them at the plan's RPO (two per RPO), so every point within the last day stays.
     pub keep_last: u32,
-    pub check: String,
+    /// Cron schedule of `restic check` (none for platform snapshots).
+    pub check: Option<String>,
     pub restore_test: Option<String>,
     pub restore_host: Option<String>,
     #[serde(with = "inventory_duration")]
@@ -69,9 +88,50 @@ pub enum PlanError {
     BadCron { system: String, field: &'static str, text: String, why: String },
 }
 
-/// Every system's plans, in inventory order; a system without `backup` has none.
+/// Every system's plans, in inventory order (its file plan, then its snapshot plan); a system
+/// without `backup` has none.
 pub fn plans(inv: &Inventory) -> Result<Vec<Plan>, PlanError> {
-    inv.systems.iter().filter(|s| s.backup.is_some()).map(|s| plan(inv, s)).collect()
+    let mut out = Vec::new();
+    for s in inv.systems.iter().filter(|s| s.backup.is_some()) {
+        out.push(plan(inv, s)?);
+        if let Some(p) = snapshot_plan(s)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// The platform snapshot plan of a system whose backup block asks for one.
+fn snapshot_plan(s: &System) -> Result<Option<Plan>, PlanError> {
+    let Some(spec) = s.backup.as_ref().and_then(|b| b.snapshots.as_ref()) else { return Ok(None) };
+    let level = s.level.get();
+    let schedule = spec.schedule.clone().unwrap_or_else(|| "0 1 * * *".to_string());
+    parse_cron(&schedule).map_err(|why| PlanError::BadCron {
+        system: s.name.clone(),
+        field: "snapshots.schedule",
+        text: schedule.clone(),
+        why,
+    })?;
+    let keep = spec.keep.unwrap_or(if level >= 3 { 7 } else { 3 }).max(1);
+    Ok(Some(Plan {
+        system: s.name.clone(),
+        plan: SNAPSHOT_PLAN.to_string(),
+        kind: PlanKind::PlatformSnapshots,
+        level,
+        host: String::new(),
+        paths: Vec::new(),
+        pre: Vec::new(),
+        repositories: Vec::new(),
+        schedule,
+        retention: Retention { daily: 0, weekly: 0, monthly: 0 },
+        keep_last: keep,
+        check: None,
+        restore_test: None,
+        restore_host: None,
+        rpo: s.rpo,
+        rule: format!("{keep} platform snapshots per VM, on the VM's own storage (not counted towards the RPO)"),
+        problems: Vec::new(),
+    }))
 }
 
 fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
@@ -95,6 +155,7 @@ fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
         .collect();
     let schedule = b.schedule.clone().unwrap_or_else(|| schedule_for(s.rpo));
     let check = b.check.clone().unwrap_or_else(|| "30 2 * * 0".to_string());
+    let kind = PlanKind::Files;
     let restore_test = b.restore_test.clone().or_else(|| drill_for(level).map(str::to_string));
     for (field, text) in
         [("schedule", Some(&schedule)), ("check", Some(&check)), ("restore_test", restore_test.as_ref())]
@@ -121,6 +182,7 @@ fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
     Ok(Plan {
         system: s.name.clone(),
         plan: FILE_PLAN.to_string(),
+        kind,
         level,
         host,
         paths: b.paths.clone(),
@@ -129,7 +191,7 @@ fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
         schedule,
         retention,
         keep_last: keep_last_for(s.rpo),
-        check,
+        check: Some(check),
         restore_test,
         restore_host,
         rpo: s.rpo,
@@ -215,7 +277,10 @@ mod tests {
     #[test]
     fn the_example_gets_a_plan_per_system_with_level_defaults() {
         let p = plans(&camau()).expect("plans");
-        assert_eq!(p.len(), 6);
+        // Six file plans, and web-portal's platform snapshots.
+        assert_eq!(p.len(), 7);
+        let wp: Vec<&str> = p.iter().filter(|p| p.system == "web-portal").map(|p| p.plan.as_str()).collect();
+        assert_eq!(wp, ["files", "snapshots"]);
         let q = p.iter().find(|p| p.system == "qlvbdh").expect("qlvbdh");
         assert_eq!(q.host, "qlvbdh-app-01");
         assert_eq!(q.repositories.len(), 2);
@@ -225,6 +290,22 @@ mod tests {
         assert_eq!(q.restore_host.as_deref(), Some("dr-compute-01"));
         let cb = p.iter().find(|p| p.system == "cong-bao").expect("cong-bao");
         assert_eq!((cb.schedule.as_str(), cb.restore_test.as_deref()), ("0 */12 * * *", None));
+    }
+
+    #[test]
+    fn a_system_asking_for_platform_snapshots_gets_a_second_plan() {
+        let mut inv = camau();
+        let q = inv.systems.iter_mut().find(|s| s.name == "qlvbdh").expect("qlvbdh");
+        q.backup.as_mut().expect("backup").snapshots = Some(inventory::SnapshotPlanSpec::default());
+        let p = plans(&inv).expect("plans");
+        assert_eq!(p.len(), 8);
+        let mine: Vec<&Plan> = p.iter().filter(|p| p.system == "qlvbdh").collect();
+        assert_eq!(mine.iter().map(|p| p.plan.as_str()).collect::<Vec<_>>(), ["files", "snapshots"]);
+        let snap = mine[1];
+        assert_eq!(snap.kind, PlanKind::PlatformSnapshots);
+        // Level 3 keeps a week of nightly snapshots.
+        assert_eq!((snap.schedule.as_str(), snap.keep_last, snap.check.as_deref()), ("0 1 * * *", 7, None));
+        assert!(snap.repositories.is_empty() && snap.problems.is_empty());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::plans::{Plan, PlanRepository};
+use super::plans::{Plan, PlanKind, PlanRepository};
 use super::secrets::RepoSecrets;
 use crate::app::{App, AppError, now_ms};
 use crate::store::{BackupRun, RunEnd, SnapshotRecord, TaskOutcome, TaskRecord, Verdict};
@@ -96,6 +96,14 @@ fn run_record(id: &str, kind: &str, plan: &Plan, host: &str, by: &str) -> Backup
         status: "running".to_string(),
         error: None,
         result: None,
+    }
+}
+
+/// Starts a run of `plan`: a backup by its host's agent, or platform snapshots of its VMs.
+pub async fn start(app: &std::sync::Arc<App>, plan: &Plan, by: &str) -> Result<BackupRun, AppError> {
+    match plan.kind {
+        PlanKind::Files => start_backup(app, plan, by).await,
+        PlanKind::PlatformSnapshots => super::snapshots::start(app, plan, by).await,
     }
 }
 

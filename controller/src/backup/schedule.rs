@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::plans::{Plan, next_run, parse_cron};
+use super::plans::{Plan, PlanKind, next_run, parse_cron};
 use super::runs::{self, RestoreRequest};
 use crate::app::{App, now_ms};
 use crate::metrics::{SystemLabel, SystemPlan};
@@ -45,12 +45,18 @@ pub async fn tick(app: &Arc<App>, started: i64) {
                 continue;
             }
         };
-        if due(&runs, plan, "backup", &plan.schedule, started).is_some_and(|t| t <= now)
-            && let Err(e) = runs::start_backup(app, plan, SCHEDULER).await
+        let kind = match plan.kind {
+            PlanKind::Files => "backup",
+            PlanKind::PlatformSnapshots => super::snapshots::KIND,
+        };
+        if due(&runs, plan, kind, &plan.schedule, started).is_some_and(|t| t <= now)
+            && let Err(e) = runs::start(app, plan, SCHEDULER).await
         {
             tracing::warn!(system = plan.system, plan = plan.plan, error = %e, "scheduled backup not started");
         }
-        if due(&runs, plan, "check", &plan.check, started).is_some_and(|t| t <= now) {
+        if let Some(cron) = &plan.check
+            && due(&runs, plan, "check", cron, started).is_some_and(|t| t <= now)
+        {
             let week = now / 1000 / (7 * 86_400);
             let subset = format!("{}/12", week % 12 + 1);
             if let Err(e) = runs::start_checks(app, plan, Some(&subset), SCHEDULER).await {
@@ -87,7 +93,8 @@ pub async fn evaluate_rpo(app: &App, now: i64) {
         Err(e) => return tracing::warn!(error = %e, "RPO not evaluated"),
     };
     let mut by_system: BTreeMap<&str, (Duration, Option<i64>)> = BTreeMap::new();
-    for plan in &app.backups.plans {
+    // Platform snapshots stay on the VM's own storage: they never count towards the RPO.
+    for plan in app.backups.plans.iter().filter(|p| p.kind == PlanKind::Files) {
         let last = newest.iter().find(|(s, p, _)| *s == plan.system && *p == plan.plan).map(|(_, _, t)| *t);
         if let Some(t) = last {
             let l = SystemPlan { system: plan.system.clone(), plan: plan.plan.clone() };
