@@ -47,6 +47,7 @@ fn plan_json(p: &Plan) -> Value {
         "check": p.check,
         "restore_test": p.restore_test,
         "restore_host": p.restore_host,
+        "probe": p.probe,
         "rpo": inventory::format_duration(p.rpo),
     })
 }

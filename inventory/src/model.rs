@@ -86,6 +86,12 @@ pub struct SystemBackup {
     /// The host restore drills restore on (default: a DR host with a native agent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_host: Option<String>,
+    /// A command (program and arguments, no shell) a restore drill runs after the files are
+    /// restored and verified, with `MANGROVE_RESTORE_DIR` naming where they are: e.g. load
+    /// the database dump into a scratch PostgreSQL and run a query. A non-zero exit fails
+    /// the drill.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe: Vec<String>,
     /// Platform snapshots of the system's VMs (vSphere, OpenStack volume, libvirt), a second
     /// plan besides the file plan.
     #[serde(default, skip_serializing_if = "Option::is_none")]

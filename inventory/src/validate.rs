@@ -401,6 +401,12 @@ fn validate_backups(inv: &Inventory, c: &mut Checker<'_>) {
                 );
             }
         }
+        if !b.probe.is_empty() && b.probe[0].trim().is_empty() {
+            c.err(
+                format!("{p}.probe"),
+                "a probe is a program and its arguments, e.g. [sh, -c, 'test -s \"$MANGROVE_RESTORE_DIR/srv/db.sql\"']",
+            );
+        }
         if b.snapshots.as_ref().and_then(|x| x.keep) == Some(0) {
             c.err(format!("{p}.snapshots.keep"), "keep at least one snapshot (or remove `snapshots`)");
         }

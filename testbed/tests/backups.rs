@@ -25,6 +25,12 @@ fn inventory() -> String {
             ),
         );
     }
+    // qlvbdh's restore drills probe what they restored.
+    text = text.replacen(
+        "backup: { paths: [/srv/qlvbdh]",
+        r#"backup: { paths: [/srv/qlvbdh], probe: [sh, -c, "find \"$MANGROVE_RESTORE_DIR\" -type f | grep -q ."]"#,
+        1,
+    );
     assert!(text.contains("snapshots: { keep: 7 }"), "camau.yaml no longer snapshots web-portal's VMs");
     text.replace("snapshots: { keep: 7 }", "snapshots: { schedule: \"0 0 1 1 *\", keep: 2 }")
         .replace("    rpo: 1d\n", "    rpo: 1m\n")
@@ -111,6 +117,10 @@ fn a_level_3_system_is_backed_up_twice_verified_by_content_and_watched() {
     assert!(v["files_checked"].as_u64() >= Some(4), "{v}");
     let list = tb.json(&["backup", "list", "qlvbdh"]);
     assert!(list.as_array().expect("list").iter().any(|s| s["verified"] == "restored"), "{list}");
+    // The drill ran the inventory's probe on the restored files, and it passed.
+    let runs = tb.api_get("/api/v1/backups/runs?system=qlvbdh", &tb.token);
+    let drill = runs.as_array().and_then(|a| a.iter().find(|r| r["kind"] == "restore")).expect("the drill's run");
+    assert_eq!(drill["result"]["probe_exit_code"], 0, "{drill}");
 
     // The policy controls for backups read these records: fresh, copied to DR, restore-tested.
     let sec = tb.user_token("security");

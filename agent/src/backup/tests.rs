@@ -366,3 +366,96 @@ fn retention_after_a_good_backup_forgets_the_plans_older_snapshots() {
     let left = DriverRepository::new(restic, config).snapshots(&Default::default()).expect("snapshots");
     assert_eq!(left.iter().map(|s| s.id.clone()).collect::<Vec<_>>(), [second.runs[0].snapshot_id.clone()]);
 }
+
+#[test]
+fn an_unreachable_repository_fails_by_name_and_the_others_still_get_their_snapshot() {
+    let fx = Fixture::new();
+    // A REST server that is not there: a port bound and closed again, so nothing listens.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let away = Repository {
+        name: "dr-rest".into(),
+        location: format!("rest:http://127.0.0.1:{port}/erp"),
+        password: PASSWORD.into(),
+    };
+    let (result, report) = fx.backup(&fx.backup_task(vec![away, fx.repository("local", OTHER_PASSWORD)]));
+    let report = report.unwrap_or_else(|| panic!("no report: {result:?}"));
+    assert_eq!((result.status, result.exit_code), (TaskStatus::Exited as i32, 1), "{result:?}");
+    assert_eq!(report.runs[0].status, RunStatus::Failed, "{:?}", report.runs[0]);
+    assert!(result.error.starts_with("dr-rest: "), "the error names the repository: {result:?}");
+    assert!(report.runs[0].error.contains("connection refused"), "{:?}", report.runs[0]);
+    assert_eq!(report.runs[1].status, RunStatus::Ok, "{:?}", report.runs[1]);
+    assert!(is_full_id(&report.runs[1].snapshot_id));
+    assert_no_password(&result);
+}
+
+/// A repository on a 4 MiB tmpfs (mounting it needs root, as CI runs).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf) -> SmallDisk {
+        assert!(is_root(), "the disk-full test mounts a small tmpfs and needs root (CI runs as root); run it as root");
+        fs::create_dir_all(&at).expect("mkdir");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(&at)
+            .output()
+            .expect("mount");
+        assert!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
+        SmallDisk(at)
+    }
+
+    fn grow(&self) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", "remount,size=64m"])
+            .arg(&self.0)
+            .output()
+            .expect("remount");
+        assert!(out.status.success(), "remount: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_full_target_disk_fails_the_backup_clearly_and_corrupts_nothing() {
+    let fx = Fixture::new();
+    let disk = SmallDisk::mount(fx.path("repo-small"));
+    let small = Repository {
+        name: "small".into(),
+        location: fx.path("repo-small/erp").to_string_lossy().into_owned(),
+        password: PASSWORD.into(),
+    };
+    // The first, small backup fits; then 12 MiB of noise that does not compress cannot.
+    let (result, first) = fx.backup(&fx.backup_task(vec![small.clone()]));
+    let first = first.unwrap_or_else(|| panic!("no report: {result:?}"));
+    assert_eq!(first.runs[0].status, RunStatus::Ok, "{result:?}");
+    fs::write(fx.path("src/big.bin"), noise(12 * 1024 * 1024)).expect("write");
+    let (result, report) = fx.backup(&fx.backup_task(vec![small.clone()]));
+    let report = report.unwrap_or_else(|| panic!("no report: {result:?}"));
+    assert_eq!(report.runs[0].status, RunStatus::Failed, "{result:?}");
+    assert!(report.runs[0].error.contains("no space left on device"), "{:?}", report.runs[0]);
+    assert!(result.error.starts_with("small: "), "{result:?}");
+
+    // Room again: the repository checks clean, the first restore point still restores, and
+    // the next backup succeeds.
+    disk.grow();
+    let check = BackupCheckTask { repository: Some(small.clone()), read_data_subset: "100%".into(), timeout_ms: 0 };
+    let checked = fx.backups.check("c1", &check);
+    let checked: CheckReport = serde_json::from_slice(&checked.stdout).expect("check JSON");
+    assert!(checked.ok, "{checked:?}");
+    let (result, restored) = fx.restore(&fx.restore_task(small.clone(), &first.runs[0].snapshot_id, "drill"));
+    assert!(restored.ok, "{result:?}");
+    let (result, again) = fx.backup(&fx.backup_task(vec![small]));
+    assert_eq!(again.map(|r| r.runs[0].status), Some(RunStatus::Ok), "{result:?}");
+}

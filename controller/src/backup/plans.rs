@@ -65,6 +65,8 @@ pub struct Plan {
     pub check: Option<String>,
     pub restore_test: Option<String>,
     pub restore_host: Option<String>,
+    /// The command a restore drill runs on the restored files (empty: none).
+    pub probe: Vec<String>,
     #[serde(with = "inventory_duration")]
     pub rpo: Duration,
     /// The rule the plan satisfies, in words.
@@ -128,6 +130,7 @@ fn snapshot_plan(s: &System) -> Result<Option<Plan>, PlanError> {
         check: None,
         restore_test: None,
         restore_host: None,
+        probe: Vec::new(),
         rpo: s.rpo,
         rule: format!("{keep} platform snapshots per VM, on the VM's own storage (not counted towards the RPO)"),
         problems: Vec::new(),
@@ -194,6 +197,7 @@ fn plan(inv: &Inventory, s: &System) -> Result<Plan, PlanError> {
         check: Some(check),
         restore_test,
         restore_host,
+        probe: b.probe.clone(),
         rpo: s.rpo,
         rule,
         problems,

@@ -185,6 +185,7 @@ pub async fn start_restore(app: &App, req: &RestoreRequest<'_>, by: &str) -> Res
         "system": req.plan.system, "plan": req.plan.plan, "repository": repo_json(repo),
         "snapshot_id": req.snapshot.snapshot_id, "target": req.target, "force": req.force,
         "verify": req.drill, "cleanup": req.drill, "manifest_sha256": req.snapshot.manifest_sha256,
+        "probe": if req.drill { req.plan.probe.clone() } else { Vec::new() },
         "timeout_ms": ms(VERIFY_TIMEOUT),
     });
     let deadline = now.saturating_add(ms(VERIFY_TIMEOUT + DELIVERY_WINDOW));
@@ -207,6 +208,13 @@ fn repository(app: &App, v: &Value) -> Option<proto::v1::Repository> {
     }
 }
 
+/// A command (program and arguments) from task arguments; `None` when empty.
+fn command_of(v: Option<&Value>, timeout_ms: u32) -> Option<proto::v1::CommandTask> {
+    let argv = strings(v);
+    let (program, args) = argv.split_first()?;
+    Some(proto::v1::CommandTask { program: program.clone(), args: args.to_vec(), timeout_ms })
+}
+
 fn u32_ms(v: &Value) -> u32 {
     v.get("timeout_ms").and_then(Value::as_u64).map_or(u32::MAX, |t| u32::try_from(t).unwrap_or(u32::MAX))
 }
@@ -226,7 +234,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 /// The message that carries a backup, check or restore task, with the repository passwords
 /// added (never stored); `None` for other kinds or when a password cannot be read.
 pub fn task_message(app: &App, t: &TaskRecord) -> Option<proto::v1::ControllerMessage> {
-    use proto::v1::{BackupCheckTask, BackupTask, CommandTask, RestoreTask, Task, controller_message};
+    use proto::v1::{BackupCheckTask, BackupTask, RestoreTask, Task, controller_message};
     let a = &t.args;
     let mut task = Task { id: t.id.clone(), kind: t.kind.clone(), deadline_unix_ms: t.deadline, ..Default::default() };
     match t.kind.as_str() {
@@ -236,15 +244,7 @@ pub fn task_message(app: &App, t: &TaskRecord) -> Option<proto::v1::ControllerMe
             let pre = a
                 .get("pre")
                 .and_then(Value::as_array)
-                .map(|cmds| {
-                    cmds.iter()
-                        .filter_map(|c| {
-                            let argv = strings(Some(c));
-                            let (program, args) = argv.split_first()?;
-                            Some(CommandTask { program: program.clone(), args: args.to_vec(), timeout_ms: 3_600_000 })
-                        })
-                        .collect()
-                })
+                .map(|cmds| cmds.iter().filter_map(|c| command_of(Some(c), 3_600_000)).collect())
                 .unwrap_or_default();
             task.backup = Some(BackupTask {
                 system: a.get("system")?.as_str()?.to_string(),
@@ -277,7 +277,7 @@ pub fn task_message(app: &App, t: &TaskRecord) -> Option<proto::v1::ControllerMe
                 target: a.get("target")?.as_str()?.to_string(),
                 force: a.get("force").and_then(Value::as_bool).unwrap_or(false),
                 verify: a.get("verify").and_then(Value::as_bool).unwrap_or(false),
-                probe: None,
+                probe: command_of(a.get("probe"), 600_000),
                 cleanup: a.get("cleanup").and_then(Value::as_bool).unwrap_or(false),
                 timeout_ms: u32_ms(a),
                 manifest_sha256: a.get("manifest_sha256").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -294,7 +294,7 @@ pub async fn task_finished(app: &App, host: &str, outcome: &TaskOutcome) -> Resu
     app.backups.forget_progress(&run.id);
     let result: Option<Value> = serde_json::from_slice(&outcome.stdout).ok();
     let exited_ok = outcome.state == "exited" && outcome.exit_code == Some(0);
-    let at = outcome.finished_at.unwrap_or_else(now_ms);
+    let at = finish_time(outcome.finished_at, run.started_at, now_ms());
     let error = if exited_ok {
         None
     } else {
@@ -326,6 +326,14 @@ pub async fn task_finished(app: &App, host: &str, outcome: &TaskOutcome) -> Resu
         }
     }
     Ok(())
+}
+
+/// When a run ended, on the controller's clock: the agent's word, kept within the window the
+/// controller saw (after it started the run, not after the result arrived). An agent whose
+/// clock runs ahead would otherwise make restore points look fresher than they are and hide an
+/// RPO breach; one behind is taken at the run's start, which errs on the safe side.
+fn finish_time(agent_said: Option<i64>, started: i64, now: i64) -> i64 {
+    agent_said.unwrap_or(now).clamp(started, now.max(started))
 }
 
 fn first_error(result: Option<&Value>) -> Option<String> {
@@ -370,4 +378,31 @@ fn snapshots_of(run: &BackupRun, host: &str, result: Option<&Value>, at: i64) ->
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skewed_agent_clock_cannot_move_a_restore_point_outside_the_run() {
+        let (started, now) = (1_000_000, 1_600_000);
+        assert_eq!(finish_time(Some(1_500_000), started, now), 1_500_000);
+        // Two hours ahead: taken as now, never in the future.
+        assert_eq!(finish_time(Some(now + 7_200_000), started, now), now);
+        // Two hours behind: taken as the run's start.
+        assert_eq!(finish_time(Some(started - 7_200_000), started, now), started);
+        assert_eq!(finish_time(None, started, now), now);
+        // The controller's own clock set back mid-run does not panic the clamp.
+        assert_eq!(finish_time(Some(5), started, started - 10), started);
+    }
+
+    #[test]
+    fn a_drill_carries_its_probe_and_other_tasks_none() {
+        let v = json!({"probe": ["sh", "-c", "test -s \"$MANGROVE_RESTORE_DIR/srv/db.sql\""]});
+        let c = command_of(v.get("probe"), 600_000).expect("a probe");
+        assert_eq!((c.program.as_str(), c.args.len(), c.timeout_ms), ("sh", 2, 600_000));
+        assert!(command_of(Some(&json!([])), 1).is_none());
+        assert!(command_of(None, 1).is_none());
+    }
 }
