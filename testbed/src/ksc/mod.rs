@@ -44,6 +44,7 @@
 //! ```
 
 mod filter;
+pub mod launch;
 pub mod seed;
 mod server;
 
