@@ -111,7 +111,10 @@ impl Conn {
             .map_err(io)?
             .next()
             .ok_or_else(|| ConnError::Io(std::io::Error::other(format!("{host} has no address"))))?;
-        let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(io)?;
+        let tcp = TcpStream::connect_timeout(&addr, timeout).map_err(|e| match io(e) {
+            ConnError::Io(e) => ConnError::Io(std::io::Error::new(e.kind(), format!("connect: {e}"))),
+            other => other,
+        })?;
         tcp.set_read_timeout(Some(timeout)).map_err(io)?;
         tcp.set_write_timeout(Some(timeout)).map_err(io)?;
         let _ = tcp.set_nodelay(true);
@@ -121,7 +124,10 @@ impl Conn {
         let mut stream = rustls::StreamOwned::new(tls, tcp);
         // Handshake now, so an untrusted certificate shows up as "unreachable" at connect.
         while stream.conn.is_handshaking() {
-            stream.conn.complete_io(&mut stream.sock).map_err(io)?;
+            stream.conn.complete_io(&mut stream.sock).map_err(|e| match io(e) {
+                ConnError::Io(e) => ConnError::Io(std::io::Error::new(e.kind(), format!("TLS handshake failed: {e}"))),
+                other => other,
+            })?;
         }
         Ok(Conn { stream: BufReader::new(stream), host: format!("{host}:{port}") })
     }
