@@ -193,6 +193,9 @@ mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// Name, edit of a healthy host, expected level and reasons.
+    type Case = (&'static str, Box<dyn Fn(&mut Host)>, Level, Vec<Reason>);
+
     fn healthy() -> Host {
         Host {
             id: "h".into(),
@@ -210,7 +213,7 @@ mod tests {
     #[test]
     fn levels_follow_the_thresholds_table() {
         let t = Thresholds::default();
-        let cases: Vec<(&str, Box<dyn Fn(&mut Host)>, Level, Vec<Reason>)> = vec![
+        let cases: Vec<Case> = vec![
             ("healthy", Box::new(|_| {}), Level::Ok, vec![]),
             (
                 "bases 4 days",
