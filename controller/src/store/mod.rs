@@ -232,7 +232,8 @@ pub struct AuditRecord {
 /// The one interface to the controller's database.
 #[async_trait]
 pub trait Store:
-    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + Send + Sync + 'static {
+    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + Send + Sync + 'static
+{
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;
