@@ -246,3 +246,54 @@ pub fn list(st: &EndpointState, status: Option<&str>, reason: Option<&str>) -> O
             .collect(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_ksc_section_parses_with_defaults_and_relative_paths_and_refuses_plain_http() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("controller.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\n[ksc]\nurl = \"https://ksc.camau.gov.vn\"\nuser = \"mangrove\"\n\
+             password_file = \"ksc.password\"\nca_file = \"ksc.pem\"\n[ksc.thresholds.critical]\nav_bases_days = 10\n",
+        )
+        .expect("write");
+        let cfg = Config::load(Some(&path), |_| None).expect("valid");
+        let k = cfg.ksc.expect("ksc section");
+        assert_eq!(k.password_file, dir.path().join("ksc.password"));
+        assert_eq!((k.poll_interval.0, k.page_size), (Duration::from_secs(300), 100));
+        assert_eq!(k.thresholds.critical.av_bases_days, Some(10));
+        assert_eq!(k.thresholds.warning, Thresholds::default().warning);
+        for (text, want) in [
+            ("url = \"http://ksc\"\n", "must start with https://"),
+            ("url = \"https://ksc\"\npage_size = 0\n", "ksc.page_size 0"),
+            ("url = \"https://ksc\"\npassword = \"x\"\n", "unknown field `password`"),
+        ] {
+            let t = format!("[ksc]\nuser = \"u\"\npassword_file = \"p\"\nca_file = \"c\"\n{text}");
+            let err = match Config::parse(&t, Path::new("c.toml")) {
+                Ok(c) => c.validate().expect_err(text).to_string(),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(want), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = password(&p).expect_err("world-readable");
+        assert!(err.contains("chmod 600") && !err.contains("s3cret"), "{err}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(password(&p).expect("0600"), "s3cret");
+    }
+}
