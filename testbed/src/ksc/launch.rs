@@ -79,6 +79,15 @@ fn kept_listen(config: &Path) -> Option<SocketAddr> {
     v.get("listen")?.as_str()?.parse().ok()
 }
 
+/// Why there is no KSC to simulate: an inventory without `endpoint_groups` has no computers
+/// under KSC.
+fn check_inventory(layout: &Layout) -> Result<(), String> {
+    if layout.inventory.endpoint_groups.is_empty() {
+        return Err("the inventory has no endpoint_groups (no computers under KSC)".into());
+    }
+    Ok(())
+}
+
 fn write_config(layout: &Layout, listen: SocketAddr, names: &[String]) -> Result<PathBuf, TestbedError> {
     let d = dir(&layout.dir);
     password(&d)?;
@@ -135,6 +144,7 @@ fn wait_ready(layout: &Layout, addr: SocketAddr, alive: &dyn Fn() -> bool) -> Re
 /// Starts the simulator as a detached process of `mangrove` (its hidden `testbed ksc-sim`)
 /// on a loopback port.
 pub fn start_process(layout: &Layout, mangrove: &Path) -> Result<KscSide, String> {
+    check_inventory(layout)?;
     let d = dir(&layout.dir);
     let listen = match kept_listen(&d.join("sim.toml")) {
         Some(a) if a.ip().is_loopback() => a,
@@ -168,6 +178,7 @@ pub fn start_container(
     mangrove: &Path,
     site: &str,
 ) -> Result<KscSide, String> {
+    check_inventory(layout)?;
     let ip = plan.net(site).host(11);
     let listen = SocketAddr::from((ip, 13299));
     let config = write_config(layout, listen, &[ip.to_string()]).map_err(|e| e.to_string())?;
