@@ -229,3 +229,58 @@ fn curl_login_is_bound_to_its_connection() {
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401", "no login on this connection");
 }
+
+/// `Session.StartSession` gives a token that authenticates a fresh connection through
+/// `X-KSC-Session` [Inferred in the notes]; after `Session.EndSession` it answers 403.
+#[test]
+fn a_session_token_works_on_a_fresh_connection_until_the_session_ends() {
+    let sim = Sim::start();
+    let url = |m: &str| format!("https://{}/api/v1.0/{m}", sim.addr);
+    let ca = sim.state().join(CA_FILE);
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let auth = format!(
+        "Authorization: KSCBasic user=\"{}\", pass=\"{}\", domain=\"\", internal=\"1\"",
+        b64("mangrove"),
+        b64(PASSWORD)
+    );
+    let json_ct = "Content-Type: application/json";
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&ca)
+        .args(["-X", "POST", "-H", &auth, "-H", json_ct, &url("login"), "-o", "/dev/null", "--next", "--cacert"])
+        .arg(&ca)
+        .args(["-X", "POST", "-H", json_ct, "-d", "{}"])
+        .arg(url("Session.StartSession"))
+        .output()
+        .expect("curl");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let token = v["PxgRetVal"].as_str().expect("a session token").to_string();
+    let call = |method: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["-X", "POST", "-H", json_ct, "-H", &format!("X-KSC-Session: {token}"), "-d", "{}"])
+            .arg(url(method))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(call("HostGroup.GroupIdGroups"), "200");
+    assert_eq!(call("Session.EndSession"), "200");
+    assert_eq!(call("HostGroup.GroupIdGroups"), "403", "the session ended");
+}
+
+#[test]
+fn result_sets_expire_after_their_lifetime() {
+    let sim = Sim::start();
+    let mut s = Session::login(&sim.opts()).expect("login");
+    let (n, acc) = s.find_hosts("", &["KLHST_WKS_HOSTNAME"], 1).expect("search");
+    assert_eq!(n, 2753);
+    assert_eq!(s.chunk(&acc, 2700, 100).expect("last chunk").len(), 53);
+    std::thread::sleep(Duration::from_millis(1300));
+    let e = s.chunk(&acc, 0, 100).expect_err("expired");
+    assert!(e.to_string().contains("released or expired"), "{e}");
+}
