@@ -360,9 +360,9 @@ fn random_host(rng: &mut StdRng, group: i64, dn: &str) -> SimHost {
     let p = |rng: &mut StdRng| rng.random_range(0.0..100.0);
     let product_installed = p(rng) >= 1.5;
     let rtp_state = match p(rng) {
-        x if x < 3.0 => 1,
-        x if x < 4.0 => 2,
-        x if x < 5.0 => 9,
+        x if x < 2.0 => 1,
+        x if x < 2.5 => 2,
+        x if x < 3.5 => 9,
         x if x < 20.0 => 4,
         _ => 7,
     };
@@ -373,8 +373,8 @@ fn random_host(rng: &mut StdRng, group: i64, dn: &str) -> SimHost {
         _ => days(rng, 7, 45),
     };
     let full_scan_age = match p(rng) {
-        x if x < 75.0 => days(rng, 0, 13),
-        x if x < 90.0 => days(rng, 14, 29),
+        x if x < 82.0 => days(rng, 0, 13),
+        x if x < 94.0 => days(rng, 14, 29),
         _ => days(rng, 30, 120),
     };
     let agent_age = match p(rng) {

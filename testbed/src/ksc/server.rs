@@ -15,6 +15,12 @@ use super::filter::{self, Val};
 use super::seed::{self, SimHost};
 use super::{CA_FILE, FAULT_FILE, KscSimConfig, KscSimError, TRUTH_FILE, io_err};
 
+/// Items the protocol notes mark [Inferred], in one place so they are easy to correct:
+/// the HTTP status that carries an error envelope (the notes: 200 suits KlAkOAPI-style
+/// clients), and the status of a call on a connection that never logged in.
+const ENVELOPE_STATUS: u16 = 200;
+const NOT_LOGGED_IN_STATUS: u16 = 401;
+
 /// Largest request body accepted.
 const MAX_BODY: usize = 8 * 1024 * 1024;
 /// Longest a result set may live (protocol notes §4.2).
@@ -67,7 +73,8 @@ fn ok(v: Value) -> Resp {
 }
 
 fn pxg(code: i64, message: &str) -> Resp {
-    ok(json!({"PxgError": {"code": code, "subcode": 0, "module": "KLSTD", "message": message}}))
+    let body = json!({"PxgError": {"code": code, "subcode": 0, "module": "KLSTD", "message": message}});
+    Resp { status: ENVELOPE_STATUS, body: body.to_string().into_bytes() }
 }
 
 fn status(code: u16, text: &str) -> Resp {
@@ -428,7 +435,7 @@ impl Sim {
         {
             conn.session = Some(tok.to_string());
         }
-        let Some(sid) = conn.session.clone() else { return status(401, "Not authenticated") };
+        let Some(sid) = conn.session.clone() else { return status(NOT_LOGGED_IN_STATUS, "Not authenticated") };
         if Sim::lock(&self.sessions).get(&sid).copied().unwrap_or(true) || fault == Some("session-ended") {
             return status(403, "Session ended");
         }
@@ -488,7 +495,7 @@ where
             return;
         }
         let resp = sim.handle(&mut conn, &req, fault.as_deref());
-        let ctype = if resp.status == 200 { "application/json" } else { "text/plain" };
+        let ctype = if resp.body.first() == Some(&b'{') { "application/json" } else { "text/plain" };
         let head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
             resp.status,
