@@ -284,3 +284,11 @@ fn result_sets_expire_after_their_lifetime() {
     let e = s.chunk(&acc, 0, 100).expect_err("expired");
     assert!(e.to_string().contains("released or expired"), "{e}");
 }
+
+#[test]
+fn a_read_told_to_stop_stops_between_calls() {
+    let sim = Sim::start();
+    let e = plugins::ksc::read_fleet_until(&sim.opts(), &|| true).expect_err("stopped");
+    assert_eq!(e, KscError::Stopped);
+    assert_eq!(read_fleet(&sim.opts()).expect("a read after").hosts.len(), 2753);
+}

@@ -140,6 +140,7 @@ pub async fn poll_once(app: &App) -> Result<u64, PollError> {
     let _one = READING.lock().await;
     let started = now_ms();
     let page = cfg.page_size;
+    let shutdown = app.shutdown.clone();
     let read = tokio::task::spawn_blocking(move || -> Result<plugins::ksc::Fleet, PollError> {
         let opts = KscOptions {
             url: cfg.url.clone(),
@@ -150,7 +151,8 @@ pub async fn poll_once(app: &App) -> Result<u64, PollError> {
             page: cfg.page_size,
             result_lifetime: 600,
         };
-        Ok(plugins::ksc::read_fleet(&opts)?)
+        // Between calls, a shutdown stops the read, so the daemon exits without waiting for it.
+        Ok(plugins::ksc::read_fleet_until(&opts, &|| shutdown.is_cancelled())?)
     })
     .await
     .unwrap_or_else(|e| Err(PollError::Local(format!("the KSC read stopped: {e}"))));

@@ -92,6 +92,8 @@ pub enum KscError {
     Malformed { endpoint: String, call: String, detail: String },
     #[error("KSC at {endpoint}: {call} answered HTTP {status}: {body}")]
     Http { endpoint: String, call: String, status: u16, body: String },
+    #[error("the KSC read was stopped (shutting down)")]
+    Stopped,
 }
 
 impl KscError {
@@ -107,6 +109,7 @@ impl KscError {
             KscError::Envelope { .. } => "error_envelope",
             KscError::Malformed { .. } => "malformed",
             KscError::Http { .. } => "http",
+            KscError::Stopped => "stopped",
         }
     }
 }
@@ -335,10 +338,16 @@ impl Session {
     /// The whole fleet: the group tree, then every host with the status attributes, read in
     /// chunks of `page`. The result set is released even when a chunk fails.
     pub fn fleet(&mut self, page: usize, lifetime: u32) -> Result<Fleet, KscError> {
+        self.fleet_until(page, lifetime, &|| false)
+    }
+
+    /// [`Session::fleet`], giving up with [`KscError::Stopped`] between calls once `stop`
+    /// says so (a daemon shutting down).
+    pub fn fleet_until(&mut self, page: usize, lifetime: u32, stop: &dyn Fn() -> bool) -> Result<Fleet, KscError> {
         let page = page.max(1);
         let root = self.group_tree()?;
         let (found, accessor) = self.find_hosts("", HOST_FIELDS, lifetime)?;
-        let read = self.read_all(&accessor, found, page);
+        let read = self.read_all(&accessor, found, page, stop);
         let released = self.release(&accessor);
         let (hosts, chunks) = read?;
         if let Err(e) = released {
@@ -347,11 +356,20 @@ impl Session {
         Ok(Fleet { root, hosts, found, chunks })
     }
 
-    fn read_all(&mut self, accessor: &str, found: i64, page: usize) -> Result<(Vec<Host>, usize), KscError> {
+    fn read_all(
+        &mut self,
+        accessor: &str,
+        found: i64,
+        page: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(Vec<Host>, usize), KscError> {
         let total = usize::try_from(found.max(0)).unwrap_or(0);
         let mut hosts = Vec::with_capacity(total);
         let mut chunks = 0;
         while hosts.len() < total {
+            if stop() {
+                return Err(KscError::Stopped);
+            }
             let got = self.chunk(accessor, hosts.len(), page)?;
             chunks += 1;
             if got.is_empty() {
@@ -417,10 +435,15 @@ fn host_of(v: &Value) -> Result<Host, String> {
     })
 }
 
-/// Reads `fleet` once: logs in, reads, ends the session.
+/// Reads the fleet once: logs in, reads, ends the session.
 pub fn read_fleet(opts: &KscOptions) -> Result<Fleet, KscError> {
+    read_fleet_until(opts, &|| false)
+}
+
+/// [`read_fleet`], stopping between calls once `stop` says so.
+pub fn read_fleet_until(opts: &KscOptions, stop: &dyn Fn() -> bool) -> Result<Fleet, KscError> {
     let mut s = Session::login(opts)?;
-    let fleet = s.fleet(opts.page, opts.result_lifetime)?;
+    let fleet = s.fleet_until(opts.page, opts.result_lifetime, stop)?;
     s.end();
     Ok(fleet)
 }
