@@ -59,6 +59,9 @@ pub struct Config {
     pub capacity: Capacity,
     /// `[backup] evaluate_every`: how often due backups start and RPO is measured (default 30s).
     pub backup: Backup,
+    /// `[ksc]`: Kaspersky Security Center, read for the endpoint-protection roll-up (see
+    /// [`crate::endpoints::KscConfig`]); absent = off.
+    pub ksc: Option<crate::endpoints::KscConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -217,6 +220,7 @@ impl Default for Config {
             platform_sync: PlatformSync::default(),
             capacity: Capacity::default(),
             backup: Backup::default(),
+            ksc: None,
         }
     }
 }
@@ -286,6 +290,9 @@ impl Config {
             if let Some(inv) = cfg.inventory.as_mut().filter(|i| i.is_relative()) {
                 *inv = dir.join(&*inv);
             }
+            if let Some(k) = cfg.ksc.as_mut() {
+                k.resolve(dir);
+            }
             for p in &mut cfg.platforms {
                 for f in [&mut p.credentials, &mut p.ca_file] {
                     if let Some(path) = f.as_mut().filter(|c| c.is_relative()) {
@@ -352,6 +359,9 @@ impl Config {
             return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
         }
         self.capacity.validate()?;
+        if let Some(k) = &self.ksc {
+            k.validate().map_err(ConfigError::Invalid)?;
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
             if !crate::app::valid_host_name(&p.name) {

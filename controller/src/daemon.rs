@@ -125,6 +125,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     crate::capacity::collect::spawn_folding(app.clone());
     crate::backup::snapshots::fail_interrupted(&app).await;
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
+    crate::endpoints::spawn(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

@@ -80,6 +80,11 @@ enum Command {
         #[command(subcommand)]
         cmd: VmsCmd,
     },
+    /// Managed computers' protection, from Kaspersky Security Center: summary, list, read now.
+    Endpoints {
+        #[command(subcommand)]
+        cmd: EndpointsCmd,
+    },
     /// Enrolled agents.
     Agents {
         #[command(subcommand)]
@@ -100,6 +105,23 @@ enum Command {
         #[command(subcommand)]
         cmd: TestbedCmd,
     },
+}
+
+#[derive(Subcommand)]
+enum EndpointsCmd {
+    /// Counts by status and reason, for the province and per administration group.
+    Summary,
+    /// Every computer, or those with a status (ok, warning, critical) or a reason.
+    List {
+        #[arg(long, value_parser = ["ok", "warning", "critical"])]
+        status: Option<String>,
+        /// av_bases_too_old, rtp_off, agent_inactive, too_many_viruses, full_scan_too_old,
+        /// av_not_installed.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Read KSC now (operator or security); the last good roll-up stays if the read fails.
+    Refresh,
 }
 
 #[derive(Subcommand)]
@@ -195,6 +217,12 @@ enum TestbedCmd {
     Deps {
         #[arg(long)]
         install: bool,
+    },
+    /// The Kaspersky Security Center simulator (run by `testbed up`).
+    #[command(hide = true)]
+    KscSim {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// The OpenStack simulator (run by `testbed up`).
     #[command(hide = true)]
@@ -515,6 +543,12 @@ enum FaultCmd {
     DiskFull { host: String },
     /// Hold the host's traffic to the controller: `fault latency HOST 500ms` (each way).
     Latency { host: String, delay: String },
+    /// Break the KSC simulator: `fault ksc unreachable|error|malformed|session-ended`, or
+    /// `fault ksc heal`.
+    Ksc {
+        #[arg(value_parser = ["unreachable", "error", "malformed", "session-ended", "heal"])]
+        kind: String,
+    },
     /// Undo every fault in force.
     Heal,
 }
@@ -624,6 +658,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::Vms { cmd: VmsCmd::Snapshot { name, action, snapshot } } => {
             controller::cli_platforms::vms_snapshot(&client()?, &name, &action, snapshot.as_deref(), json)
         }
+        Command::Endpoints { cmd: EndpointsCmd::Summary } => controller::cli_endpoints::summary(&client()?, json),
+        Command::Endpoints { cmd: EndpointsCmd::List { status, reason } } => {
+            controller::cli_endpoints::list(&client()?, status.as_deref(), reason.as_deref(), json)
+        }
+        Command::Endpoints { cmd: EndpointsCmd::Refresh } => controller::cli_endpoints::refresh(&client()?, json),
         Command::Agents { cmd: AgentsCmd::Revoke { name } } => cli::agents_revoke(&client()?, &name, json),
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
@@ -650,6 +689,7 @@ fn run(cli: Cli) -> Result<()> {
             match cmd {
                 FaultCmd::Partition { a, b } => controller::testbed_cmd::fault_partition(&dir, &a, &b, json),
                 FaultCmd::Heal => controller::testbed_cmd::fault_heal(&dir, json),
+                FaultCmd::Ksc { kind } => controller::testbed_ksc::fault(&dir, &kind, json),
                 FaultCmd::Kill { host } => controller::testbed_cmd::fault_host(&dir, "kill", &host, json),
                 FaultCmd::Stop { host } => controller::testbed_cmd::fault_host(&dir, "stop", &host, json),
                 FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
@@ -682,6 +722,11 @@ fn run(cli: Cli) -> Result<()> {
                 .block_on(controller::delay_proxy::run(listen, to, delay))
         }
         Command::Testbed { cmd: TestbedCmd::Deps { install } } => controller::testbed_cmd::deps(install, json),
+        Command::Testbed { cmd: TestbedCmd::KscSim { config } } => {
+            init_tracing();
+            let cfg = testbed::ksc::KscSimConfig::load(&config)?;
+            testbed::ksc::run_blocking(cfg).map_err(Into::into)
+        }
         Command::Testbed { cmd: TestbedCmd::OpenstackSim { config } } => {
             init_tracing();
             let cfg = testbed::openstack::SimConfig::load(&config)?;

@@ -70,6 +70,12 @@ pub struct SiteResource {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupStatus {
+    pub group: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SystemPlan {
     pub system: String,
     pub plan: String,
@@ -104,6 +110,7 @@ pub struct Metrics {
     pub backup_last_success: Family<SystemPlan, Gauge>,
     pub backup_rpo_seconds: Family<SystemLabel, Gauge>,
     pub backup_rpo_breach: Family<SystemLabel, Gauge>,
+    pub endpoints: Family<GroupStatus, Gauge>,
 }
 
 impl Default for Metrics {
@@ -134,6 +141,7 @@ impl Default for Metrics {
             backup_last_success: Family::default(),
             backup_rpo_seconds: Family::default(),
             backup_rpo_breach: Family::default(),
+            endpoints: Family::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -232,6 +240,11 @@ impl Default for Metrics {
             "1 when a system's newest good restore point is older than its RPO (or there is none)",
             m.backup_rpo_breach.clone(),
         );
+        registry.register(
+            "mangrove_endpoints",
+            "Managed computers (Kaspersky Security Center) per top-level administration group and status, from the last good read",
+            m.endpoints.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -242,6 +255,12 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Sets `mangrove_endpoints{group, status}`.
+    pub fn endpoint_count(&self, group: &str, status: &str, n: u64) {
+        let l = GroupStatus { group: group.to_string(), status: status.to_string() };
+        self.endpoints.get_or_create(&l).set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub fn count_report(&self, kind: &str, new: bool) {

@@ -176,6 +176,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
     let agent_bin = sibling_binary("mangrove-agent")?;
 
     // The platforms first: the controller's config names them, and the proxy agent reads one.
+    let mut ksc = None;
     let platforms = match opts.hosts {
         HostsMode::Processes => {
             progress("starting the platform simulators (vCenter, OpenStack)");
@@ -191,6 +192,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 Err(why) => progress(&format!("OpenStack side is OFF: {why}")),
             }
             layout.write_controller_config_with(&p.controller_section())?;
+            ksc = add_ksc(&layout, testbed::ksc::launch::start_process(&layout, &mangrove))?;
             Some(p)
         }
         // Containers cannot reach the host's loopback simulators yet: the platforms stay off.
@@ -222,6 +224,10 @@ pub fn up(opts: UpOptions) -> Result<()> {
             let net = plan.net(&opts.controller_site).clone();
             let ip = net.controller();
             layout.write_container_controller_config(ip)?;
+            ksc = add_ksc(
+                &layout,
+                testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),
+            )?;
             progress(&format!("starting the controller in a container at {ip} ({} network)", net.site));
             let log = layout.log("controller");
             containers::ensure_dir(log.parent().unwrap_or(&dir))?;
@@ -311,6 +317,11 @@ pub fn up(opts: UpOptions) -> Result<()> {
     if let Err(e) = seed_capacity_history(&admin) {
         progress(&format!("capacity history not seeded (reports show today only): {e:#}"));
     }
+    // The KSC roll-up is part of "ready" (its first read takes a few seconds).
+    let ksc_computers = match &ksc {
+        Some(_) => Some(crate::testbed_ksc::wait_rollup(&admin, READY_TIMEOUT)?),
+        None => None,
+    };
     println!("api: {api_url}");
     println!("agents: {host_addr}:{}", layout.ports.agents);
     println!("enroll: {host_addr}:{}", layout.ports.enroll);
@@ -323,6 +334,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
         if let Ok(o) = &p.openstack {
             println!("openstack: {} (clouds.yaml, cloud camau-dr)", o.auth_url);
         }
+    }
+    if let (Some(k), Some(n)) = (&ksc, ksc_computers) {
+        println!("ksc: {} ({n} computers; faults: `mangrove testbed fault ksc …`)", k.url);
     }
     println!("cli config: {}", cli.display());
     println!("testbed ready: {} hosts", want.len());
@@ -363,6 +377,27 @@ fn seed_capacity_history(admin: &Client) -> Result<()> {
     let n = crate::cli_capacity::import_samples(admin, &samples)?;
     progress(&format!("capacity history: {n} daily samples over a year imported"));
     Ok(())
+}
+
+/// Appends the KSC simulator's `[ksc]` section to the controller's config, or says why the
+/// endpoint-protection side is off.
+fn add_ksc(
+    layout: &Layout,
+    started: std::result::Result<testbed::ksc::launch::KscSide, String>,
+) -> Result<Option<testbed::ksc::launch::KscSide>> {
+    match started {
+        Ok(k) => {
+            progress(&format!("Kaspersky Security Center: simulator at {}", k.url));
+            let path = layout.controller_config();
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            testbed::layout::write_file(&path, &format!("{text}{}", k.controller_section()), 0o644)?;
+            Ok(Some(k))
+        }
+        Err(why) => {
+            progress(&format!("Kaspersky Security Center side is OFF: {why}"));
+            Ok(None)
+        }
+    }
 }
 
 /// A container testbed's networks, image and controller address, as `up` made them.
@@ -596,7 +631,10 @@ pub fn fault_latency(dir: &Path, host: &str, delay: &str, json_out: bool) -> Res
 
 /// `testbed fault heal`.
 pub fn fault_heal(dir: &Path, json_out: bool) -> Result<()> {
-    let healed = faults::heal(&testbed_dir(dir)?)?;
+    let dir = testbed_dir(dir)?;
+    let healed = faults::heal(&dir)?;
+    // And the KSC simulator's fault switch, if it is set.
+    testbed::ksc::set_fault(&testbed::ksc::launch::state_dir(&dir), None)?;
     crate::cli::emit(json_out, &json!({"healed": healed}), |_| format!("healed {} fault(s)\n", healed.len()));
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod connect;
 pub mod error;
 pub mod http;
 pub mod hypervisor;
+pub mod ksc;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod openstack;

@@ -29,6 +29,7 @@ const DEBIAN: &[(&str, &str)] = &[
     ("restic", "backups: the agent runs it; the backup tests run it against real repositories"),
     ("chromium", "rendering the HTML reports headless, to check what people will see"),
     ("prometheus", "a real Prometheus server, for reading capacity history from one (it includes promtool)"),
+    ("curl", "a real HTTP client against the KSC simulator (one connection across calls)"),
 ];
 
 /// How a dependency is installed.

@@ -16,6 +16,7 @@ pub mod containers;
 pub mod deps;
 pub mod faults;
 pub mod image;
+pub mod ksc;
 pub mod launch;
 pub mod layout;
 pub mod openstack;

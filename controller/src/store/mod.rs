@@ -10,11 +10,13 @@
 
 pub mod backups;
 pub mod capacity;
+pub mod endpoints;
 pub mod platforms;
 pub mod policy;
 pub mod sqlite;
 mod sqlite_backups;
 mod sqlite_capacity;
+mod sqlite_endpoints;
 mod sqlite_platforms;
 mod sqlite_policy;
 
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 pub use backups::{BackupRun, BackupStore, RunEnd, SnapshotRecord, Verdict};
 pub use capacity::{CapacityStore, DailyPoint, Folded, Sample};
+pub use endpoints::{EndpointState, EndpointStore};
 pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
 };
@@ -228,7 +231,9 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: PlatformStore + PolicyStore + CapacityStore + BackupStore + Send + Sync + 'static {
+pub trait Store:
+    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + Send + Sync + 'static
+{
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;
