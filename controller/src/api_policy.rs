@@ -20,11 +20,20 @@ use crate::store::{Assignment, Waiver};
 
 pub fn routes() -> Router<Arc<App>> {
     Router::new()
+        .route("/api/v1/policy/packs", get(packs))
         .route("/api/v1/policy/assignments", get(list_assignments).post(assign))
         .route("/api/v1/policy/waivers", get(list_waivers).post(waive))
         .route("/api/v1/policy/evaluate", post(evaluate_now))
         .route("/api/v1/policy/findings", get(findings))
         .route("/api/v1/policy/history", get(history))
+}
+
+/// The packs this controller evaluates: shipped and custom, with where each came from.
+async fn packs(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    require(&p, READERS, "read policy packs")?;
+    let list =
+        app.policy.packs.iter().map(|pk| crate::cli_policy::pack_json(pk, app.policy.source(&pk.name))).collect();
+    Ok(Json(Value::Array(list)))
 }
 
 /// Hosts with a stored record that the systems `keep` picks run on.

@@ -1,6 +1,6 @@
-//! `mangrove policy packs|show|lint|test`: the policy packs shipped in this binary, and checks
-//! of pack directories (a custom pack, or a copy of a shipped one) before they are used.
-//! These read packs locally; they need no controller.
+//! `mangrove policy packs|show|lint|test`: the policy packs a controller evaluates (shipped and
+//! custom), and checks of pack directories (a custom pack, or a copy of a shipped one) before
+//! they are used. `show`, `lint` and `test` read packs locally and need no controller.
 
 use std::path::Path;
 
@@ -8,27 +8,36 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use crate::cli::{emit, rows_of, s, table};
+use crate::client::Client;
 
-pub fn packs(json_out: bool) -> Result<()> {
-    let packs = policies::shipped()?;
-    let v = Value::Array(
-        packs
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.name,
-                    "framework": p.framework,
-                    "version": p.version,
-                    "title_vi": p.title_vi,
-                    "title_en": p.title_en,
-                    "controls": p.controls.len(),
-                })
-            })
-            .collect(),
-    );
+/// A pack as `policy packs --json` shows it.
+pub fn pack_json(p: &policies::Pack, source: Option<&str>) -> Value {
+    json!({
+        "name": p.name,
+        "framework": p.framework,
+        "version": p.version,
+        "title_vi": p.title_vi,
+        "title_en": p.title_en,
+        "controls": p.controls.len(),
+        "source": source,
+    })
+}
+
+/// `policy packs`: from the controller (shipped and custom packs), or without one, the packs
+/// shipped in this binary.
+pub fn packs(c: Option<&Client>, json_out: bool) -> Result<()> {
+    let v = match c {
+        Some(c) => c.get("/api/v1/policy/packs")?,
+        None => {
+            eprintln!("no controller configured: the packs shipped in this binary (custom packs live on a controller)");
+            Value::Array(policies::shipped()?.iter().map(|p| pack_json(p, Some("shipped"))).collect())
+        }
+    };
     emit(json_out, &v, |v| {
-        let rows = rows_of(v, |p| vec![s(&p["name"]), s(&p["controls"]), s(&p["version"]), s(&p["title_vi"])]);
-        table(&["PACK", "CONTROLS", "VERSION", "TITLE"], &rows)
+        let rows = rows_of(v, |p| {
+            vec![s(&p["name"]), s(&p["controls"]), s(&p["version"]), s(&p["source"]), s(&p["title_vi"])]
+        });
+        table(&["PACK", "CONTROLS", "VERSION", "SOURCE", "TITLE"], &rows)
     });
     Ok(())
 }

@@ -62,6 +62,16 @@ pub struct Config {
     /// `[ksc]`: Kaspersky Security Center, read for the endpoint-protection roll-up (see
     /// [`crate::endpoints::KscConfig`]); absent = off.
     pub ksc: Option<crate::endpoints::KscConfig>,
+    /// `[policy] packs`: directories of custom policy packs (the shipped packs' shape),
+    /// loaded and compiled at start beside the shipped ones.
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Each a pack directory: `pack.yaml` and `controls/` (see `policy lint`).
+    pub packs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -221,6 +231,7 @@ impl Default for Config {
             capacity: Capacity::default(),
             backup: Backup::default(),
             ksc: None,
+            policy: PolicyConfig::default(),
         }
     }
 }
@@ -293,6 +304,9 @@ impl Config {
             if let Some(k) = cfg.ksc.as_mut() {
                 k.resolve(dir);
             }
+            for pack in cfg.policy.packs.iter_mut().filter(|p| p.is_relative()) {
+                *pack = dir.join(&*pack);
+            }
             for p in &mut cfg.platforms {
                 for f in [&mut p.credentials, &mut p.ca_file] {
                     if let Some(path) = f.as_mut().filter(|c| c.is_relative()) {
@@ -310,7 +324,8 @@ impl Config {
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: toml_message(text, &e) })
     }
 
-    /// `MANGROVE_DATA_DIR`, `MANGROVE_INVENTORY`, `MANGROVE_LISTEN_API`,
+    /// `MANGROVE_DATA_DIR`, `MANGROVE_INVENTORY`, `MANGROVE_POLICY_PACKS` (`:`-separated
+    /// directories), `MANGROVE_LISTEN_API`,
     /// `MANGROVE_LISTEN_AGENTS`, `MANGROVE_LISTEN_ENROLL`, `MANGROVE_ADVERTISE_AGENTS`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("MANGROVE_DATA_DIR") {
@@ -318,6 +333,9 @@ impl Config {
         }
         if let Some(v) = env("MANGROVE_INVENTORY") {
             self.inventory = Some(v.into());
+        }
+        if let Some(v) = env("MANGROVE_POLICY_PACKS") {
+            self.policy.packs = std::env::split_paths(&v).collect();
         }
         let addr = |name: &'static str, v: String| {
             v.parse::<SocketAddr>()

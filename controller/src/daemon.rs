@@ -112,7 +112,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         shutdown: shutdown.clone(),
         inventory: loaded,
         platforms: crate::platforms::Platforms::new(cfg.platforms.clone(), cfg.platform_sync.interval.0),
-        policy: crate::policy::Policies::shipped().map_err(anyhow::Error::msg)?,
+        policy: crate::policy::Policies::load(&cfg.policy.packs).map_err(anyhow::Error::msg)?,
         backups: crate::backup::runs::Backups::new(
             backup_plans,
             crate::backup::secrets::RepoSecrets::new(&cfg.data_dir),

@@ -602,7 +602,7 @@ fn run(cli: Cli) -> Result<()> {
             controller::cli_platforms::platforms_sync(&client()?, name.as_deref(), json)
         }
         Command::Platforms { cmd: PlatformsCmd::Drift } => controller::cli_platforms::platforms_drift(&client()?, json),
-        Command::Policy { cmd: PolicyCmd::Packs } => controller::cli_policy::packs(json),
+        Command::Policy { cmd: PolicyCmd::Packs } => controller::cli_policy::packs(client().ok().as_ref(), json),
         Command::Policy { cmd: PolicyCmd::Show { control } } => controller::cli_policy::show(&control, json),
         Command::Policy { cmd: PolicyCmd::Lint { dir } } => controller::cli_policy::lint(&dir, json),
         Command::Policy { cmd: PolicyCmd::Test { dir } } => controller::cli_policy::test(&dir, json),

@@ -59,8 +59,14 @@ impl Testbed {
     /// `mangrove testbed up --detach` in a fresh temp dir, with `inventory` (YAML text) or the
     /// built-in Cà Mau inventory.
     pub fn up(inventory: Option<&str>) -> Testbed {
+        Self::up_with_env(inventory, &[])
+    }
+
+    /// [`Testbed::up`] with environment variables for the testbed and the controller it starts.
+    pub fn up_with_env(inventory: Option<&str>, env: &[(&str, &str)]) -> Testbed {
         let dir = tempfile::Builder::new().prefix("mangrove-e2e-").tempdir().expect("tempdir");
         let mut cmd = Command::new(bin("mangrove"));
+        cmd.envs(env.iter().copied());
         cmd.args(["testbed", "up", "--detach", "--dir"]).arg(dir.path());
         if let Some(text) = inventory {
             let inv = dir.path().join("test-inventory.yaml");
