@@ -87,3 +87,44 @@ fn read_one(path: &Path) -> Result<SourceFile, LoadError> {
     let text = String::from_utf8(bytes).map_err(|_| LoadError::NotText { path: path.to_path_buf() })?;
     Ok(SourceFile { path: path.display().to_string(), text })
 }
+
+/// Playbook files read from the disk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Disk;
+
+impl crate::playbook::Files for Disk {
+    fn read(&self, path: &str) -> Option<Result<String, String>> {
+        let p = Path::new(path);
+        if !p.is_file() {
+            return None;
+        }
+        Some(read_one(p).map(|f| f.text).map_err(|e| e.to_string()))
+    }
+
+    fn list(&self, dir: &str) -> Vec<String> {
+        let p = Path::new(dir);
+        if !p.is_dir() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        // Listing errors mean "no files" here; reading a listed file reports its own error.
+        let _ = walk_names(p, &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk_names(dir: &Path, out: &mut Vec<String>) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if out.len() >= MAX_FILES {
+            break;
+        }
+        if p.is_dir() {
+            walk_names(&p, out)?;
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    Ok(())
+}

@@ -192,3 +192,46 @@ fn an_ini_inventory_with_ranges_and_group_vars_round_trips_through_export() {
     assert_eq!(theirs.1["db3"]["zipcode"], "08030");
     assert_eq!(theirs.1["web-a"]["ansible_port"], 2222);
 }
+
+#[test]
+fn ansible_playbook_accepts_the_playbook_we_accept() {
+    // The fixture that uses every supported construct is a valid playbook for Ansible too.
+    // `sysctl` is in the ansible.posix collection, not in ansible-core: the copy checked here
+    // leaves that one task out.
+    let exe = ansible_inventory().with_file_name("ansible-playbook");
+    let home = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/site");
+    let dir = home.path().join("site");
+    copy_tree(&src, &dir);
+    let tasks = dir.join("roles/base/tasks/main.yml");
+    let text = std::fs::read_to_string(&tasks).unwrap();
+    let start = text.find("- name: Kernel setting").unwrap();
+    let end = text.find("- name: Users").unwrap();
+    std::fs::write(&tasks, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let out = Command::new(exe)
+        .args(["-i", "localhost,", "--syntax-check", "site.yml"])
+        .current_dir(&dir)
+        .env("ANSIBLE_HOME", home.path())
+        .env("ANSIBLE_LOCAL_TEMP", home.path().join("tmp"))
+        .output()
+        .expect("run ansible-playbook");
+    assert!(
+        out.status.success(),
+        "ansible-playbook --syntax-check: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
