@@ -9,7 +9,8 @@
 //! - address: `ansible_host` when it is an IP address, else the host name when it is one;
 //! - agent: `mangrove_agent`, else `native` (the runner acts through our agent);
 //! - system (VMs): `mangrove_systems` (one), else the one `system_*` group naming a system;
-//! - sizes: `mangrove_cpus`, `mangrove_memory_gb`, `mangrove_disk_gb` (0 when absent);
+//! - sizes: `mangrove_cpus` and `mangrove_memory_gb` (required, at least 1, for a new machine),
+//!   `mangrove_disk_gb` (0 when absent);
 //! - os: `mangrove_os`.
 //!
 //! Conflicts (each with the `file:line` that caused it): no site or two sites, an unknown
@@ -360,6 +361,21 @@ pub fn plan(ai: &AnsibleInventory, current: &Inventory) -> Plan {
                 );
             }
         } else {
+            let missing: Vec<&str> = [("mangrove_cpus", u64::from(cpus)), ("mangrove_memory_gb", memory_gb)]
+                .into_iter()
+                .filter(|(_, v)| *v == 0)
+                .map(|(n, _)| n)
+                .collect();
+            if !missing.is_empty() {
+                p.conflicts.push(Problem::at(
+                    &host_loc,
+                    format!(
+                        "host {host} is new: set {} (at least 1; Mangrove plans capacity with them)",
+                        missing.join(" and ")
+                    ),
+                ));
+                continue;
+            }
             p.add.push(NewMachine {
                 name: host.clone(),
                 site,
