@@ -116,7 +116,7 @@ fn raw_end(text: &str, from: usize) -> Option<usize> {
     let mut i = from;
     while let Some(rel) = text[i..].find("{%") {
         let s = i + rel;
-        let e = text[s..].find("%}")? + s;
+        let e = text[s + 2..].find("%}")? + s + 2;
         let body = text[s + 2..e].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
         if body == "endraw" {
             return Some(e + 2);
@@ -265,6 +265,13 @@ mod tests {
         assert!(names(&u, Kind::Filter).is_empty(), "{u:?}");
         assert!(names(&u, Kind::Function).is_empty(), "{u:?}");
         assert!(names(&u, Kind::Test).is_empty(), "{u:?}");
+    }
+
+    #[test]
+    fn a_percent_brace_right_after_a_raw_block_opener_does_not_panic() {
+        // `{%}` once sliced the text backwards while looking for `{% endraw %}`.
+        assert!(scan_template("{% raw %}{%}").is_err());
+        assert!(scan_template("{% raw %}{%} {% endraw %}").is_ok());
     }
 
     #[test]
