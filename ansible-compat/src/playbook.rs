@@ -625,6 +625,27 @@ impl Loader<'_> {
                         self.problem(file, a.line, "args must be a mapping");
                     }
                 }
+                if let (Some(options), Json::Object(given)) = (sup::module_options(module), &args) {
+                    for key in given.keys() {
+                        if !options.contains(&key.as_str()) {
+                            let mut shown: Vec<&str> =
+                                options.iter().copied().filter(|o| *o != "_raw_params").collect();
+                            shown.sort_unstable();
+                            let line = [Some(v), args_kw]
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Node::as_map)
+                                .flatten()
+                                .find(|(k, _)| k.as_str() == Some(key.as_str()))
+                                .map_or(v.line, |(k, _)| k.line);
+                            self.problem(
+                                file,
+                                line,
+                                format!("module {module} has no option {key} (options: {})", shown.join(", ")),
+                            );
+                        }
+                    }
+                }
                 if module == "assert"
                     && let Some(that) = v.get("that")
                 {

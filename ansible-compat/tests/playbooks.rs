@@ -166,6 +166,18 @@ fn unsupported_keywords_filters_tests_lookups_and_statements_are_named() {
         ),
         (&[("p.yml", "- hosts: all\n  tasks:\n    - debug: {msg: !vault x}\n")], "p.yml:3: vault-encrypted values"),
         (&[("p.yml", "hosts: all\n")], "p.yml:1: a playbook must be a list of plays"),
+        (
+            &[("p.yml", "- hosts: all\n  tasks:\n    - copy:\n        src: a\n        dets: /b\n")],
+            "p.yml:5: module copy has no option dets (options: ",
+        ),
+        (
+            &[("p.yml", "- hosts: all\n  tasks:\n    - service: name=x state=started enable=yes\n")],
+            "p.yml:3: module service has no option enable",
+        ),
+        (
+            &[("p.yml", "- hosts: all\n  tasks:\n    - file: {path: /x}\n      args: {stat: directory}\n")],
+            "p.yml:4: module file has no option stat",
+        ),
         (&[("p.yml", "- tasks: []\n")], "p.yml:1: a play needs hosts"),
     ];
     for (files, want) in cases {

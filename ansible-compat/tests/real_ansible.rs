@@ -235,3 +235,39 @@ fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+#[test]
+fn module_options_are_the_ones_ansible_documents() {
+    // ansible-doc (ansible-core) is the oracle of each module's options and aliases; sysctl
+    // lives in the ansible.posix collection, which ansible-core does not ship.
+    let exe = ansible_inventory().with_file_name("ansible-doc");
+    let home = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for m in ansible_compat::supported::MODULES.iter().filter(|m| !matches!(**m, "sysctl" | "systemd_service")) {
+        let out = Command::new(&exe)
+            .args(["--json", &format!("ansible.builtin.{m}")])
+            .env("ANSIBLE_HOME", home.path())
+            .output()
+            .expect("run ansible-doc");
+        assert!(out.status.success(), "ansible-doc {m}: {}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let doc = v.as_object().unwrap().values().next().unwrap();
+        let mut theirs: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for (name, o) in doc["doc"]["options"].as_object().into_iter().flatten() {
+            theirs.insert(name.clone());
+            for a in o["aliases"].as_array().into_iter().flatten() {
+                theirs.insert(a.as_str().unwrap().to_owned());
+            }
+        }
+        theirs.remove("free_form");
+        let Some(ours) = ansible_compat::supported::module_options(m) else { continue };
+        let ours: std::collections::BTreeSet<String> =
+            ours.iter().filter(|o| **o != "_raw_params").map(|o| (*o).to_owned()).collect();
+        let missing: Vec<&String> = theirs.difference(&ours).collect();
+        let extra: Vec<&String> = ours.difference(&theirs).collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            wrong.push(format!("{m}: missing {missing:?}, not in Ansible {extra:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
