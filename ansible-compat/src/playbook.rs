@@ -336,6 +336,7 @@ impl Loader<'_> {
         if !has_hosts {
             self.problem(file, n.line, "a play needs hosts");
         }
+        self.check_notify(&play);
         Some(play)
     }
 
@@ -872,6 +873,124 @@ impl Loader<'_> {
         }
         self.stack.pop();
         Some(role)
+    }
+}
+
+impl Loader<'_> {
+    /// Every `notify` names a handler of the play (its own or its roles'), by name or
+    /// `listen`, possibly as `role : name`. Ansible fails such a task only once it changes
+    /// something; here the run is refused before it starts.
+    fn check_notify(&mut self, play: &Play) {
+        let mut known: BTreeSet<String> = BTreeSet::new();
+        let mut roles: BTreeSet<String> = BTreeSet::new();
+        fn handler_names(tasks: &[Task], out: &mut BTreeSet<String>) {
+            for t in tasks {
+                if let Some(n) = &t.name {
+                    out.insert(n.clone());
+                }
+                match t.keywords.get("listen") {
+                    Some(Json::String(l)) => {
+                        out.insert(l.clone());
+                    }
+                    Some(Json::Array(ls)) => out.extend(ls.iter().filter_map(|l| l.as_str().map(str::to_owned))),
+                    _ => {}
+                }
+                if let Action::Block { block, rescue, always } = &t.action {
+                    handler_names(block, out);
+                    handler_names(rescue, out);
+                    handler_names(always, out);
+                }
+                if let Action::IncludeTasks { tasks, .. } = &t.action {
+                    handler_names(tasks, out);
+                }
+            }
+        }
+        fn role_handlers(r: &Role, known: &mut BTreeSet<String>, roles: &mut BTreeSet<String>) {
+            roles.insert(r.name.clone());
+            handler_names(&r.handlers, known);
+            for d in &r.dependencies {
+                role_handlers(d, known, roles);
+            }
+            for_roles_in(&r.tasks, &mut |inner| role_handlers(inner, known, roles));
+        }
+        fn for_roles_in(tasks: &[Task], f: &mut dyn FnMut(&Role)) {
+            for t in tasks {
+                match &t.action {
+                    Action::IncludeRole { role, .. } => f(role),
+                    Action::Block { block, rescue, always } => {
+                        for_roles_in(block, f);
+                        for_roles_in(rescue, f);
+                        for_roles_in(always, f);
+                    }
+                    Action::IncludeTasks { tasks, .. } => for_roles_in(tasks, f),
+                    Action::Module { .. } => {}
+                }
+            }
+        }
+        handler_names(&play.handlers, &mut known);
+        for r in &play.roles {
+            role_handlers(r, &mut known, &mut roles);
+        }
+        for list in [&play.pre_tasks, &play.tasks, &play.post_tasks, &play.handlers] {
+            for_roles_in(list, &mut |r| role_handlers(r, &mut known, &mut roles));
+        }
+        let mut missing: Vec<(Loc, String)> = Vec::new();
+        let mut check = |tasks: &[Task]| {
+            fn walk(tasks: &[Task], f: &mut dyn FnMut(&Task)) {
+                for t in tasks {
+                    f(t);
+                    match &t.action {
+                        Action::Block { block, rescue, always } => {
+                            walk(block, f);
+                            walk(rescue, f);
+                            walk(always, f);
+                        }
+                        Action::IncludeTasks { tasks, .. } => walk(tasks, f),
+                        Action::IncludeRole { role, .. } => walk_role(role, f),
+                        Action::Module { .. } => {}
+                    }
+                }
+            }
+            fn walk_role(r: &Role, f: &mut dyn FnMut(&Task)) {
+                for d in &r.dependencies {
+                    walk_role(d, f);
+                }
+                walk(&r.tasks, f);
+                walk(&r.handlers, f);
+            }
+            let mut f = |t: &Task| {
+                let names: Vec<String> = match t.keywords.get("notify") {
+                    Some(Json::String(n)) => vec![n.clone()],
+                    Some(Json::Array(ns)) => ns.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect(),
+                    _ => Vec::new(),
+                };
+                for n in names {
+                    if n.contains("{{") || known.contains(&n) {
+                        continue;
+                    }
+                    let by_role =
+                        n.split_once(" : ").is_some_and(|(r, h)| roles.contains(r.trim()) && known.contains(h.trim()));
+                    if !by_role {
+                        missing.push((t.loc.clone(), n));
+                    }
+                }
+            };
+            walk(tasks, &mut f);
+            for r in &play.roles {
+                walk_role(r, &mut f);
+            }
+        };
+        check(&[play.pre_tasks.clone(), play.tasks.clone(), play.post_tasks.clone(), play.handlers.clone()].concat());
+        let listed: Vec<&str> = known.iter().map(String::as_str).collect();
+        for (loc, n) in missing {
+            self.problems.push(Problem::at(
+                &loc,
+                format!(
+                    "handler {n} is notified but no handler has that name or listens to it (handlers: {})",
+                    listed.join(", ")
+                ),
+            ));
+        }
     }
 }
 

@@ -167,6 +167,13 @@ fn unsupported_keywords_filters_tests_lookups_and_statements_are_named() {
         (&[("p.yml", "- hosts: all\n  tasks:\n    - debug: {msg: !vault x}\n")], "p.yml:3: vault-encrypted values"),
         (&[("p.yml", "hosts: all\n")], "p.yml:1: a playbook must be a list of plays"),
         (
+            &[(
+                "p.yml",
+                "- hosts: all\n  tasks:\n    - debug: {msg: x}\n      notify: restart nginx\n  handlers:\n    - name: restart apache\n      service: {name: apache2, state: restarted}\n",
+            )],
+            "p.yml:3: handler restart nginx is notified but no handler has that name or listens to it (handlers: restart apache)",
+        ),
+        (
             &[("p.yml", "- hosts: all\n  tasks:\n    - copy:\n        src: a\n        dets: /b\n")],
             "p.yml:5: module copy has no option dets (options: ",
         ),
