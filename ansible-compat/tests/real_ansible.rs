@@ -271,3 +271,54 @@ fn module_options_are_the_ones_ansible_documents() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+#[test]
+fn awkward_values_and_nested_groups_survive_every_format() {
+    // Values that look like other types, quotes, unicode, empty strings, nested data; groups
+    // nested two deep with variables at each level. Ansible must read back exactly these
+    // values from all three formats, and combine them as `effective_vars` says.
+    use ansible_compat::AnsibleInventory;
+    use serde_json::json;
+    let mut ai = AnsibleInventory::default();
+    let weird = json!({
+        "looks_int": "3", "looks_bool": "True", "looks_none": "None", "looks_list": "[1, 2]",
+        "quotes": "it's \"quoted\"", "spaces": "  padded  ", "empty": "", "unicode": "Sở TT&TT — Cà Mau",
+        "hash": "a # not a comment", "eq": "a=b", "backslash": "C:\\temp\\x", "newline": "two\nlines",
+        "int": 42, "neg": -7, "float": 1.5, "yes": true, "no": false, "null": null,
+        "list": [1, "two", [3]], "dict": {"k": "v", "n": {"deep": [true]}}, "ip": "10.0.0.1", "dotted": "a.b-c",
+    });
+    for (k, v) in weird.as_object().unwrap() {
+        ai.ensure_host("h1").insert(k.clone(), v.clone());
+    }
+    ai.ensure_host("h2");
+    ai.ensure_host("lonely").insert("x".into(), json!("y"));
+    ai.all_vars.insert("level".into(), json!("all"));
+    ai.all_vars.insert("only_all".into(), json!(1));
+    let top = ai.ensure_group("top");
+    top.children.insert("mid".into());
+    top.vars.insert("level".into(), json!("top"));
+    let mid = ai.ensure_group("mid");
+    mid.children.insert("leaf".into());
+    mid.vars.insert("level".into(), json!("mid"));
+    mid.hosts.insert("h2".into());
+    let leaf = ai.ensure_group("leaf");
+    leaf.hosts.insert("h1".into());
+    leaf.vars.insert("level".into(), json!("leaf"));
+    leaf.vars.insert("quotes".into(), json!("group loses to host"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("w.yml");
+    std::fs::write(&yaml, render::to_yaml(&ai)).unwrap();
+    let ini = dir.path().join("w.ini");
+    std::fs::write(&ini, render::to_ini(&ai)).unwrap();
+    let script = write_script(dir.path(), &export::list_json(&ai));
+    let expected: serde_json::Map<String, Value> =
+        ai.hosts.keys().map(|h| (h.clone(), Value::Object(ai.effective_vars(h)))).collect();
+    for source in [&yaml, &ini, &script] {
+        let (groups, hostvars) = norm(&real_list(source, dir.path()));
+        assert_eq!(hostvars, Value::Object(expected.clone()), "hostvars from {}", source.display());
+        assert_eq!(groups["top"], (vec![], vec!["mid".to_string()]), "{}", source.display());
+        assert_eq!(groups["mid"], (vec!["h2".to_string()], vec!["leaf".to_string()]), "{}", source.display());
+        assert_eq!(groups["leaf"], (vec!["h1".to_string()], vec![]), "{}", source.display());
+    }
+}
