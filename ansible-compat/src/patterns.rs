@@ -32,6 +32,18 @@ pub fn resolve(inv: &AnsibleInventory, pattern: &str, limit: Option<&str>) -> Re
     Ok(sel)
 }
 
+/// Whether a pattern is one this module can resolve, without an inventory (so a playbook
+/// with a pattern it cannot resolve is refused before the run).
+///
+/// # Errors
+/// A message for an empty pattern, a `~regex` term, or a malformed subscript.
+pub fn check_syntax(pattern: &str) -> Result<(), String> {
+    if pattern.contains("{{") {
+        return Ok(());
+    }
+    resolve_one(&AnsibleInventory::default(), pattern).map(|_| ())
+}
+
 fn split_terms(pattern: &str) -> Vec<&str> {
     // `,` separates when present, else `:`; never inside a subscript's brackets.
     let sep = if pattern.contains(',') { ',' } else { ':' };
@@ -201,5 +213,9 @@ mod tests {
         assert_eq!(s.unmatched, ["nosuch"]);
         assert!(resolve(&inv(), "~web.*", None).is_err());
         assert!(resolve(&inv(), "", None).is_err());
+        assert!(check_syntax("~web.*").is_err());
+        assert!(check_syntax("web[x]").is_err());
+        assert!(check_syntax("dc:&role_vm:!system_x").is_ok());
+        assert!(check_syntax("{{ target }}").is_ok());
     }
 }

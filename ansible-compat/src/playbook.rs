@@ -281,6 +281,9 @@ impl Loader<'_> {
                         _ => v.key_text(),
                     };
                     self.scan_strings(file, v);
+                    if let Err(e) = crate::patterns::check_syntax(&play.hosts) {
+                        self.problem(file, v.line, e);
+                    }
                 }
                 "vars" => play.vars = self.vars_map(file, v, "play vars"),
                 "vars_files" => {

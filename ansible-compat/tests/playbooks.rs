@@ -186,6 +186,10 @@ fn unsupported_keywords_filters_tests_lookups_and_statements_are_named() {
             "p.yml:4: module file has no option stat",
         ),
         (&[("p.yml", "- tasks: []\n")], "p.yml:1: a play needs hosts"),
+        (
+            &[("p.yml", "- hosts: ~web.*\n  tasks: []\n")],
+            "p.yml:1: host pattern term `~web.*`: regular expressions are not supported",
+        ),
     ];
     for (files, want) in cases {
         let e = refuse(files);
