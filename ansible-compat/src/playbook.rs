@@ -47,6 +47,11 @@ impl Files for BTreeMap<String, String> {
 pub struct Playbook {
     pub file: String,
     pub plays: Vec<Play>,
+    /// `group_vars/` next to the playbook: group → variables (files of a directory merged in
+    /// name order).
+    pub group_vars: BTreeMap<String, Vars>,
+    /// `host_vars/` next to the playbook: host → variables.
+    pub host_vars: BTreeMap<String, Vars>,
 }
 
 /// One play.
@@ -131,7 +136,13 @@ pub struct Task {
 pub fn load(path: &str, files: &dyn Files) -> Result<Playbook, Problems> {
     let mut l = Loader { files, problems: Vec::new(), stack: Vec::new(), base: dir_of(path) };
     let plays = l.playbook(path);
-    if l.problems.is_empty() { Ok(Playbook { file: path.to_owned(), plays }) } else { Err(Problems(l.problems)) }
+    let group_vars = l.vars_dir("group_vars");
+    let host_vars = l.vars_dir("host_vars");
+    if l.problems.is_empty() {
+        Ok(Playbook { file: path.to_owned(), plays, group_vars, host_vars })
+    } else {
+        Err(Problems(l.problems))
+    }
 }
 
 struct Loader<'f> {
@@ -230,6 +241,20 @@ impl Loader<'_> {
         }
         self.stack.push(path.to_owned());
         true
+    }
+
+    /// `group_vars/` or `host_vars/` next to the playbook, read and their templates checked.
+    fn vars_dir(&mut self, kind: &str) -> BTreeMap<String, Vars> {
+        let dir = join(&self.base, kind);
+        let mut out: BTreeMap<String, Vars> = BTreeMap::new();
+        for path in self.files.list(&dir) {
+            let Some((_, name)) = crate::vars_dirs::classify(&path) else { continue };
+            if let Some(doc) = self.yaml(&path, (&path, 1), "vars file") {
+                let vars = self.vars_map(&path, &doc, "a vars file");
+                out.entry(name).or_default().extend(vars);
+            }
+        }
+        out
     }
 
     fn playbook(&mut self, path: &str) -> Vec<Play> {

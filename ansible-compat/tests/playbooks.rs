@@ -49,6 +49,8 @@ fn a_playbook_using_every_supported_construct_loads() {
     let Action::Block { block, rescue, always } = &play.tasks[2].action else { panic!("a block") };
     assert_eq!((block.len(), rescue.len(), always.len()), (2, 1, 1));
     assert_eq!(play.handlers[0].keywords["listen"], "web changed");
+    assert_eq!(pb.group_vars["all"]["site_banner"], "{{ mangrove_site | upper }}");
+    assert_eq!(pb.host_vars["dvc-portal-app-01"]["extra_port"], 8443);
     // key=value arguments.
     let Action::Module { args, .. } = &play.handlers[0].action else { panic!() };
     assert_eq!(args["state"], "restarted");
@@ -186,6 +188,10 @@ fn unsupported_keywords_filters_tests_lookups_and_statements_are_named() {
             "p.yml:4: module file has no option stat",
         ),
         (&[("p.yml", "- tasks: []\n")], "p.yml:1: a play needs hosts"),
+        (
+            &[("p.yml", "- hosts: all\n  tasks: []\n"), ("group_vars/web/x.yml", "a: 1\nb: \"{{ a | shuffle }}\"\n")],
+            "group_vars/web/x.yml:2: Jinja filter shuffle is not supported",
+        ),
         (
             &[("p.yml", "- hosts: ~web.*\n  tasks: []\n")],
             "p.yml:1: host pattern term `~web.*`: regular expressions are not supported",
