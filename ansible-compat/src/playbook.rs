@@ -1099,3 +1099,57 @@ impl Playbook {
             .sum()
     }
 }
+
+impl Play {
+    /// How many module tasks of the play (roles, includes and handlers included) `--tags only`
+    /// and `--skip-tags skip` select. Tags are inherited from the play, roles, blocks and
+    /// static imports; an `include_tasks`/`include_role`'s own tags select the include itself,
+    /// as in Ansible, and are not passed on to the tasks it includes.
+    pub fn selected_tasks(&self, only: &[String], skip: &[String]) -> usize {
+        fn count(tasks: &[Task], inherited: &[String], only: &[String], skip: &[String]) -> usize {
+            let mut n = 0;
+            for t in tasks {
+                let mut tags = inherited.to_vec();
+                tags.extend(t.tags.iter().cloned());
+                n += match &t.action {
+                    Action::Module { .. } => usize::from(crate::tags::should_run(&tags, only, skip)),
+                    Action::Block { block, rescue, always } => {
+                        count(block, &tags, only, skip)
+                            + count(rescue, &tags, only, skip)
+                            + count(always, &tags, only, skip)
+                    }
+                    Action::IncludeTasks { tasks, dynamic: false, .. } => count(tasks, &tags, only, skip),
+                    Action::IncludeTasks { tasks, dynamic: true, .. } => {
+                        if crate::tags::should_run(&tags, only, skip) {
+                            count(tasks, inherited, only, skip)
+                        } else {
+                            0
+                        }
+                    }
+                    Action::IncludeRole { role, dynamic: false } => role_count(role, &tags, only, skip),
+                    Action::IncludeRole { role, dynamic: true } => {
+                        if crate::tags::should_run(&tags, only, skip) {
+                            role_count(role, inherited, only, skip)
+                        } else {
+                            0
+                        }
+                    }
+                };
+            }
+            n
+        }
+        fn role_count(r: &Role, inherited: &[String], only: &[String], skip: &[String]) -> usize {
+            let mut tags = inherited.to_vec();
+            tags.extend(r.tags.iter().cloned());
+            r.dependencies.iter().map(|d| role_count(d, &tags, only, skip)).sum::<usize>()
+                + count(&r.tasks, &tags, only, skip)
+                + count(&r.handlers, &tags, only, skip)
+        }
+        let tags = self.tags.clone();
+        self.roles.iter().map(|r| role_count(r, &tags, only, skip)).sum::<usize>()
+            + [&self.pre_tasks, &self.tasks, &self.post_tasks, &self.handlers]
+                .iter()
+                .map(|l| count(l, &tags, only, skip))
+                .sum::<usize>()
+    }
+}

@@ -46,6 +46,12 @@ fn a_playbook_using_every_supported_construct_loads() {
         assert!(modules.contains(&m.to_string()), "{m} in {modules:?}");
     }
     assert!(pb.task_count() >= 20, "{}", pb.task_count());
+    let tags = |s: &str| ansible_compat::tags::parse_list(&[s.to_owned()]);
+    assert_eq!(play.selected_tasks(&[], &[]), pb.task_count());
+    assert_eq!(play.selected_tasks(&tags("packages"), &[]), 1);
+    // The `common` role entry carries the tag `common`: its one task (and nothing else).
+    assert_eq!(play.selected_tasks(&tags("common"), &[]), 1);
+    assert_eq!(play.selected_tasks(&[], &tags("packages,common")), pb.task_count() - 2);
     let Action::Block { block, rescue, always } = &play.tasks[2].action else { panic!("a block") };
     assert_eq!((block.len(), rescue.len(), always.len()), (2, 1, 1));
     assert_eq!(play.handlers[0].keywords["listen"], "web changed");

@@ -220,8 +220,8 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
             let sel = patterns::resolve(&ai, &p.hosts, r.limit).map_err(|e| anyhow!("{}: {e}", p.loc))?;
             json!({"pattern": p.hosts, "hosts": sel.hosts, "unmatched": sel.unmatched})
         };
-        let play_tags = tags::should_run(&p.tags, &only, &skip);
-        plays.push(json!({"name": p.name, "at": p.loc.to_string(), "hosts": hosts, "selected_by_tags": play_tags}));
+        let selected = p.selected_tasks(&only, &skip);
+        plays.push(json!({"name": p.name, "at": p.loc.to_string(), "hosts": hosts, "tasks_selected": selected}));
     }
     let reason = "running playbooks through the agents is not built yet; nothing was run";
     let v = json!({
@@ -243,11 +243,12 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
         for p in v["plays"].as_array().into_iter().flatten() {
             let hosts = p["hosts"]["hosts"].as_array().map_or_else(|| "-".to_owned(), |h| h.len().to_string());
             eprintln!(
-                "play {} ({}): pattern {} matches {} host(s)",
+                "play {} ({}): pattern {} matches {} host(s); {} task(s) selected by tags",
                 s(&p["name"]),
                 s(&p["at"]),
                 s(&p["hosts"]["pattern"]),
-                hosts
+                hosts,
+                s(&p["tasks_selected"])
             );
         }
         eprintln!(
