@@ -44,6 +44,30 @@ pub fn check_syntax(pattern: &str) -> Result<(), String> {
     resolve_one(&AnsibleInventory::default(), pattern).map(|_| ())
 }
 
+/// A templated pattern of the common forms `{{ name }}` and `{{ name | default('x') }}`,
+/// with `name` from `vars` (extra vars); `None` for anything else, or an unset name without a
+/// default (then the pattern is resolved when the play runs).
+pub fn render_simple(pattern: &str, vars: &crate::Vars) -> Option<String> {
+    let inner = pattern.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    let (name, rest) = match inner.split_once('|') {
+        Some((n, r)) => (n.trim(), Some(r.trim())),
+        None => (inner, None),
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    if let Some(v) = vars.get(name) {
+        return match v {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(a) => Some(a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(":")),
+            _ => None,
+        };
+    }
+    let arg = rest?.strip_prefix("default")?.trim().strip_prefix('(')?.strip_suffix(')')?.trim();
+    let q = arg.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+    arg.strip_prefix(q)?.strip_suffix(q).map(str::to_owned)
+}
+
 fn split_terms(pattern: &str) -> Vec<&str> {
     // `,` separates when present, else `:`; never inside a subscript's brackets.
     let sep = if pattern.contains(',') { ',' } else { ':' };
@@ -217,5 +241,10 @@ mod tests {
         assert!(check_syntax("web[x]").is_err());
         assert!(check_syntax("dc:&role_vm:!system_x").is_ok());
         assert!(check_syntax("{{ target }}").is_ok());
+        let vars: crate::Vars = serde_json::from_value(serde_json::json!({"target": "dc:!db"})).unwrap();
+        assert_eq!(render_simple("{{ target }}", &vars).as_deref(), Some("dc:!db"));
+        assert_eq!(render_simple("{{ other | default('web') }}", &vars).as_deref(), Some("web"));
+        assert_eq!(render_simple("{{ other }}", &vars), None);
+        assert_eq!(render_simple("{{ a ~ b }}", &vars), None);
     }
 }

@@ -214,11 +214,16 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
     let (_, ai) = fetch(&client()?)?;
     let mut plays = Vec::new();
     for p in &pb.plays {
-        let hosts = if p.hosts.contains("{{") {
-            json!({"pattern": p.hosts, "hosts": null, "note": "templated host pattern: resolved when the play runs"})
-        } else {
-            let sel = patterns::resolve(&ai, &p.hosts, r.limit).map_err(|e| anyhow!("{}: {e}", p.loc))?;
-            json!({"pattern": p.hosts, "hosts": sel.hosts, "unmatched": sel.unmatched})
+        let pattern =
+            if p.hosts.contains("{{") { patterns::render_simple(&p.hosts, &extra) } else { Some(p.hosts.clone()) };
+        let hosts = match pattern {
+            None => {
+                json!({"pattern": p.hosts, "hosts": null, "note": "templated host pattern: resolved when the play runs"})
+            }
+            Some(pat) => {
+                let sel = patterns::resolve(&ai, &pat, r.limit).map_err(|e| anyhow!("{}: {e}", p.loc))?;
+                json!({"pattern": pat, "hosts": sel.hosts, "unmatched": sel.unmatched})
+            }
         };
         let selected = p.selected_tasks(&only, &skip);
         plays.push(json!({"name": p.name, "at": p.loc.to_string(), "hosts": hosts, "tasks_selected": selected}));

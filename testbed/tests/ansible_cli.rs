@@ -121,6 +121,23 @@ fn ansible_reads_our_inventories_alike_refuses_unsupported_playbooks_and_imports
     assert_eq!(v["ran"], false);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
 
+    // A templated pattern of the usual form takes its value from -e, else its default.
+    let templated = work.path().join("templated.yml");
+    std::fs::write(&templated, "- hosts: \"{{ target | default('dr') }}\"\n  tasks:\n    - debug: {msg: hi}\n")
+        .expect("write");
+    let templated = templated.to_str().expect("utf-8");
+    for (extra, want) in
+        [(None, serde_json::json!(["dr-compute-01"])), (Some("target=system_web"), serde_json::json!(["web-app-01"]))]
+    {
+        let mut args = vec!["--json", "ansible", "run", templated];
+        if let Some(e) = extra {
+            args.extend(["-e", e]);
+        }
+        let out = tb.mg(&args);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(v["plays"][0]["hosts"]["hosts"], want, "-e {extra:?}");
+    }
+
     // Import: an auditor may plan but not apply; an operator applies, and it is audited.
     let ini = work.path().join("hosts.ini");
     std::fs::write(&ini, "[dr]\ndr-app-[01:02] mangrove_cpus=2 mangrove_memory_gb=4\n").expect("write");
