@@ -685,6 +685,17 @@ impl Loader<'_> {
                 {
                     self.check_template_file(src, dir, (file, v.line));
                 }
+                let remote = args.get("remote_src").is_some_and(|r| match r {
+                    Json::Bool(b) => *b,
+                    Json::String(t) => matches!(t.to_ascii_lowercase().as_str(), "yes" | "true" | "on" | "1" | "y"),
+                    _ => true,
+                });
+                if module == "copy"
+                    && !remote
+                    && let Some(src) = args.get("src").and_then(Json::as_str)
+                {
+                    self.check_copy_src(src, dir, (file, v.line));
+                }
                 Action::Module { module: module.to_owned(), args }
             }
         };
@@ -731,6 +742,24 @@ impl Loader<'_> {
         match text {
             Ok(t) => self.check_template_text(&path, &t),
             Err(e) => self.problem(from.0, from.1, format!("cannot read template {path}: {e}")),
+        }
+    }
+
+    /// A `copy` source must exist where Ansible looks for it: the role's `files/`, the
+    /// playbook's `files/`, or next to the playbook (a file or a directory).
+    fn check_copy_src(&mut self, src: &str, dir: &str, from: (&str, usize)) {
+        if src.contains("{{") {
+            return;
+        }
+        let mut candidates = Vec::new();
+        if dir.ends_with("/tasks") || dir == "tasks" {
+            candidates.push(join(&format!("{dir}/../files"), src));
+        }
+        candidates.push(join(&format!("{}/files", self.base), src));
+        candidates.push(join(&self.base, src));
+        let found = candidates.iter().any(|p| self.files.read(p).is_some() || !self.files.list(p).is_empty());
+        if !found {
+            self.problem(from.0, from.1, format!("copy source {src} not found (looked in {})", candidates.join(", ")));
         }
     }
 

@@ -195,6 +195,10 @@ fn unsupported_keywords_filters_tests_lookups_and_statements_are_named() {
         ),
         (&[("p.yml", "- tasks: []\n")], "p.yml:1: a play needs hosts"),
         (
+            &[("p.yml", "- hosts: all\n  tasks:\n    - copy: {src: missing.txt, dest: /x}\n")],
+            "p.yml:3: copy source missing.txt not found (looked in files/missing.txt, missing.txt)",
+        ),
+        (
             &[("p.yml", "- hosts: all\n  tasks: []\n"), ("group_vars/web/x.yml", "a: 1\nb: \"{{ a | shuffle }}\"\n")],
             "group_vars/web/x.yml:2: Jinja filter shuffle is not supported",
         ),
