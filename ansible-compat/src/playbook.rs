@@ -79,9 +79,11 @@ pub struct Play {
 pub struct Role {
     pub name: String,
     pub dir: String,
-    /// Variables given where the role is used.
+    /// Variables given where the role is used (`vars:` and old-style parameters).
     pub params: Vars,
     pub tags: Vec<String>,
+    /// `when`, `become`, `become_user` given where the role is used.
+    pub keywords: Vars,
     pub tasks: Vec<Task>,
     pub handlers: Vec<Task>,
     pub defaults: Vars,
@@ -776,6 +778,7 @@ impl Loader<'_> {
             Value::Map(m) => {
                 let mut name = None;
                 let mut params = Vars::new();
+                let mut keywords = Vars::new();
                 let mut tags = Vec::new();
                 for (k, v) in m {
                     let key = k.key_text();
@@ -785,11 +788,11 @@ impl Loader<'_> {
                         "tags" => tags = str_list(v),
                         "when" => {
                             self.check_expression(file, v);
-                            params.insert("__when".into(), v.to_json());
+                            keywords.insert(key.clone(), v.to_json());
                         }
                         k2 if sup::ROLE_ENTRY_KEYWORDS.contains(&k2) => {
                             self.scan_strings(file, v);
-                            params.insert(key.clone(), v.to_json());
+                            keywords.insert(key.clone(), v.to_json());
                         }
                         // Anything else is a role parameter (Ansible's old style).
                         _ => {
@@ -802,7 +805,9 @@ impl Loader<'_> {
                     self.problem(file, n.line, "a role entry needs role (or name)");
                     return None;
                 };
-                self.role(&name, (file, n.line), params, tags, None)
+                let mut role = self.role(&name, (file, n.line), params, tags, None)?;
+                role.keywords = keywords;
+                Some(role)
             }
             _ => {
                 self.problem(file, n.line, format!("a role entry must be a name or a mapping, found {}", n.describe()));
@@ -860,6 +865,7 @@ impl Loader<'_> {
             dir: dir.clone(),
             params,
             tags,
+            keywords: Vars::new(),
             tasks: vec![],
             handlers: vec![],
             defaults: Vars::new(),

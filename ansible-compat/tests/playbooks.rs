@@ -17,6 +17,8 @@ fn a_playbook_using_every_supported_construct_loads() {
     assert_eq!(play.hosts, "dc:&role_vm:!system_cong_bao");
     assert_eq!(play.roles.len(), 2);
     assert_eq!(play.roles[0].dependencies[0].name, "common");
+    assert_eq!(play.roles[1].params["common_flag"], true);
+    assert_eq!(play.roles[1].tags, ["common"]);
     assert_eq!(play.roles[0].templates, ["tests/fixtures/site/roles/base/templates/motd.j2"]);
     assert_eq!(play.vars_files[0].1["packages"], serde_json::json!(["nginx", "curl"]));
     let modules: Vec<String> = pb.modules().into_iter().collect();
