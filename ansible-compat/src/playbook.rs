@@ -147,6 +147,32 @@ pub fn load(path: &str, files: &dyn Files) -> Result<Playbook, Problems> {
     }
 }
 
+/// Checks the templates in variables given outside any file (`-e` extra vars): every string,
+/// at any depth, as [`load`] checks a playbook's strings. `origin` names them in problems.
+///
+/// # Errors
+/// Every unsupported Jinja construct, as `origin:1: what`.
+pub fn check_vars(origin: &str, vars: &Vars) -> Result<(), Problems> {
+    fn strings<'a>(v: &'a Json, out: &mut Vec<&'a str>) {
+        match v {
+            Json::String(s) => out.push(s),
+            Json::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            Json::Object(m) => m.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let empty: BTreeMap<String, String> = BTreeMap::new();
+    let mut l = Loader { files: &empty, problems: Vec::new(), stack: Vec::new(), base: ".".into() };
+    let mut all = Vec::new();
+    for v in vars.values() {
+        strings(v, &mut all);
+    }
+    for s in all {
+        l.check_template(origin, 1, s);
+    }
+    if l.problems.is_empty() { Ok(()) } else { Err(Problems(l.problems)) }
+}
+
 struct Loader<'f> {
     files: &'f dyn Files,
     problems: Vec<Problem>,

@@ -242,3 +242,13 @@ fn hostile_input_is_an_error_not_a_crash() {
         let _ = playbook::load("p.yml", &map);
     }
 }
+
+#[test]
+fn extra_vars_templates_are_checked_too() {
+    let ok: ansible_compat::Vars =
+        serde_json::from_str(r#"{"a": "{{ b | default(1) }}", "n": [{"x": "plain"}]}"#).unwrap();
+    assert!(playbook::check_vars("-e", &ok).is_ok());
+    let bad: ansible_compat::Vars = serde_json::from_str(r#"{"a": {"deep": ["{{ b | shuffle }}"]}}"#).unwrap();
+    let e = playbook::check_vars("-e", &bad).unwrap_err().to_string();
+    assert!(e.starts_with("-e:1: Jinja filter shuffle is not supported"), "{e}");
+}

@@ -209,6 +209,14 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
         }
     };
     let extra = extra_vars(r.extra_vars)?;
+    if let Err(problems) = playbook::check_vars("-e", &extra) {
+        for p in &problems.0 {
+            eprintln!("{p}");
+        }
+        bail!(
+            "refusing to run {path}: the extra vars use what the runner does not support (listed above); nothing was run"
+        );
+    }
     let only = tags::parse_list(r.tags);
     let skip = tags::parse_list(r.skip_tags);
     let (_, ai) = fetch(&client()?)?;
