@@ -1085,7 +1085,7 @@ impl Loader<'_> {
 
 /// `key=value key2="a b"` module arguments.
 fn kv_args(s: &str) -> Option<Vars> {
-    let words = crate::pylit::shlex_split(s).ok()?;
+    let words = crate::pylit::split_args(s).ok()?;
     let mut out = Vars::new();
     for w in words {
         let (k, v) = w.split_once('=')?;

@@ -381,3 +381,96 @@ mod tests {
         assert_eq!(shlex_split("h a=b#c").unwrap(), ["h", "a=b#c"]);
     }
 }
+
+/// Ansible's `key=value` argument splitting (`-e "a=1 b='x y'"`, `copy: src=a dest=b`): words
+/// split on blanks outside quotes and outside `{{ }}`, `{% %}`, `{# #}`; quotes around plain
+/// text are removed, quotes inside a Jinja block are kept.
+///
+/// # Errors
+/// An unclosed quote or Jinja block.
+pub fn split_args(s: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            } else if c == '\\' && q == '"' && next.is_some() {
+                cur.push(next.unwrap_or_default());
+                i += 1;
+            } else {
+                cur.push(c);
+            }
+            i += 1;
+            continue;
+        }
+        if c == '{' && matches!(next, Some('{' | '%' | '#')) {
+            depth += 1;
+            in_word = true;
+            cur.push(c);
+            cur.push(next.unwrap_or_default());
+            i += 2;
+            continue;
+        }
+        if depth > 0 {
+            if matches!(c, '}' | '%' | '#') && next == Some('}') {
+                depth -= 1;
+                cur.push(c);
+                cur.push('}');
+                i += 2;
+            } else {
+                cur.push(c);
+                i += 1;
+            }
+            continue;
+        }
+        if c.is_whitespace() {
+            if in_word {
+                words.push(std::mem::take(&mut cur));
+                in_word = false;
+            }
+        } else if c == '\'' || c == '"' {
+            quote = Some(c);
+            in_word = true;
+        } else {
+            cur.push(c);
+            in_word = true;
+        }
+        i += 1;
+    }
+    if quote.is_some() {
+        return Err("no closing quotation".into());
+    }
+    if depth > 0 {
+        return Err("a Jinja block `{{`/`{%` is never closed".into());
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod split_tests {
+    use super::split_args;
+
+    #[test]
+    fn arguments_split_around_quotes_and_jinja() {
+        assert_eq!(split_args("a=1 b='x y'").unwrap(), ["a=1", "b=x y"]);
+        assert_eq!(split_args("x={{ y | default('a b') }} z=2").unwrap(), ["x={{ y | default('a b') }}", "z=2"]);
+        assert_eq!(
+            split_args(r#"msg="say \"hi\"" n={% if a %}1{% endif %}"#).unwrap(),
+            ["msg=say \"hi\"", "n={% if a %}1{% endif %}"]
+        );
+        assert!(split_args("a='x").is_err());
+        assert!(split_args("a={{ x").is_err());
+    }
+}

@@ -78,6 +78,7 @@ fn mutated_inputs_never_panic() {
         let _ = jinja_scan::scan_expression(&text);
         let _ = pylit::literal(&text);
         let _ = pylit::shlex_split(&text);
+        let _ = pylit::split_args(&text);
         for word in text.split_whitespace().take(5) {
             let _ = hostrange::expand(word);
         }

@@ -284,7 +284,7 @@ fn extra_vars(values: &[String]) -> Result<ansible_compat::Vars> {
         } else if v.trim_start().starts_with('{') {
             yaml_mapping(v, "-e")?
         } else {
-            let words = ansible_compat::pylit::shlex_split(v).map_err(|e| anyhow!("-e {v:?}: {e}"))?;
+            let words = ansible_compat::pylit::split_args(v).map_err(|e| anyhow!("-e {v:?}: {e}"))?;
             let mut m = ansible_compat::Vars::new();
             for w in words {
                 let (k, val) = w.split_once('=').ok_or_else(|| anyhow!("-e {v:?}: expected key=value, got {w:?}"))?;
