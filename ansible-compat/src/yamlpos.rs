@@ -70,12 +70,12 @@ impl Node {
         self.value == Value::Null
     }
 
-    /// The key as Ansible would name it (a string; other scalars as their text).
+    /// The key as a string, as Ansible's JSON shows it (`on: 1` has the key `true`).
     pub fn key_text(&self) -> String {
         match &self.value {
             Value::Str(s) => s.clone(),
             Value::Null => "null".into(),
-            Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+            Value::Bool(b) => if *b { "true" } else { "false" }.into(),
             Value::Int(i) => i.to_string(),
             Value::Float(f) => f.to_string(),
             Value::Seq(_) | Value::Map(_) => "<collection>".into(),

@@ -330,3 +330,29 @@ fn awkward_values_and_nested_groups_survive_every_format() {
         assert_eq!(groups["leaf"], (vec!["h1".to_string()], vec![]), "{}", source.display());
     }
 }
+
+#[test]
+fn a_yaml_inventory_round_trips_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv");
+    std::fs::create_dir_all(inv.join("host_vars/app-b")).unwrap();
+    std::fs::create_dir_all(inv.join("group_vars")).unwrap();
+    std::fs::write(
+        inv.join("hosts.yml"),
+        "all:\n  vars:\n    ntp: pool.example\n    mode: 0644\n  hosts:\n    solo:\n      ansible_host: 10.0.0.1\n  children:\n    dc:\n      hosts:\n        app-[a:c]:\n          tier: app\n        db[01:02]:\n      children:\n        edge:\n          hosts:\n            proxy1: {port: 8443, on: yes}\n      vars:\n        site_name: \"Trung tâm\"\n    dr:\n      hosts:\n        db02:\n",
+    )
+    .unwrap();
+    std::fs::write(inv.join("group_vars/edge"), "exposed: true\n").unwrap();
+    std::fs::write(inv.join("host_vars/app-b/10-main.yml"), "tier: special\n").unwrap();
+    std::fs::write(inv.join("host_vars/app-b/20-more.yaml"), "extra: [1, 2]\n").unwrap();
+    let source = inv.join("hosts.yml");
+    let ai = import::read_sources(&read_tree(&source, true).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let theirs = norm(&real_list(&source, dir.path()));
+    let out = dir.path().join("exported.yml");
+    std::fs::write(&out, render::to_yaml(&ai)).unwrap();
+    let ours = norm(&real_list(&out, dir.path()));
+    assert_eq!(theirs, ours);
+    assert_eq!(theirs.1["app-b"]["tier"], "special");
+    assert_eq!(theirs.1["proxy1"]["exposed"], true);
+    assert_eq!(theirs.1["solo"]["mode"], 0o644);
+}
