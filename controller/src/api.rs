@@ -121,6 +121,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_policy::routes())
         .merge(crate::api_compliance::routes())
         .merge(crate::api_endpoints::routes())
+        .merge(crate::api_ansible::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }

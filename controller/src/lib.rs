@@ -8,6 +8,7 @@
 //! certificate names. It acknowledges a report only after the store committed it.
 
 pub mod api;
+pub mod api_ansible;
 pub mod api_backups;
 pub mod api_capacity;
 pub mod api_compliance;
@@ -20,6 +21,7 @@ pub mod backup;
 pub mod capacity;
 pub mod chaos_cmd;
 pub mod cli;
+pub mod cli_ansible;
 pub mod cli_backups;
 pub mod cli_capacity;
 pub mod cli_endpoints;

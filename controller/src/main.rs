@@ -95,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         cmd: InventoryCmd,
     },
+    /// Ansible: Mangrove's inventory for Ansible, inventory import, playbooks.
+    Ansible {
+        #[command(subcommand)]
+        cmd: controller::cli_ansible::AnsibleCmd,
+    },
     /// Tasks run by agents.
     Tasks {
         #[command(subcommand)]
@@ -665,6 +670,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Endpoints { cmd: EndpointsCmd::Refresh } => controller::cli_endpoints::refresh(&client()?, json),
         Command::Agents { cmd: AgentsCmd::Revoke { name } } => cli::agents_revoke(&client()?, &name, json),
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
+        Command::Ansible { cmd } => controller::cli_ansible::run(cmd, client, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
             let (program, args) = command.split_first().context("no program given after --")?;
             let t = TaskRun { host: &host, program, args, timeout, id: id.as_deref(), wait: !no_wait };

@@ -1,7 +1,7 @@
 //! What the testbed and its tests need from the machine, and installing it: Debian packages
 //! (Go and govmomi for the vCenter simulator, Keystone and PostgreSQL, libvirt, the container
 //! image's tools) and a Python
-//! venv with the real clients (pyvmomi, the OpenStack CLI). `mangrove testbed deps` reports
+//! venv with the real clients (pyvmomi, the OpenStack CLI, ansible-core). `mangrove testbed deps` reports
 //! these; `--install` installs the missing ones.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +10,9 @@ use std::process::Command;
 /// The venv tests use unless `MANGROVE_VENV` names another.
 pub const DEFAULT_VENV: &str = "/var/tmp/mangrove-venv";
 /// The Python packages the venv must hold.
-pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient"];
+pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient", "ansible-core"];
 /// Modules whose import proves those packages are installed.
-const VENV_IMPORTS: &str = "import pyVmomi, openstackclient";
+const VENV_IMPORTS: &str = "import pyVmomi, openstackclient, ansible";
 
 /// The Debian packages, and what each enables.
 const DEBIAN: &[(&str, &str)] = &[
@@ -90,7 +90,7 @@ pub fn check() -> Vec<Dep> {
     let (present, detection) = venv_ready(&venv);
     deps.push(Dep {
         name: format!("python venv {}", venv.display()),
-        enables: "the real vSphere and OpenStack clients (pyvmomi, openstack) the tests run",
+        enables: "the real vSphere and OpenStack clients (pyvmomi, openstack) and Ansible (ansible-core: ansible-inventory, ansible-playbook) the tests run",
         present,
         detection,
         kind: DepKind::Venv(venv),
