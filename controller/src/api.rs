@@ -120,6 +120,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_systems::routes())
         .merge(crate::api_policy::routes())
         .merge(crate::api_compliance::routes())
+        .merge(crate::api_vc::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }

@@ -59,6 +59,8 @@ pub struct Config {
     pub capacity: Capacity,
     /// `[backup] evaluate_every`: how often due backups start and RPO is measured (default 30s).
     pub backup: Backup,
+    /// `[vc]`: video-conference device checks (see `crate::vc::VcConfig`).
+    pub vc: crate::vc::VcConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -217,6 +219,7 @@ impl Default for Config {
             platform_sync: PlatformSync::default(),
             capacity: Capacity::default(),
             backup: Backup::default(),
+            vc: crate::vc::VcConfig::default(),
         }
     }
 }
@@ -352,6 +355,7 @@ impl Config {
             return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
         }
         self.capacity.validate()?;
+        self.vc.validate().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
             if !crate::app::valid_host_name(&p.name) {

@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ComplianceCmd,
     },
+    /// Video-conference endpoints: readiness before meetings.
+    Vc {
+        #[command(subcommand)]
+        cmd: VcCmd,
+    },
     /// Backups: plans, runs, restore points, verification and restores.
     Backup {
         #[command(subcommand)]
@@ -195,6 +200,12 @@ enum TestbedCmd {
     Deps {
         #[arg(long)]
         install: bool,
+    },
+    /// A video-conference device's simulator (run by `testbed up`).
+    #[command(hide = true)]
+    VcDevice {
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// The OpenStack simulator (run by `testbed up`).
     #[command(hide = true)]
@@ -491,6 +502,17 @@ enum VmsCmd {
 }
 
 #[derive(Subcommand)]
+enum VcCmd {
+    /// Run every check of every device now (in parallel) and print go/no-go with reasons.
+    Check {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Each device's last known state and its age.
+    Devices,
+}
+
+#[derive(Subcommand)]
 enum FaultCmd {
     /// Cut the path between two sites: `fault partition dc dr`.
     Partition { a: String, b: String },
@@ -512,6 +534,12 @@ enum FaultCmd {
     DiskFull { host: String },
     /// Hold the host's traffic to the controller: `fault latency HOST 500ms` (each way).
     Latency { host: String, delay: String },
+    /// Break a video-conference device: `fault device NAME down|sip-silent|bad-password|heal`.
+    Device {
+        name: String,
+        #[arg(value_parser = ["down", "sip-silent", "bad-password", "heal"])]
+        what: String,
+    },
     /// Undo every fault in force.
     Heal,
 }
@@ -610,6 +638,8 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Capacity { cmd } => capacity(&client()?, cmd, json),
         Command::Backup { cmd } => backup(&client()?, cmd, json),
+        Command::Vc { cmd: VcCmd::Check { site } } => controller::cli_vc::check(&client()?, site.as_deref(), json),
+        Command::Vc { cmd: VcCmd::Devices } => controller::cli_vc::devices(&client()?, json),
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
@@ -647,6 +677,7 @@ fn run(cli: Cli) -> Result<()> {
             match cmd {
                 FaultCmd::Partition { a, b } => controller::testbed_cmd::fault_partition(&dir, &a, &b, json),
                 FaultCmd::Heal => controller::testbed_cmd::fault_heal(&dir, json),
+                FaultCmd::Device { name, what } => controller::testbed_cmd::fault_device(&dir, &name, &what, json),
                 FaultCmd::Kill { host } => controller::testbed_cmd::fault_host(&dir, "kill", &host, json),
                 FaultCmd::Stop { host } => controller::testbed_cmd::fault_host(&dir, "stop", &host, json),
                 FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
@@ -679,6 +710,7 @@ fn run(cli: Cli) -> Result<()> {
                 .block_on(controller::delay_proxy::run(listen, to, delay))
         }
         Command::Testbed { cmd: TestbedCmd::Deps { install } } => controller::testbed_cmd::deps(install, json),
+        Command::Testbed { cmd: TestbedCmd::VcDevice { dir } } => testbed::devices::sim::run(&dir).map_err(Into::into),
         Command::Testbed { cmd: TestbedCmd::OpenstackSim { config } } => {
             init_tracing();
             let cfg = testbed::openstack::SimConfig::load(&config)?;

@@ -104,6 +104,7 @@ pub struct Metrics {
     pub backup_last_success: Family<SystemPlan, Gauge>,
     pub backup_rpo_seconds: Family<SystemLabel, Gauge>,
     pub backup_rpo_breach: Family<SystemLabel, Gauge>,
+    pub vc: crate::vc::metrics::VcMetrics,
 }
 
 impl Default for Metrics {
@@ -134,6 +135,7 @@ impl Default for Metrics {
             backup_last_success: Family::default(),
             backup_rpo_seconds: Family::default(),
             backup_rpo_breach: Family::default(),
+            vc: Default::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -232,6 +234,7 @@ impl Default for Metrics {
             "1 when a system's newest good restore point is older than its RPO (or there is none)",
             m.backup_rpo_breach.clone(),
         );
+        m.vc.register(&mut registry);
         Metrics { registry, ..m }
     }
 }

@@ -29,6 +29,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("restic", "backups: the agent runs it; the backup tests run it against real repositories"),
     ("chromium", "rendering the HTML reports headless, to check what people will see"),
     ("prometheus", "a real Prometheus server, for reading capacity history from one (it includes promtool)"),
+    ("sip-tester", "sipp: the video devices' SIP answering in containers, and the SIP client's tests"),
+    ("snmpd", "the video devices' SNMP agent in containers, and the SNMP client's tests"),
 ];
 
 /// How a dependency is installed.

@@ -17,6 +17,8 @@ mod sqlite_backups;
 mod sqlite_capacity;
 mod sqlite_platforms;
 mod sqlite_policy;
+mod sqlite_vc;
+pub mod vc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -28,6 +30,7 @@ pub use platforms::{
 };
 pub use policy::{Assignment, FindingRecord, PolicyStore, Waiver};
 pub use sqlite::SqliteStore;
+pub use vc::{VcCheckRecord, VcStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -228,7 +231,7 @@ pub struct AuditRecord {
 
 /// The one interface to the controller's database.
 #[async_trait]
-pub trait Store: PlatformStore + PolicyStore + CapacityStore + BackupStore + Send + Sync + 'static {
+pub trait Store: PlatformStore + PolicyStore + CapacityStore + BackupStore + VcStore + Send + Sync + 'static {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
     async fn upsert_inventory_hosts(&self, seeds: &[HostSeed]) -> Result<(), StoreError>;

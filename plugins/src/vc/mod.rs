@@ -152,7 +152,7 @@ fn snmp_check(d: &DeviceSpec, timeout: Duration) -> CheckResult {
     let started = Instant::now();
     let target = SocketAddr::new(d.address, d.snmp_port);
     let oids = [snmp::SYS_DESCR, snmp::SYS_UPTIME, snmp::SYS_NAME];
-    let outcome = snmp::get(target, &d.snmp_community, &oids, timeout).and_then(|r| {
+    let outcome = snmp::get(target, &d.snmp_community, &oids, timeout).map(|r| {
         let mut g = snmp::system_group(&r);
         // Interface errors in a second GET: an agent without IF-MIB answers the first anyway.
         if let Ok(r2) = snmp::get(target, &d.snmp_community, &[snmp::IF_IN_ERRORS_1, snmp::IF_OUT_ERRORS_1], timeout) {
@@ -160,7 +160,7 @@ fn snmp_check(d: &DeviceSpec, timeout: Duration) -> CheckResult {
             g.if_in_errors = g2.if_in_errors;
             g.if_out_errors = g2.if_out_errors;
         }
-        Ok(g)
+        g
     });
     let outcome = match outcome {
         Ok(g) if g.uptime_seconds.is_none() && g.descr.is_none() => {

@@ -205,7 +205,7 @@ impl Session {
             let text = String::from_utf8_lossy(&self.buf).into_owned();
             if let Some(end) = marks.iter().filter_map(|m| text.find(m).map(|p| p + m.len())).min() {
                 let out = text[..end].to_string();
-                let rest = text[end..].as_bytes().to_vec();
+                let rest = text.as_bytes()[end..].to_vec();
                 self.buf = rest;
                 return Ok(out);
             }
