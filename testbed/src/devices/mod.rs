@@ -183,6 +183,8 @@ pub fn start_containers(
             std::net::IpAddr::V6(_) => continue,
         };
         let ip = net.host(last);
+        // Where `fault device NAME down` reconnects it on heal.
+        write_file(&dir.join("container.net"), &format!("{} {ip}\n", net.name), 0o644)?;
         let dd = dir.display().to_string();
         let m = mangrove.display().to_string();
         // sipp restarts unless the device is told to be SIP-silent; its pid is kept for the
@@ -235,8 +237,14 @@ pub fn fault(dir: &Path, name: &str, what: &str) -> Result<serde_json::Value, Te
     }
     let container = container_name(dir, name);
     let in_container = containers::docker_present() && containers::running(&container);
-    let paused =
-        |c: &str| docker(&["inspect", "-f", "{{.State.Paused}}", c], "docker inspect").is_ok_and(|s| s == "true");
+    // `down` takes the device off its network: nothing answers, not even TCP's handshake (a
+    // paused container's kernel would still complete it).
+    let net = std::fs::read_to_string(ddir.join("container.net")).unwrap_or_default();
+    let (net_name, ip) = net.trim().split_once(' ').unwrap_or(("", ""));
+    let attached = |c: &str| {
+        docker(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", c], "docker inspect")
+            .is_ok_and(|s| s.split_whitespace().any(|n| n == net_name))
+    };
     let flag = |f: &str, on: bool| -> Result<(), TestbedError> {
         let p = ddir.join(f);
         if on {
@@ -260,16 +268,26 @@ pub fn fault(dir: &Path, name: &str, what: &str) -> Result<serde_json::Value, Te
         "bad-password" => flag("bad-password", true)?,
         "down" => {
             flag("down", true)?;
-            if in_container && !paused(&container) {
-                docker(&["pause", &container], "pausing the device")?;
+            if in_container && !net_name.is_empty() && attached(&container) {
+                docker(&["network", "disconnect", net_name, &container], "taking the device off its network")?;
             }
         }
         "heal" => {
             for f in ["sip-silent", "bad-password", "down"] {
                 flag(f, false)?;
             }
-            if containers::docker_present() && paused(&container) {
+            // A container paused by hand (or by an older testbed) is thawed too.
+            if in_container
+                && docker(&["inspect", "-f", "{{.State.Paused}}", &container], "docker inspect")
+                    .is_ok_and(|s| s == "true")
+            {
                 docker(&["unpause", &container], "unpausing the device")?;
+            }
+            if in_container && !net_name.is_empty() && !attached(&container) {
+                docker(
+                    &["network", "connect", "--ip", ip, net_name, &container],
+                    "putting the device back on its network",
+                )?;
             }
         }
         other => {
