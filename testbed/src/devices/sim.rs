@@ -4,7 +4,8 @@
 //! open); in process mode it also answers SIP OPTIONS and SNMP v2c GETs of the system group.
 //!
 //! Fault flags in DIR are read on every request: `down` (nothing answers), `sip-silent` (SIP
-//! requests are dropped), `bad-password` (every password is refused).
+//! requests are dropped), `bad-password` (every password is refused), `telnet-garbage` (every
+//! command is answered with bytes no manual documents).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -92,6 +93,11 @@ fn telnet_session(d: &Device, stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
         let cmd = line.trim();
+        if d.flag("telnet-garbage") {
+            // A confused unit (or something else on its port): no lines the API documents.
+            out.write_all(b"\x1b[2J%%%% 0xDEADBEEF \xc3\x28 ?\r\n-> ")?;
+            continue;
+        }
         let reply = match cmd {
             "exit" => return Ok(()),
             "whoami" => format!(
