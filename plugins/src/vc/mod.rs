@@ -349,3 +349,71 @@ mod tests {
         assert!(!format!("{d:?}").contains("password: \"x\""));
     }
 }
+
+/// The parsers of what devices send, over many random and mutated inputs: an answer or an
+/// error, never a panic (the `vc_snmp` and `vc_telnet_sip` fuzz targets go further).
+#[cfg(test)]
+mod never_panic {
+    use super::{rest, sip, snmp, telnet};
+
+    fn inputs() -> Vec<Vec<u8>> {
+        let seeds: Vec<Vec<u8>> = vec![
+            snmp::encode_response(
+                "public",
+                7,
+                &[(snmp::SYS_DESCR.to_vec(), snmp::Value::OctetString(b"HDX".to_vec()))],
+            ),
+            snmp::encode_get("public", 9, &[snmp::SYS_UPTIME.to_vec()]),
+            b"SIP/2.0 200 OK\r\nCall-ID: abc@mangrove\r\nCSeq: 1 OPTIONS\r\n\r\n".to_vec(),
+            b"callinfo begin\r\ncallinfo:43:a:b:384:connected:notmuted:outgoing:videocall\r\ncallinfo end\r\n".to_vec(),
+            b"\xff\xfa\x18\x01\xff\xf0\xff\xfd\x01sip: registered\r\n".to_vec(),
+        ];
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut out = seeds.clone();
+        for i in 0..20_000 {
+            let mut v = seeds[i % seeds.len()].clone();
+            match next() % 4 {
+                0 => v.truncate((next() as usize) % (v.len() + 1)),
+                1 => {
+                    for _ in 0..1 + next() % 4 {
+                        let at = (next() as usize) % v.len().max(1);
+                        if let Some(b) = v.get_mut(at) {
+                            *b = next() as u8;
+                        }
+                    }
+                }
+                2 => v = (0..next() % 64).map(|_| next() as u8).collect(),
+                _ => {
+                    let at = (next() as usize) % (v.len() + 1);
+                    v.insert(at, [0x84, 0xff, 0x80, 0x1f, 0x30][(next() % 5) as usize]);
+                }
+            }
+            out.push(v);
+        }
+        out
+    }
+
+    #[test]
+    fn random_and_mutated_device_answers_never_panic() {
+        for data in inputs() {
+            if let Ok(r) = snmp::decode_response(&data) {
+                let _ = snmp::system_group(&r);
+            }
+            let _ = snmp::decode_get(&data);
+            let (clean, _) = telnet::strip_iac(&data);
+            let text = String::from_utf8_lossy(&clean);
+            let _ = telnet::parse_callinfo(&text);
+            let _ = telnet::parse_status(&text);
+            let _ = telnet::parse_whoami(&text, &mut telnet::TelnetInfo::default());
+            let _ = sip::parse_response(&data, Some("abc@mangrove"));
+            let _ = rest::parse_system(&text);
+            let _ = rest::parse_in_call(&text);
+        }
+    }
+}
