@@ -14,7 +14,10 @@ use crate::api::{ApiResult, Auth, READERS, require};
 use crate::app::{App, Role, now_ms, rfc3339};
 
 pub fn routes() -> Router<Arc<App>> {
-    Router::new().route("/api/v1/vc/check", post(check)).route("/api/v1/vc/devices", get(devices))
+    Router::new()
+        .route("/api/v1/vc/check", post(check))
+        .route("/api/v1/vc/devices", get(devices))
+        .route("/api/v1/vc/alerts", get(alerts))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +36,11 @@ async fn check(
     let req = body.map(|Json(b)| b)?;
     let out = crate::vc::check(&app, req.site.as_deref(), &p.user).await?;
     Ok(Json(serde_json::to_value(out).unwrap_or(Value::Null)))
+}
+
+async fn alerts(State(_app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    require(&p, READERS, "read video alerts")?;
+    Ok(Json(Value::Array(crate::vc::schedule::current())))
 }
 
 async fn devices(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {

@@ -70,6 +70,19 @@ pub fn check(c: &Client, site: Option<&str>, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// `vc alerts`: devices a scheduled pre-meeting check found not ready.
+pub fn alerts(c: &Client, json_out: bool) -> Result<()> {
+    let v = c.get("/api/v1/vc/alerts")?;
+    emit(json_out, &v, |v| {
+        let rows = rows_of(v, |a| {
+            let reasons: Vec<String> = a["reasons"].as_array().map(|r| r.iter().map(s).collect()).unwrap_or_default();
+            vec![s(&a["device"]), s(&a["site"]), s(&a["schedule"]), reasons.join("; "), s(&a["since"])]
+        });
+        table(&["DEVICE", "SITE", "SCHEDULE", "REASONS", "SINCE"], &rows)
+    });
+    Ok(())
+}
+
 /// `vc devices`: each device's last known state and its age.
 pub fn devices(c: &Client, json_out: bool) -> Result<()> {
     let v = c.get("/api/v1/vc/devices")?;

@@ -124,6 +124,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     crate::platforms::spawn_scheduler(app.clone());
     crate::capacity::collect::spawn_folding(app.clone());
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
+    crate::vc::schedule::spawn(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

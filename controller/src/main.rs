@@ -510,6 +510,8 @@ enum VcCmd {
     },
     /// Each device's last known state and its age.
     Devices,
+    /// Devices a scheduled pre-meeting check found not ready (`[[vc.schedules]]`).
+    Alerts,
 }
 
 #[derive(Subcommand)]
@@ -640,6 +642,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Backup { cmd } => backup(&client()?, cmd, json),
         Command::Vc { cmd: VcCmd::Check { site } } => controller::cli_vc::check(&client()?, site.as_deref(), json),
         Command::Vc { cmd: VcCmd::Devices } => controller::cli_vc::devices(&client()?, json),
+        Command::Vc { cmd: VcCmd::Alerts } => controller::cli_vc::alerts(&client()?, json),
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)

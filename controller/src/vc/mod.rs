@@ -5,6 +5,7 @@
 //! with the last known state and its age from the store.
 
 pub mod credentials;
+pub mod schedule;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -33,11 +34,18 @@ pub struct VcConfig {
     pub address_map: Option<String>,
     /// Testbeds only: ports moved off privileged ones, e.g. `{ "161" = 16161, "24" = 2424 }`.
     pub port_map: BTreeMap<String, u16>,
+    /// `[[vc.schedules]]`: checks before recurring meetings (see [`schedule::Schedule`]).
+    pub schedules: Vec<schedule::Schedule>,
 }
 
 impl Default for VcConfig {
     fn default() -> Self {
-        VcConfig { check_timeout: Dur(Duration::from_secs(3)), address_map: None, port_map: BTreeMap::new() }
+        VcConfig {
+            check_timeout: Dur(Duration::from_secs(3)),
+            address_map: None,
+            port_map: BTreeMap::new(),
+            schedules: Vec::new(),
+        }
     }
 }
 
@@ -70,6 +78,9 @@ impl VcConfig {
             if !ok {
                 return Err(format!("vc.address_map {m:?}: write FROM/24=TO/24, e.g. 192.0.2.0/24=127.0.2.0/24"));
             }
+        }
+        for s in &self.schedules {
+            s.validate()?;
         }
         for k in self.port_map.keys() {
             if k.parse::<u16>().is_err() {
@@ -379,6 +390,7 @@ pub mod metrics {
     pub struct VcMetrics {
         pub device_up: Family<DeviceSite, Gauge>,
         pub duration: GaugeF64,
+        pub alerts: Gauge,
     }
 
     impl VcMetrics {
@@ -392,6 +404,11 @@ pub mod metrics {
                 "mangrove_vc_check_duration_seconds",
                 "How long the last `vc check` of the video-conference devices took",
                 self.duration.clone(),
+            );
+            r.register(
+                "mangrove_vc_alerts",
+                "Video-conference devices found not ready by a scheduled pre-meeting check, until a later check finds them ready",
+                self.alerts.clone(),
             );
         }
 
