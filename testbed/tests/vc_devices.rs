@@ -97,6 +97,7 @@ fn snmp_get_reads_the_system_group_from_real_snmpd() {
         software: "3.1.14-61207".into(),
         listen: [0, 0, 0, 0].into(),
         telnet_port: 24,
+        rest: false,
         sip_port: None,
         snmp_port: None,
     };
@@ -133,11 +134,16 @@ fn snmp_get_reads_the_system_group_from_real_snmpd() {
     assert!(matches!(err, snmp::SnmpError::Timeout(_)), "{err}");
 }
 
-/// A device simulator (process mode: telnet, SIP and SNMP) on free loopback ports.
+/// A device simulator (process mode: telnet or REST, SIP and SNMP) on free loopback ports.
 fn simulator(dir: &Path, password: &str) -> DeviceConfig {
+    simulator_of(dir, password, false)
+}
+
+fn simulator_of(dir: &Path, password: &str, rest: bool) -> DeviceConfig {
     let cfg = DeviceConfig {
         name: "vc-u-minh".into(),
-        model: "Polycom HDX 7000".into(),
+        model: if rest { "Poly G7500".into() } else { "Polycom HDX 7000".into() },
+        rest,
         serial: "820500001004".into(),
         software: "3.1.14-61207".into(),
         listen: [127, 0, 0, 1].into(),
@@ -224,4 +230,26 @@ fn a_device_answering_garbage_on_telnet_is_a_clear_error() {
     // A password prompt, and no answer to the password.
     let e = telnet::check(addr, Some("x"), Duration::from_millis(500)).expect_err("silent").to_string();
     assert!(e.contains("the password"), "{e}");
+}
+
+#[test]
+fn the_rest_check_logs_in_reads_identity_and_names_credential_and_garbage_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = simulator_of(dir.path(), "mật-khẩu-2", true);
+    let mut good = spec(&cfg, "mật-khẩu-2");
+    good.api = Api::Rest;
+    let r = vc::check_device(&good, Duration::from_secs(3));
+    assert_eq!(r.state, "up", "{r:?}");
+    let rest = r.checks.iter().find(|c| c.kind == vc::REST).expect("rest check");
+    assert_eq!(rest.detail, "G7500 820500001004 sw 3.1.14-61207; not in a call", "{rest:?}");
+
+    let mut wrong = good.clone();
+    wrong.password = "sai".into();
+    let r = vc::check_device(&wrong, Duration::from_secs(3));
+    assert_eq!(r.reasons, vec![vc::CREDENTIALS_FAILED.to_string()], "{r:?}");
+
+    std::fs::write(dir.path().join("rest-garbage"), "").expect("flag");
+    let r = vc::check_device(&good, Duration::from_secs(3));
+    let rest = r.checks.iter().find(|c| c.kind == vc::REST).expect("rest check");
+    assert!(!rest.ok && rest.detail.starts_with("REST API answered garbage to GET /rest/system"), "{rest:?}");
 }

@@ -11,6 +11,7 @@
 //! - In process mode, `mangrove testbed vc-device` answers SIP, SNMP and telnet itself on
 //!   127.0.2.N, with SNMP and telnet moved to unprivileged ports ([`PROCESS_PORTS`]).
 
+pub mod rest;
 pub mod sim;
 
 use std::net::Ipv4Addr;
@@ -34,7 +35,10 @@ pub struct DeviceConfig {
     pub software: String,
     /// Where the simulator listens (0.0.0.0 in a container, 127.0.2.N in process mode).
     pub listen: Ipv4Addr,
+    /// The telnet API's port, or the REST API's (HTTPS) when `rest`.
     pub telnet_port: u16,
+    #[serde(default)]
+    pub rest: bool,
     /// Process mode only: the simulator answers SIP and SNMP too.
     #[serde(default)]
     pub sip_port: Option<u16>,
@@ -126,6 +130,7 @@ pub fn prepare(layout: &Layout, container: bool) -> Result<Vec<DeviceConfig>, Te
             software: "3.1.14-61207".into(),
             listen: if container { Ipv4Addr::UNSPECIFIED } else { Ipv4Addr::new(127, 0, 2, last) },
             telnet_port: if container { v.api_port() } else { map_port(v.api_port()) },
+            rest: v.api() == inventory::VideoApi::Rest,
             sip_port: (!container).then(|| v.sip_port()),
             snmp_port: (!container).then(|| map_port(v.snmp_port())),
         };

@@ -17,23 +17,27 @@ use plugins::vc::snmp;
 use super::DeviceConfig;
 use crate::layout::{TestbedError, io};
 
-struct Device {
+pub struct Device {
     dir: PathBuf,
     cfg: DeviceConfig,
     started: Instant,
 }
 
 impl Device {
-    fn flag(&self, f: &str) -> bool {
+    pub fn flag(&self, f: &str) -> bool {
         self.dir.join(f).exists()
     }
 
-    fn password(&self) -> String {
+    pub fn password(&self) -> String {
         std::fs::read_to_string(self.dir.join("password")).map(|p| p.trim().to_string()).unwrap_or_default()
     }
 
-    fn uptime(&self) -> u64 {
+    pub fn uptime(&self) -> u64 {
         self.started.elapsed().as_secs()
+    }
+
+    pub fn config(&self) -> &DeviceConfig {
+        &self.cfg
     }
 }
 
@@ -45,7 +49,11 @@ pub fn run(dir: &Path) -> Result<(), TestbedError> {
         toml::from_str(&text).map_err(|e| TestbedError::Format { path: path.clone(), message: e.to_string() })?;
     let dev = std::sync::Arc::new(Device { dir: dir.to_path_buf(), cfg, started: Instant::now() });
     let telnet_addr = SocketAddr::from((dev.cfg.listen, dev.cfg.telnet_port));
-    let listener = TcpListener::bind(telnet_addr).map_err(io(&path))?;
+    if dev.cfg.rest {
+        // A VideoOS unit: the REST API on the API port instead of telnet.
+        super::rest::serve(dev.clone(), telnet_addr)
+            .map_err(|message| TestbedError::Format { path: path.clone(), message })?;
+    }
     if let Some(p) = dev.cfg.sip_port {
         let sock = UdpSocket::bind(SocketAddr::from((dev.cfg.listen, p))).map_err(io(&path))?;
         let d = dev.clone();
@@ -56,6 +64,13 @@ pub fn run(dir: &Path) -> Result<(), TestbedError> {
         let d = dev.clone();
         std::thread::spawn(move || snmp_loop(&d, &sock));
     }
+    if dev.cfg.rest {
+        eprintln!("vc-device {}: REST API on https://{telnet_addr}", dev.cfg.name);
+        loop {
+            std::thread::park();
+        }
+    }
+    let listener = TcpListener::bind(telnet_addr).map_err(io(&path))?;
     eprintln!("vc-device {}: telnet on {telnet_addr}", dev.cfg.name);
     for conn in listener.incoming() {
         let Ok(stream) = conn else { continue };
