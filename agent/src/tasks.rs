@@ -549,6 +549,38 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_vc_check_task_reports_every_device_as_json() {
+        let (_d, t, ob) = setup();
+        let device = |name: &str, address: &str| proto::v1::VcDevice {
+            name: name.into(),
+            address: address.into(),
+            api: "telnet".into(),
+            api_port: 9,
+            sip_port: 9,
+            snmp_port: 9,
+            password: "bí-mật".into(),
+            ..Default::default()
+        };
+        t.handle(Task {
+            id: "vc-1".into(),
+            kind: "vc_check".into(),
+            deadline_unix_ms: now_ms() + 60_000,
+            vc_check: Some(VcCheckTask {
+                devices: vec![device("vc-a", "127.0.0.1"), device("vc-bad", "not-an-address")],
+                timeout_ms: 500,
+            }),
+            ..Default::default()
+        });
+        let done = wait_for_results(&ob, 1).await;
+        assert_eq!(done[0].status, TaskStatus::Exited as i32, "{:?}", done[0]);
+        let v: serde_json::Value = serde_json::from_slice(&done[0].stdout).expect("JSON");
+        let devices = v.as_array().expect("list");
+        assert_eq!(devices.len(), 1, "the unreadable address is skipped: {v}");
+        assert_eq!((devices[0]["device"].as_str(), devices[0]["state"].as_str()), (Some("vc-a"), Some("down")));
+        assert!(!String::from_utf8_lossy(&done[0].stdout).contains("bí-mật"));
+    }
+
     #[test]
     fn progress_events_go_into_the_outbox() {
         let (_d, t, ob) = setup();
