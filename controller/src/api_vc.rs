@@ -18,6 +18,7 @@ pub fn routes() -> Router<Arc<App>> {
         .route("/api/v1/vc/check", post(check))
         .route("/api/v1/vc/devices", get(devices))
         .route("/api/v1/vc/alerts", get(alerts))
+        .route("/api/v1/vc/report", get(report))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +37,37 @@ async fn check(
     let req = body.map(|Json(b)| b)?;
     let out = crate::vc::check(&app, req.site.as_deref(), &p.user).await?;
     Ok(Json(serde_json::to_value(out).unwrap_or(Value::Null)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    format: Option<String>,
+    lang: Option<String>,
+    /// Days of check history the availability is measured over (default 90).
+    period_days: Option<u32>,
+}
+
+async fn report(
+    State(app): State<Arc<App>>,
+    Auth(p): Auth,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> ApiResult<axum::response::Response> {
+    use crate::report_text::{Format, Lang};
+    use axum::response::IntoResponse;
+    require(&p, READERS, "read the video replacement report")?;
+    let format = Format::parse(q.format.as_deref()).map_err(crate::app::AppError::BadRequest)?;
+    let lang = Lang::parse(q.lang.as_deref()).map_err(crate::app::AppError::BadRequest)?;
+    let period = q.period_days.unwrap_or(90);
+    if !(1..=3653).contains(&period) {
+        return Err(crate::app::AppError::BadRequest(format!("period_days {period} is not 1 to 3653")).into());
+    }
+    let now = now_ms();
+    let history = app.store.vc_checks_since(now - i64::from(period) * 86_400_000).await?;
+    let year = 1970.0 + now as f64 / (365.2425 * 86_400_000.0);
+    let rows = crate::vc::report::rows(&crate::vc::devices(&app, None), &history, year);
+    let bytes = crate::vc::report::render(&rows, period, format, lang);
+    Ok(([(axum::http::header::CONTENT_TYPE, format.content_type())], bytes).into_response())
 }
 
 async fn alerts(State(_app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {

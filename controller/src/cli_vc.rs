@@ -70,6 +70,16 @@ pub fn check(c: &Client, site: Option<&str>, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// `vc report --format html|csv|json --lang vi|en [--period D] [--out FILE]`.
+pub fn report(c: &Client, format: &str, lang: &str, period_days: u64, out: Option<&std::path::Path>) -> Result<()> {
+    let bytes = c.get_bytes(&format!(
+        "/api/v1/vc/report?format={}&lang={}&period_days={period_days}",
+        crate::cli::urlencode(format),
+        crate::cli::urlencode(lang)
+    ))?;
+    crate::cli::write_out(&bytes, out)
+}
+
 /// `vc alerts`: devices a scheduled pre-meeting check found not ready.
 pub fn alerts(c: &Client, json_out: bool) -> Result<()> {
     let v = c.get("/api/v1/vc/alerts")?;

@@ -512,6 +512,18 @@ enum VcCmd {
     Devices,
     /// Devices a scheduled pre-meeting check found not ready (`[[vc.schedules]]`).
     Alerts,
+    /// The replacement plan: per device its age, software, readiness and failures, ranked.
+    Report {
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+        lang: String,
+        /// How much check history the readiness is measured over, e.g. 90d.
+        #[arg(long, default_value = "90d", value_parser = parse_duration)]
+        period: Duration,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -643,6 +655,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Vc { cmd: VcCmd::Check { site } } => controller::cli_vc::check(&client()?, site.as_deref(), json),
         Command::Vc { cmd: VcCmd::Devices } => controller::cli_vc::devices(&client()?, json),
         Command::Vc { cmd: VcCmd::Alerts } => controller::cli_vc::alerts(&client()?, json),
+        Command::Vc { cmd: VcCmd::Report { format, lang, period, out } } => {
+            controller::cli_vc::report(&client()?, &format, &lang, period.as_secs().div_ceil(86_400), out.as_deref())
+        }
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)

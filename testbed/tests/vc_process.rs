@@ -64,6 +64,17 @@ fn faults_name_their_reasons_and_the_last_known_state_is_kept() {
     assert!(tb.metrics().contains("mangrove_vc_device_up{device=\"vc-u-minh\",site=\"dc\"} 0"));
     assert!(tb.metric("mangrove_vc_check_duration_seconds").is_some_and(|s| s < 10.0));
 
+    // The replacement plan ranks the devices with reasons (the faulty ones and the oldest first).
+    let out = tb.mg(&["vc", "report", "--format", "csv", "--lang", "en"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let csv = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(csv.lines().count(), 12, "{csv}");
+    assert!(csv.contains("model family no longer supported") && csv.contains("years in service"), "{csv}");
+    let report = tb.json(&["vc", "report", "--format", "json"]);
+    let ranked = report["devices"].as_array().expect("devices");
+    assert_eq!(ranked.len(), 11);
+    assert!(ranked[0]["failures"].as_u64().is_some_and(|f| f > 0), "{}", ranked[0]);
+
     // The proxy agent gone: every device is no-go with "heartbeat timeout", and keeps when it
     // was last up.
     let (pid, _) = tb.agent_of("dc-proxy-01");

@@ -5,6 +5,7 @@
 //! with the last known state and its age from the store.
 
 pub mod credentials;
+pub mod report;
 pub mod schedule;
 
 use std::collections::BTreeMap;
