@@ -36,7 +36,7 @@ fn faults_name_their_reasons_and_the_last_known_state_is_kept() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     let dir = tb.path().display().to_string();
 
-    for (name, fault) in [("vc-tinh", "bad-password"), ("vc-u-minh", "sip-silent")] {
+    for (name, fault) in [("vc-tinh", "bad-password"), ("vc-u-minh", "sip-silent"), ("vc-nam-can", "down")] {
         tb.json(&["testbed", "fault", "device", name, fault, "--dir", &dir]);
     }
     // Garbage on telnet (no CLI fault for it: a flag the simulator reads).
@@ -50,6 +50,12 @@ fn faults_name_their_reasons_and_the_last_known_state_is_kept() {
     );
     let u_minh = device(&all, "vc-u-minh");
     assert_eq!(check_of(u_minh, "sip_options")["ok"], false, "{u_minh}");
+    let nam_can = device(&all, "vc-nam-can");
+    assert_eq!(
+        (nam_can["state"].clone(), nam_can["reasons"].clone()),
+        ("down".into(), serde_json::json!(["device not responding"])),
+        "{nam_can}"
+    );
     let cai_nuoc = device(&all, "vc-cai-nuoc");
     let telnet = check_of(cai_nuoc, "telnet_api");
     assert_eq!(telnet["ok"], false);

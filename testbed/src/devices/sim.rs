@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use plugins::vc::snmp;
 
@@ -70,16 +70,41 @@ pub fn run(dir: &Path) -> Result<(), TestbedError> {
             std::thread::park();
         }
     }
-    let listener = TcpListener::bind(telnet_addr).map_err(io(&path))?;
+    let mut listener = Some(TcpListener::bind(telnet_addr).map_err(io(&path))?);
     eprintln!("vc-device {}: telnet on {telnet_addr}", dev.cfg.name);
-    for conn in listener.incoming() {
-        let Ok(stream) = conn else { continue };
-        let d = dev.clone();
-        std::thread::spawn(move || {
-            let _ = telnet_session(&d, stream);
-        });
+    loop {
+        // A device that is down does not even complete TCP handshakes: the port is closed
+        // while the flag is set, and opened again after.
+        if dev.flag("down") {
+            listener = None;
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let l = match &listener {
+            Some(l) => l,
+            None => match TcpListener::bind(telnet_addr) {
+                Ok(l) => {
+                    let _ = l.set_nonblocking(true);
+                    listener.insert(l)
+                }
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            },
+        };
+        let _ = l.set_nonblocking(true);
+        match l.accept() {
+            Ok((stream, _)) => {
+                let _ = stream.set_nonblocking(false);
+                let d = dev.clone();
+                std::thread::spawn(move || {
+                    let _ = telnet_session(&d, stream);
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
     }
-    Ok(())
 }
 
 fn telnet_session(d: &Device, stream: TcpStream) -> std::io::Result<()> {
