@@ -7,7 +7,8 @@
 //! may not be idempotent a second time.
 //!
 //! Kinds: `command` runs a program (`runner.rs`); `backup`, `restore` and `backup_check` run
-//! restic through `backup/` on a blocking thread (the restic driver is synchronous). A task
+//! restic through `backup/` on a blocking thread (the restic driver is synchronous); `vc_check`
+//! checks video-conference devices through `plugins::vc`, on a blocking thread. A task
 //! whose kind's field is missing fails; an unknown kind is reported unsupported. The deadline
 //! check uses the time limit of the task's own kind.
 
@@ -17,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::v1::report::Body;
-use proto::v1::{BackupCheckTask, BackupTask, CommandTask, Event, RestoreTask, Task, TaskResult, TaskStatus};
+use proto::v1::{
+    BackupCheckTask, BackupTask, CommandTask, Event, RestoreTask, Task, TaskResult, TaskStatus, VcCheckTask,
+};
 use tokio::sync::Notify;
 
 use crate::backup::Backups;
@@ -186,6 +189,7 @@ impl Tasks {
                 run_command(&spec, self.output_cap).await
             }
             Work::Restic(work) => self.run_restic(id, work).await,
+            Work::Vc(task) => run_vc(id, task).await,
         }
     }
 
@@ -221,10 +225,58 @@ impl Tasks {
     }
 }
 
+/// Checks video-conference devices on a blocking thread (the checks use blocking sockets, one
+/// thread per check); the result's stdout is the devices' JSON. Idempotent: it only reads.
+async fn run_vc(id: &str, task: VcCheckTask) -> TaskResult {
+    let started = now_ms();
+    let timeout = Duration::from_millis(u64::from(task.timeout_ms.clamp(200, 60_000)));
+    let joined = tokio::task::spawn_blocking(move || {
+        let devices: Vec<plugins::vc::DeviceSpec> = task.devices.into_iter().filter_map(vc_device).collect();
+        plugins::vc::check_all(&devices, timeout)
+    })
+    .await;
+    let mut r = result(id, TaskStatus::Exited, "");
+    r.started_unix_ms = started;
+    match joined {
+        Ok(results) => r.stdout = serde_json::to_vec(&results).unwrap_or_default(),
+        Err(e) => {
+            r.status = TaskStatus::Failed as i32;
+            r.error = format!("the device checks failed inside the agent: {e}");
+            r.exit_code = 1;
+        }
+    }
+    r.finished_unix_ms = now_ms();
+    r
+}
+
+/// A device of a `vc_check` task; one with an unreadable address is skipped (and logged).
+fn vc_device(d: proto::v1::VcDevice) -> Option<plugins::vc::DeviceSpec> {
+    let Ok(address) = d.address.parse() else {
+        tracing::warn!(device = d.name, address = d.address, "video device with an unreadable address skipped");
+        return None;
+    };
+    let port = |p: u32, default: u16| u16::try_from(p).ok().filter(|p| *p != 0).unwrap_or(default);
+    let sip_port = port(d.sip_port, 5060);
+    let sip_uri = if d.sip_uri.is_empty() { format!("sip:{}:{sip_port}", d.address) } else { d.sip_uri };
+    Some(plugins::vc::DeviceSpec {
+        name: d.name,
+        address,
+        api: plugins::vc::Api::parse(&d.api),
+        api_port: port(d.api_port, 24),
+        sip_port,
+        sip_uri,
+        snmp_port: port(d.snmp_port, 161),
+        snmp_community: if d.snmp_community.is_empty() { "public".into() } else { d.snmp_community },
+        user: d.user,
+        password: d.password,
+    })
+}
+
 /// A task of a kind this agent runs, with the field of its kind.
 enum Work {
     Command(CommandTask),
     Restic(ResticWork),
+    Vc(VcCheckTask),
 }
 
 /// The tasks run with restic (`backup/`).
@@ -242,6 +294,7 @@ impl Work {
             "backup" => task.backup.as_ref().map_or(0, |b| b.timeout_ms),
             "restore" => task.restore.as_ref().map_or(0, |r| r.timeout_ms),
             "backup_check" => task.backup_check.as_ref().map_or(0, |c| c.timeout_ms),
+            "vc_check" => task.vc_check.as_ref().map_or(0, |c| c.timeout_ms),
             _ => 0,
         }
     }
@@ -256,6 +309,7 @@ impl Work {
             "backup" => restic(task.backup.map(ResticWork::Backup), "backup"),
             "restore" => restic(task.restore.map(ResticWork::Restore), "restore"),
             "backup_check" => restic(task.backup_check.map(ResticWork::Check), "backup_check"),
+            "vc_check" => task.vc_check.map(Work::Vc).ok_or_else(|| missing("vc_check")),
             other => Err((TaskStatus::Unsupported, format!("task kind {other:?} is not supported by this agent"))),
         }
     }
@@ -266,6 +320,7 @@ impl Work {
             Work::Restic(ResticWork::Backup(_)) => "backup",
             Work::Restic(ResticWork::Restore(_)) => "restore",
             Work::Restic(ResticWork::Check(_)) => "backup_check",
+            Work::Vc(_) => "vc_check",
         }
     }
 }
@@ -492,6 +547,38 @@ mod tests {
         for (path, bytes) in files {
             assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "password in {}", path.display());
         }
+    }
+
+    #[tokio::test]
+    async fn a_vc_check_task_reports_every_device_as_json() {
+        let (_d, t, ob) = setup();
+        let device = |name: &str, address: &str| proto::v1::VcDevice {
+            name: name.into(),
+            address: address.into(),
+            api: "telnet".into(),
+            api_port: 9,
+            sip_port: 9,
+            snmp_port: 9,
+            password: "bí-mật".into(),
+            ..Default::default()
+        };
+        t.handle(Task {
+            id: "vc-1".into(),
+            kind: "vc_check".into(),
+            deadline_unix_ms: now_ms() + 60_000,
+            vc_check: Some(VcCheckTask {
+                devices: vec![device("vc-a", "127.0.0.1"), device("vc-bad", "not-an-address")],
+                timeout_ms: 500,
+            }),
+            ..Default::default()
+        });
+        let done = wait_for_results(&ob, 1).await;
+        assert_eq!(done[0].status, TaskStatus::Exited as i32, "{:?}", done[0]);
+        let v: serde_json::Value = serde_json::from_slice(&done[0].stdout).expect("JSON");
+        let devices = v.as_array().expect("list");
+        assert_eq!(devices.len(), 1, "the unreadable address is skipped: {v}");
+        assert_eq!((devices[0]["device"].as_str(), devices[0]["state"].as_str()), (Some("vc-a"), Some("down")));
+        assert!(!String::from_utf8_lossy(&done[0].stdout).contains("bí-mật"));
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Config {
     /// `[policy] packs`: directories of custom policy packs (the shipped packs' shape),
     /// loaded and compiled at start beside the shipped ones.
     pub policy: PolicyConfig,
+    /// `[vc]`: video-conference device checks (see `crate::vc::VcConfig`).
+    pub vc: crate::vc::VcConfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -232,6 +234,7 @@ impl Default for Config {
             backup: Backup::default(),
             ksc: None,
             policy: PolicyConfig::default(),
+            vc: crate::vc::VcConfig::default(),
         }
     }
 }
@@ -380,6 +383,7 @@ impl Config {
         if let Some(k) = &self.ksc {
             k.validate().map_err(ConfigError::Invalid)?;
         }
+        self.vc.validate().map_err(ConfigError::Invalid)?;
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
             if !crate::app::valid_host_name(&p.name) {

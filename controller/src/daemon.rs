@@ -126,6 +126,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     crate::backup::snapshots::fail_interrupted(&app).await;
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
     crate::endpoints::spawn(app.clone());
+    crate::vc::schedule::spawn(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

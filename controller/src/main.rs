@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ComplianceCmd,
     },
+    /// Video-conference endpoints: readiness before meetings.
+    Vc {
+        #[command(subcommand)]
+        cmd: VcCmd,
+    },
     /// Backups: plans, runs, restore points, verification and restores.
     Backup {
         #[command(subcommand)]
@@ -228,6 +233,12 @@ enum TestbedCmd {
     KscSim {
         #[arg(long)]
         config: PathBuf,
+    },
+    /// A video-conference device's simulator (run by `testbed up`).
+    #[command(hide = true)]
+    VcDevice {
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// The OpenStack simulator (run by `testbed up`).
     #[command(hide = true)]
@@ -527,6 +538,31 @@ enum VmsCmd {
 }
 
 #[derive(Subcommand)]
+enum VcCmd {
+    /// Run every check of every device now (in parallel) and print go/no-go with reasons.
+    Check {
+        #[arg(long)]
+        site: Option<String>,
+    },
+    /// Each device's last known state and its age.
+    Devices,
+    /// Devices a scheduled pre-meeting check found not ready (`[[vc.schedules]]`).
+    Alerts,
+    /// The replacement plan: per device its age, software, readiness and failures, ranked.
+    Report {
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        #[arg(long, default_value = "vi", value_parser = ["vi", "en"])]
+        lang: String,
+        /// How much check history the readiness is measured over, e.g. 90d.
+        #[arg(long, default_value = "90d", value_parser = parse_duration)]
+        period: Duration,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum FaultCmd {
     /// Cut the path between two sites: `fault partition dc dr`.
     Partition { a: String, b: String },
@@ -553,6 +589,12 @@ enum FaultCmd {
     Ksc {
         #[arg(value_parser = ["unreachable", "error", "malformed", "session-ended", "heal"])]
         kind: String,
+    },
+    /// Break a video-conference device: `fault device NAME down|sip-silent|bad-password|heal`.
+    Device {
+        name: String,
+        #[arg(value_parser = ["down", "sip-silent", "bad-password", "heal"])]
+        what: String,
     },
     /// Undo every fault in force.
     Heal,
@@ -652,6 +694,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Capacity { cmd } => capacity(&client()?, cmd, json),
         Command::Backup { cmd } => backup(&client()?, cmd, json),
+        Command::Vc { cmd: VcCmd::Check { site } } => controller::cli_vc::check(&client()?, site.as_deref(), json),
+        Command::Vc { cmd: VcCmd::Devices } => controller::cli_vc::devices(&client()?, json),
+        Command::Vc { cmd: VcCmd::Alerts } => controller::cli_vc::alerts(&client()?, json),
+        Command::Vc { cmd: VcCmd::Report { format, lang, period, out } } => {
+            controller::cli_vc::report(&client()?, &format, &lang, period.as_secs().div_ceil(86_400), out.as_deref())
+        }
         Command::Systems { cmd: SystemsCmd::List } => controller::cli_policy::systems_list(&client()?, json),
         Command::Vms { cmd: VmsCmd::List { system, platform } } => {
             controller::cli_platforms::vms_list(&client()?, system.as_deref(), platform.as_deref(), json)
@@ -696,6 +744,7 @@ fn run(cli: Cli) -> Result<()> {
                 FaultCmd::Partition { a, b } => controller::testbed_cmd::fault_partition(&dir, &a, &b, json),
                 FaultCmd::Heal => controller::testbed_cmd::fault_heal(&dir, json),
                 FaultCmd::Ksc { kind } => controller::testbed_ksc::fault(&dir, &kind, json),
+                FaultCmd::Device { name, what } => controller::testbed_cmd::fault_device(&dir, &name, &what, json),
                 FaultCmd::Kill { host } => controller::testbed_cmd::fault_host(&dir, "kill", &host, json),
                 FaultCmd::Stop { host } => controller::testbed_cmd::fault_host(&dir, "stop", &host, json),
                 FaultCmd::Start { host } => controller::testbed_cmd::fault_host(&dir, "start", &host, json),
@@ -733,6 +782,7 @@ fn run(cli: Cli) -> Result<()> {
             let cfg = testbed::ksc::KscSimConfig::load(&config)?;
             testbed::ksc::run_blocking(cfg).map_err(Into::into)
         }
+        Command::Testbed { cmd: TestbedCmd::VcDevice { dir } } => testbed::devices::sim::run(&dir).map_err(Into::into),
         Command::Testbed { cmd: TestbedCmd::OpenstackSim { config } } => {
             init_tracing();
             let cfg = testbed::openstack::SimConfig::load(&config)?;

@@ -111,6 +111,7 @@ pub struct Metrics {
     pub backup_rpo_seconds: Family<SystemLabel, Gauge>,
     pub backup_rpo_breach: Family<SystemLabel, Gauge>,
     pub endpoints: Family<GroupStatus, Gauge>,
+    pub vc: crate::vc::metrics::VcMetrics,
 }
 
 impl Default for Metrics {
@@ -142,6 +143,7 @@ impl Default for Metrics {
             backup_rpo_seconds: Family::default(),
             backup_rpo_breach: Family::default(),
             endpoints: Family::default(),
+            vc: Default::default(),
             registry: Registry::default(),
         };
         registry.register("mangrove_hosts", "Hosts by site and state", m.hosts.clone());
@@ -245,6 +247,7 @@ impl Default for Metrics {
             "Managed computers (Kaspersky Security Center) per top-level administration group and status, from the last good read",
             m.endpoints.clone(),
         );
+        m.vc.register(&mut registry);
         Metrics { registry, ..m }
     }
 }

@@ -90,6 +90,9 @@ pub fn message_for(app: &App, t: &TaskRecord) -> Option<ControllerMessage> {
     if crate::backup::runs::KINDS.contains(&t.kind.as_str()) {
         return crate::backup::runs::task_message(app, t);
     }
+    if t.kind == crate::vc::KIND {
+        return crate::vc::task_message(app, t);
+    }
     task_message(t)
 }
 

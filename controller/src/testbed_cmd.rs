@@ -191,7 +191,11 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 Ok(o) => progress(&format!("OpenStack: simulator at {}", o.auth_url)),
                 Err(why) => progress(&format!("OpenStack side is OFF: {why}")),
             }
-            layout.write_controller_config_with(&p.controller_section())?;
+            layout.write_controller_config_with(&format!(
+                "{}{}",
+                p.controller_section(),
+                testbed::devices::controller_section(None)
+            ))?;
             ksc = add_ksc(&layout, testbed::ksc::launch::start_process(&layout, &mangrove))?;
             Some(p)
         }
@@ -228,6 +232,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 &layout,
                 testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),
             )?;
+            append_file(&layout.controller_config(), &testbed::devices::controller_section(Some(plan.net("dc").base)))?;
             progress(&format!("starting the controller in a container at {ip} ({} network)", net.site));
             let log = layout.log("controller");
             containers::ensure_dir(log.parent().unwrap_or(&dir))?;
@@ -258,6 +263,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
             (format!("https://{ip}:{}", layout.ports.api), ip.to_string(), Box::new(move || containers::running(&name)))
         }
     };
+    start_devices(&layout, container_net.as_ref(), &mangrove)?;
     let admin_token = wait_controller(&layout, &*controller_alive)?;
     let admin = Client::new(&api_url, Some(admin_token.clone()), Some(&layout.controller_ca()))?;
     while !admin.ready() {
@@ -347,6 +353,26 @@ pub fn up(opts: UpOptions) -> Result<()> {
     progress("running; press Ctrl-C to stop");
     wait_for_ctrl_c();
     down(&dir)
+}
+
+/// Starts the video-conference devices: containers of their own, or simulator processes.
+fn start_devices(layout: &Layout, net: Option<&ContainerNet>, mangrove: &Path) -> Result<()> {
+    let devices = testbed::devices::prepare(layout, net.is_some())?;
+    if devices.is_empty() {
+        return Ok(());
+    }
+    progress(&format!("starting {} video-conference devices", devices.len()));
+    match net {
+        Some(n) => testbed::devices::start_containers(layout, &n.plan, &n.image, mangrove, &devices)?,
+        None => testbed::devices::start_processes(layout, mangrove, &devices)?,
+    }
+    Ok(())
+}
+
+fn append_file(path: &Path, text: &str) -> Result<()> {
+    let old = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    testbed::layout::write_file(path, &format!("{old}{text}"), 0o644)?;
+    Ok(())
 }
 
 /// Reads the platforms once and imports a plausible year of history ending at what they show,
@@ -626,6 +652,13 @@ pub fn fault_latency(dir: &Path, host: &str, delay: &str, json_out: bool) -> Res
     crate::cli::emit(json_out, &json!(f), |_| {
         format!("{host}'s traffic to the controller is now held {delay} each way\n")
     });
+    Ok(())
+}
+
+/// `testbed fault device NAME down|sip-silent|bad-password|heal`.
+pub fn fault_device(dir: &Path, name: &str, what: &str, json_out: bool) -> Result<()> {
+    let v = testbed::devices::fault(&testbed_dir(dir)?, name, what)?;
+    crate::cli::emit(json_out, &v, |_| format!("device {name}: {what}\n"));
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub use duration::{format_duration, parse_duration};
 pub use error::{Diagnostic, InventoryError};
 pub use model::{
     AgentMode, BackupRepository, EndpointGroup, Host, HostRole, Inventory, Machine, MachineKind, Platform,
-    PlatformKind, Priority, Retention, SecurityLevel, Site, SnapshotPlanSpec, System, SystemBackup, TagMatch,
+    PlatformKind, Priority, Retention, SecurityLevel, Site, SnapshotPlanSpec, System, SystemBackup, TagMatch, VideoApi,
     VideoEndpoint, Workload, WorkloadSelector, glob_matches,
 };
 pub use validate::is_valid_name;

@@ -419,6 +419,85 @@ pub struct VideoEndpoint {
     /// The data-center site whose proxy agent watches it; must name a site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// When it was bought (`YYYY-MM-DD`), for replacement planning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_date: Option<String>,
+    /// Its management API (default from the model: see [`VideoEndpoint::api`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<VideoApi>,
+    /// The API's port (default 443 for REST, 24 for telnet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_port: Option<u16>,
+    /// SIP over UDP (default 5060) and the OPTIONS Request-URI (default `sip:<address>:<port>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_uri: Option<String>,
+    /// SNMP v2c community (default `public`) and port (default 161). Device passwords are not
+    /// here: the controller keeps them (`vc-credentials.toml` in its data dir).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snmp_community: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snmp_port: Option<u16>,
+}
+
+/// A video endpoint's management API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoApi {
+    /// Poly VideoOS REST (G7500, Studio X).
+    Rest,
+    /// The telnet command-line API of HDX and Group Series.
+    Telnet,
+    None,
+}
+
+impl VideoApi {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoApi::Rest => "rest",
+            VideoApi::Telnet => "telnet",
+            VideoApi::None => "none",
+        }
+    }
+}
+
+impl VideoEndpoint {
+    /// The API: as written, else from the model (VideoOS units have REST; HDX and Group
+    /// Series the telnet API; anything else none).
+    pub fn api(&self) -> VideoApi {
+        if let Some(a) = self.api {
+            return a;
+        }
+        let m = self.model.to_ascii_lowercase();
+        if ["g7500", "studio x", "videoos", "g62"].iter().any(|k| m.contains(k)) {
+            VideoApi::Rest
+        } else if ["hdx", "group"].iter().any(|k| m.contains(k)) {
+            VideoApi::Telnet
+        } else {
+            VideoApi::None
+        }
+    }
+
+    /// The API's port (443 for REST, 24 for telnet [inferred: `poly-endpoints.md` §2.2]).
+    pub fn api_port(&self) -> u16 {
+        self.api_port.unwrap_or(match self.api() {
+            VideoApi::Rest => 443,
+            VideoApi::Telnet | VideoApi::None => 24,
+        })
+    }
+
+    pub fn sip_port(&self) -> u16 {
+        self.sip_port.unwrap_or(5060)
+    }
+
+    pub fn snmp_port(&self) -> u16 {
+        self.snmp_port.unwrap_or(161)
+    }
+
+    pub fn snmp_community(&self) -> &str {
+        self.snmp_community.as_deref().unwrap_or("public")
+    }
 }
 
 /// Office computers of one agency under the endpoint-protection console (no agent of ours).

@@ -312,6 +312,11 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         c.not_empty(format!("{p}.site_name"), &v.site_name);
         c.not_empty(format!("{p}.model"), &v.model);
         c.address(&mut addresses, v.address, format!("{p}.address"));
+        if let Some(d) = &v.purchase_date
+            && !date_shaped(d)
+        {
+            c.err(format!("{p}.purchase_date"), format!("`{d}` is not a date; write YYYY-MM-DD"));
+        }
         if let Some(s) = &v.site
             && inv.site(s).is_none()
         {
@@ -327,6 +332,15 @@ pub(crate) fn validate(inv: &Inventory, idx: &PosIndex, diags: &mut Vec<Diagnost
         c.unique(&mut groups, &g.name, format!("{p}.name"), no_note);
         c.not_empty(format!("{p}.agency"), &g.agency);
     }
+}
+
+/// `YYYY-MM-DD` with a plausible month and day.
+fn date_shaped(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    matches!(parts[..], [y, m, d] if y.len() == 4 && m.len() == 2 && d.len() == 2
+        && [y, m, d].iter().all(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && (1..=12).contains(&m.parse::<u8>().unwrap_or(0))
+        && (1..=31).contains(&d.parse::<u8>().unwrap_or(0)))
 }
 
 /// A cron schedule has five fields of digits, `*`, `/`, `-` and `,`; the controller reads it.

@@ -1,6 +1,7 @@
 //! Integrations with the platforms Mangrove manages. Today: the hypervisor driver interface
 //! ([`hypervisor::Hypervisor`]) and its drivers for VMware vSphere (SOAP, vim25), OpenStack
-//! (Keystone v3, Nova, Cinder, Glance, Neutron) and, behind the `libvirt` feature, libvirt.
+//! (Keystone v3, Nova, Cinder, Glance, Neutron) and, behind the `libvirt` feature, libvirt; the
+//! video-conference endpoint checks (`vc`: SIP OPTIONS, SNMP, Poly REST and telnet).
 
 pub mod connect;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod ksc;
 pub mod libvirt;
 pub mod openstack;
 pub mod restic;
+pub mod vc;
 pub mod vsphere;
 
 pub use error::PlatformError;

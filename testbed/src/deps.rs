@@ -30,6 +30,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("chromium", "rendering the HTML reports headless, to check what people will see"),
     ("prometheus", "a real Prometheus server, for reading capacity history from one (it includes promtool)"),
     ("curl", "a real HTTP client against the KSC simulator (one connection across calls)"),
+    ("sip-tester", "sipp: the video devices' SIP answering in containers, and the SIP client's tests"),
+    ("snmpd", "the video devices' SNMP agent in containers, and the SNMP client's tests"),
 ];
 
 /// How a dependency is installed.

@@ -40,6 +40,9 @@ pub const PACKAGES: &[&str] = &[
     "faketime",
     "clamav",
     "clamav-daemon",
+    // The video-conference devices' containers: real SIP (sipp) and SNMP (snmpd) answering.
+    "sip-tester",
+    "snmpd",
 ];
 
 /// Bumped when the way the base is made changes in a way the package list does not show.

@@ -14,6 +14,7 @@ pub mod backup_storage;
 pub mod chaos;
 pub mod containers;
 pub mod deps;
+pub mod devices;
 pub mod faults;
 pub mod image;
 pub mod ksc;

@@ -19,6 +19,8 @@ mod sqlite_capacity;
 mod sqlite_endpoints;
 mod sqlite_platforms;
 mod sqlite_policy;
+mod sqlite_vc;
+pub mod vc;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -31,6 +33,7 @@ pub use platforms::{
 };
 pub use policy::{Assignment, FindingRecord, PolicyStore, Waiver};
 pub use sqlite::SqliteStore;
+pub use vc::{VcCheckRecord, VcStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -232,7 +235,7 @@ pub struct AuditRecord {
 /// The one interface to the controller's database.
 #[async_trait]
 pub trait Store:
-    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + Send + Sync + 'static
+    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + VcStore + Send + Sync + 'static
 {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.
