@@ -81,7 +81,8 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 8]>()))
 }
 
-fn run_record(id: &str, kind: &str, plan: &Plan, host: &str, by: &str) -> BackupRun {
+/// A run of `plan` starting now, as the store keeps it.
+pub(super) fn run_record(id: &str, kind: &str, plan: &Plan, host: &str, by: &str) -> BackupRun {
     BackupRun {
         id: id.to_string(),
         kind: kind.to_string(),

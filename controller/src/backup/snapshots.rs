@@ -74,21 +74,7 @@ pub async fn start(app: &Arc<App>, plan: &Plan, by: &str) -> Result<BackupRun, A
         p.dedup();
         p
     };
-    let run = BackupRun {
-        id: id.clone(),
-        kind: KIND.to_string(),
-        system: plan.system.clone(),
-        plan: plan.plan.clone(),
-        host: platforms.join(","),
-        repository: None,
-        snapshot_id: None,
-        requested_by: by.to_string(),
-        started_at: now_ms(),
-        finished_at: None,
-        status: "running".to_string(),
-        error: None,
-        result: None,
-    };
+    let run = super::runs::run_record(&id, KIND, plan, &platforms.join(","), by);
     app.store.insert_run(&run).await?;
     let (app2, plan2) = (app.clone(), plan.clone());
     tokio::spawn(async move { execute(&app2, &plan2, &id, vms).await });
