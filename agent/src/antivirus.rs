@@ -85,6 +85,7 @@ impl Watcher {
                                 ("product".to_owned(), "clamav".to_owned()),
                                 ("signature".to_owned(), d.signature),
                                 ("path".to_owned(), d.path),
+                                ("extended_info".to_owned(), d.extended_info),
                                 ("logged_at".to_owned(), d.logged_at),
                             ]),
                         });

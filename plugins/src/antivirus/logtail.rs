@@ -2,7 +2,8 @@
 //! read stopped.
 //!
 //! clamd logs each detection as `<path>: <signature> FOUND`, prefixed with
-//! `<ctime> -> ` when `LogTime` is on ([`parse_found_line`]).
+//! `<ctime> -> ` when `LogTime` is on, the signature followed by `(<md5>:<size>)` when
+//! `ExtendedDetectionInfo` is on ([`parse_found_line`]).
 //!
 //! **Cursor.** Where reading stopped is kept in a small JSON file (`{"dev", "ino", "offset"}`)
 //! that the caller commits ([`LogTail::commit`]) only after the detections are safely stored
@@ -31,6 +32,9 @@ pub struct Detection {
     pub path: String,
     /// The signature that matched (e.g. `Mangrove.Test.Sig-1.UNOFFICIAL`).
     pub signature: String,
+    /// With `ExtendedDetectionInfo yes` (Debian's default), clamd adds `(<md5>:<size>)` of the
+    /// matched file to the name: that text, without its parentheses; empty otherwise.
+    pub extended_info: String,
     /// The log line's time text (`LogTime yes`), empty otherwise.
     pub logged_at: String,
 }
@@ -47,10 +51,19 @@ pub fn parse_found_line(line: &str) -> Option<Detection> {
     };
     let (path, signature) = body.rsplit_once(": ")?;
     let signature = signature.trim();
+    let (signature, extended_info) = match signature.strip_suffix(')').and_then(|s| s.split_once('(')) {
+        Some((name, info)) => (name, info),
+        None => (signature, ""),
+    };
     if path.is_empty() || signature.is_empty() || signature.contains(char::is_whitespace) {
         return None;
     }
-    Some(Detection { path: path.to_owned(), signature: signature.to_owned(), logged_at })
+    Some(Detection {
+        path: path.to_owned(),
+        signature: signature.to_owned(),
+        extended_info: extended_info.to_owned(),
+        logged_at,
+    })
 }
 
 /// Where reading stopped: the log file's identity and the byte offset after the last complete
@@ -147,6 +160,7 @@ mod tests {
             Some(Detection {
                 path: "/tmp/avx/bad.txt".into(),
                 signature: "Mangrove.Test.Sig-1.UNOFFICIAL".into(),
+                extended_info: String::new(),
                 logged_at: "Fri Nov 27 11:55:15 2026".into(),
             })
         );
@@ -155,6 +169,15 @@ mod tests {
             (plain.path.as_str(), plain.signature.as_str(), plain.logged_at.as_str()),
             ("/srv/a: b/c.txt", "Eicar-Signature", "")
         );
+        // Recorded from clamd 1.4.6 with Debian's clamd.conf (`ExtendedDetectionInfo true`).
+        let extended = parse_found_line(
+            "Fri Nov 27 12:37:07 2026 -> /tmp/invoice.doc: \
+             Mangrove.Testbed.Marker-1.UNOFFICIAL(fc4ee77a0009adadc7946925cfb87cd8:54) FOUND",
+        )
+        .unwrap();
+        assert_eq!(extended.signature, "Mangrove.Testbed.Marker-1.UNOFFICIAL");
+        assert_eq!(extended.extended_info, "fc4ee77a0009adadc7946925cfb87cd8:54");
+        assert_eq!(extended.path, "/tmp/invoice.doc");
         let arrow = parse_found_line("/srv/x -> y: Sig FOUND").unwrap();
         assert_eq!(arrow.path, "/srv/x -> y");
         for not_a_detection in [
