@@ -163,6 +163,61 @@ mod tests {
         assert_eq!(AvStatus::none().signature_age_days(5), None);
     }
 
+    /// What the `antivirus_parse` fuzz target does, over fixed and pseudo-random inputs: the
+    /// parsers give a value for any bytes, never a panic.
+    #[test]
+    fn parsers_survive_garbage() {
+        let mut inputs: Vec<Vec<u8>> = [
+            "",
+            "ClamAV ",
+            "ClamAV /",
+            "ClamAV 1//",
+            "ClamAV 1/2/Thu Nov 99 99:99:99 99999999999",
+            "THREADS: live",
+            "STATE:",
+            ": FOUND",
+            " -> : x FOUND",
+            "x: (y) FOUND",
+            "x: y() FOUND",
+            "Version:",
+            "State: ",
+            "Last release date of application databases: 9999-99-99 99:99",
+            "ClamAV-VDB::::::::::",
+            "::::\n::",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        const ALPHABET: &[u8] = b"ClamAV/: -> FOUND()\n\0.0123456789VERSIONState";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        for len in 0..200 {
+            let bytes = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    // Mostly the characters the formats are made of.
+                    ALPHABET[(state % ALPHABET.len() as u64) as usize]
+                })
+                .collect();
+            inputs.push(bytes);
+        }
+        for data in inputs {
+            let text = String::from_utf8_lossy(&data);
+            let _ = clamav::parse_version(&text);
+            let _ = clamav::parse_stats(&text);
+            let _ = clamav::parse_ctime(&text);
+            let _ = clamav::parse_cvd_header(&data);
+            let _ = clamav::ClamdConf::parse(&text).endpoint();
+            for line in text.lines() {
+                let _ = logtail::parse_found_line(line);
+            }
+            let info = kesl::parse_app_info(&text);
+            let _ = kesl::status_from(&info, kesl::parse_task_state(&text));
+            let _ = kesl::parse_date(&text);
+        }
+    }
+
     #[test]
     fn no_product_when_nothing_is_installed() {
         let dir = tempfile::tempdir().unwrap();
