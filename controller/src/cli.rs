@@ -124,7 +124,8 @@ fn antivirus_line(a: &Value) -> String {
         return if a.is_object() { "none found".into() } else { "-".into() };
     };
     let engine = if a["engine_running"] == json!(true) { "engine running" } else { "engine NOT running" };
-    let signed = a["signature_time_unix"].as_i64().map(|t| crate::app::rfc3339(t.saturating_mul(1000))).unwrap_or("-".into());
+    let signed =
+        a["signature_time_unix"].as_i64().map(|t| crate::app::rfc3339(t.saturating_mul(1000))).unwrap_or("-".into());
     format!(
         "{product} {}, {engine}, signatures {} ({signed}), {} threats",
         s(&a["version"]),

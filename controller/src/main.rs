@@ -133,7 +133,9 @@ enum TokenCmd {
 #[derive(Subcommand)]
 enum HostsCmd {
     List,
-    Show { name: String },
+    Show {
+        name: String,
+    },
     /// The events the host's agent reported, newest first (threat detections are
     /// `antivirus.threat`).
     Events {
