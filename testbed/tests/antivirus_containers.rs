@@ -3,7 +3,7 @@
 //! ClamAV with version and signature information; a file matching the custom signature,
 //! scanned through clamd, becomes a threat event the controller lists (once, across an agent
 //! restart); stopping clamd makes the host `degraded` with that reason within one facts
-//! interval.
+//! interval; signatures older than the system's level allows make it `degraded` too.
 //!
 //! Needs Docker and the host image (`mangrove testbed image build`, made on first use).
 
@@ -109,4 +109,16 @@ fn clamd_on_a_container_host_is_reported_its_detections_are_events_and_its_stop_
         stopped_at.elapsed().as_secs_f64()
     );
     assert_eq!(h["facts"]["antivirus"]["engine_running"], false, "{}", h["facts"]["antivirus"]);
+
+    // Signatures older than the level allows (the system is level 2: 7 days): the controller
+    // names it once the next snapshot carries the database's time.
+    let age = docker_exec(&container, "touch -d '10 days ago' /var/lib/clamav/mangrove-testbed.ndb");
+    assert!(age.status.success(), "{}", String::from_utf8_lossy(&age.stderr));
+    let (ok, h) = wait_host(&tb, FACTS_INTERVAL + HEARTBEAT + Duration::from_secs(5), |h| {
+        h["problems"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "anti-malware clamav signatures are 10 days old; level 2 allows 7"))
+    });
+    assert!(ok, "{HOST}: no signature-age problem: {h}");
+    assert_eq!(h["state"], "degraded");
 }
