@@ -28,6 +28,9 @@ pub struct AgentConfig {
     pub task_output_cap: usize,
     /// `[proxy]`: speak for hosts that cannot run an agent, reading them from a platform.
     pub proxy: Option<crate::proxy::ProxyConfig>,
+    /// `[antivirus] clamd_conf`, `kesl_control`, `timeout_ms`: where the anti-malware product is
+    /// read from (collected only with `source = "system"`).
+    pub antivirus: plugins::antivirus::AvConfig,
 }
 
 impl Default for AgentConfig {
@@ -38,6 +41,7 @@ impl Default for AgentConfig {
             reconnect_max: Duration::from_secs(10),
             task_output_cap: 64 * 1024,
             proxy: None,
+            antivirus: plugins::antivirus::AvConfig::default(),
         }
     }
 }

@@ -594,6 +594,7 @@ fn simulated_facts(machine: &SimulatedMachine, uptime: Duration) -> Facts {
         systemd: false,
         agent_version: AGENT_VERSION.to_owned(),
         security_json: String::new(),
+        antivirus: None,
     }
 }
 
@@ -622,7 +623,8 @@ const ALWAYS_FULL_FS_TYPES: &[&str] = &["squashfs", "erofs", "iso9660", "udf", "
 
 /// Problems the agent can name, for the heartbeat (non-empty means the host is "degraded"):
 /// a filesystem over 95 % full, less than 5 % of memory available, a failed systemd service
-/// (when systemd is PID 1). Percentages are rounded down in the messages.
+/// (when systemd is PID 1), an anti-malware engine that has stopped
+/// ([`crate::antivirus::problem`]). Percentages are rounded down in the messages.
 pub fn problems(facts: &Facts) -> Vec<String> {
     let mut problems = Vec::new();
     for fs in &facts.filesystems {
@@ -657,6 +659,7 @@ pub fn problems(facts: &Facts) -> Vec<String> {
             problems.push(format!("{} more systemd units have failed", failed.len() - FAILED_UNITS_NAMED));
         }
     }
+    problems.extend(facts.antivirus.as_ref().and_then(crate::antivirus::problem));
     problems
 }
 

@@ -153,7 +153,10 @@ pub async fn run(state: StateDir, cfg: AgentConfig, shutdown: CancellationToken)
     let tasks = Arc::new(Tasks::new(state.tasks(), outbox, appended, cfg.task_output_cap).context("task journal")?);
     tracing::info!(host = enrollment.host, controller = enrollment.agent_endpoint, "agent starting");
 
-    tokio::spawn(facts_loop(shared.clone(), Collector::new(cfg.facts.clone()), irx.clone(), shutdown.clone()));
+    // The machine's anti-malware product is read only where the agent reports the real machine.
+    let av = matches!(cfg.facts, crate::facts::FactSource::System)
+        .then(|| crate::antivirus::Watcher::new(cfg.antivirus.clone(), &state.dir));
+    tokio::spawn(facts_loop(shared.clone(), Collector::new(cfg.facts.clone()), av, irx.clone(), shutdown.clone()));
     tokio::spawn(heartbeat_loop(shared.clone(), irx, shutdown.clone()));
     tokio::spawn(renew_loop(state.clone(), enrollment.clone(), shared.clone(), shutdown.clone()));
 
@@ -375,13 +378,17 @@ async fn heartbeat_loop(shared: Arc<Shared>, mut intervals: watch::Receiver<Inte
 async fn facts_loop(
     shared: Arc<Shared>,
     collector: Collector,
+    av: Option<crate::antivirus::Watcher>,
     mut intervals: watch::Receiver<Intervals>,
     shutdown: CancellationToken,
 ) {
     let collector = Arc::new(Mutex::new(collector));
+    let av = Arc::new(Mutex::new(av));
     loop {
         let c = collector.clone();
+        let a = av.clone();
         let wanted = shared.collectors.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let now_s = shared.controller_now_s();
         // Collection reads /proc and runs read-only commands: keep it off the session's thread.
         let facts = tokio::task::spawn_blocking(move || {
             let mut f = c.lock().unwrap_or_else(|p| p.into_inner()).collect();
@@ -389,11 +396,24 @@ async fn facts_loop(
                 let names: Vec<&str> = wanted.iter().map(String::as_str).collect();
                 f.security_json = crate::security::collect(&names, std::path::Path::new("/")).to_string();
             }
-            f
+            let reading = a.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|w| w.read(now_s));
+            f.antivirus = reading.as_ref().map(|r| r.facts.clone());
+            (f, reading)
         })
         .await;
         match facts {
-            Ok(f) => {
+            Ok((f, reading)) => {
+                if let Some(mut reading) = reading {
+                    // Detections first, then the facts that count them; the log is marked read
+                    // only once every detection is in the outbox.
+                    let stored = std::mem::take(&mut reading.events).into_iter().all(|e| {
+                        tracing::warn!(kind = e.kind, message = e.message, "threat detected");
+                        shared.append(Body::Event(e))
+                    });
+                    if stored && let Some(w) = av.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                        w.committed(reading);
+                    }
+                }
                 *shared.problems.lock().unwrap_or_else(|p| p.into_inner()) = problems(&f);
                 shared.append(Body::Facts(f));
             }

@@ -123,6 +123,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_endpoints::routes())
         .merge(crate::api_ansible::routes())
         .merge(crate::api_vc::routes())
+        .merge(crate::api_events::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }
@@ -140,7 +141,7 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 async fn metrics(State(app): State<Arc<App>>, Auth(_p): Auth) -> ApiResult<Response> {
     let now = now_ms();
     let down_after = down_after_ms(&app);
-    let hosts = app.store.list_hosts().await?;
+    let hosts = crate::antivirus::with_judged_problems(&app, app.store.list_hosts().await?, now).await;
     let mut counts = std::collections::BTreeMap::new();
     for h in &hosts {
         let site = h.site.clone().unwrap_or_else(|| "unknown".into());
@@ -232,14 +233,17 @@ pub fn host_json(app: &App, h: &HostRecord, now: i64, detail: bool) -> Value {
 async fn list_hosts(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Value>> {
     require(&p, READERS, "read hosts")?;
     let now = now_ms();
-    let hosts = app.store.list_hosts().await?;
+    let hosts = crate::antivirus::with_judged_problems(&app, app.store.list_hosts().await?, now).await;
     Ok(Json(Value::Array(hosts.iter().map(|h| host_json(&app, h, now, false)).collect())))
 }
 
 async fn show_host(State(app): State<Arc<App>>, Auth(p): Auth, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     require(&p, READERS, "read hosts")?;
     let h = app.store.get_host(&name).await?.ok_or_else(|| AppError::NotFound(format!("no host named {name}")))?;
-    Ok(Json(host_json(&app, &h, now_ms(), true)))
+    let now = now_ms();
+    let judged = crate::antivirus::with_judged_problems(&app, vec![h], now).await;
+    let h = judged.first().ok_or_else(|| AppError::NotFound(format!("no host named {name}")))?;
+    Ok(Json(host_json(&app, h, now, true)))
 }
 
 #[derive(Debug, Deserialize)]

@@ -108,6 +108,7 @@ pub fn hosts_show(c: &Client, name: &str, json_out: bool) -> Result<()> {
                     .map(|b| format!("{:.1} GiB", b as f64 / 1073741824.0))
                     .unwrap_or("-".into()),
             ),
+            ("anti-malware", antivirus_line(&f["antivirus"])),
             ("facts at", s(&h["facts_at"])),
         ] {
             out.push_str(&format!("{k:<16}{val}\n"));
@@ -115,6 +116,22 @@ pub fn hosts_show(c: &Client, name: &str, json_out: bool) -> Result<()> {
         out
     });
     Ok(())
+}
+
+/// `clamav 1.4.6, engine running, signatures custom: a.ndb (2026-11-27T10:00:00Z), 2 threats`.
+fn antivirus_line(a: &Value) -> String {
+    let Some(product) = a["product"].as_str() else {
+        return if a.is_object() { "none found".into() } else { "-".into() };
+    };
+    let engine = if a["engine_running"] == json!(true) { "engine running" } else { "engine NOT running" };
+    let signed =
+        a["signature_time_unix"].as_i64().map(|t| crate::app::rfc3339(t.saturating_mul(1000))).unwrap_or("-".into());
+    format!(
+        "{product} {}, {engine}, signatures {} ({signed}), {} threats",
+        s(&a["version"]),
+        s(&a["signature_version"]),
+        s(&a["threats_detected"])
+    )
 }
 
 pub fn token_create(

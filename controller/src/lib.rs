@@ -7,12 +7,14 @@
 //! It never trusts a field an agent sends about who it is: the host is the one its client
 //! certificate names. It acknowledges a report only after the store committed it.
 
+pub mod antivirus;
 pub mod api;
 pub mod api_ansible;
 pub mod api_backups;
 pub mod api_capacity;
 pub mod api_compliance;
 pub mod api_endpoints;
+pub mod api_events;
 pub mod api_platforms;
 pub mod api_policy;
 pub mod api_systems;

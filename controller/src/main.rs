@@ -165,7 +165,20 @@ enum TokenCmd {
 #[derive(Subcommand)]
 enum HostsCmd {
     List,
-    Show { name: String },
+    Show {
+        name: String,
+    },
+    /// The events the host's agent reported, newest first (threat detections are
+    /// `antivirus.threat`).
+    Events {
+        name: String,
+        /// Only events of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// At most this many (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -644,6 +657,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Hosts { cmd: HostsCmd::List } => cli::hosts_list(&client()?, json),
         Command::Hosts { cmd: HostsCmd::Show { name } } => cli::hosts_show(&client()?, &name, json),
+        Command::Hosts { cmd: HostsCmd::Events { name, kind, limit } } => {
+            controller::api_events::cli(&client()?, &name, kind.as_deref(), limit, json)
+        }
         Command::Platforms { cmd: PlatformsCmd::List } => controller::cli_platforms::platforms_list(&client()?, json),
         Command::Platforms { cmd: PlatformsCmd::Sync { name } } => {
             controller::cli_platforms::platforms_sync(&client()?, name.as_deref(), json)

@@ -144,6 +144,26 @@ fn base_facts_json(f: &Facts) -> Value {
             "sub_state": u.sub_state,
         })).collect::<Vec<_>>(),
         "agent_version": f.agent_version,
+        "antivirus": f.antivirus.as_ref().map(antivirus_json),
+    })
+}
+
+/// The anti-malware facts as `hosts show --json` prints them under `facts.antivirus` (null when
+/// the agent sent none); unknown times are null.
+fn antivirus_json(a: &proto::v1::Antivirus) -> Value {
+    let known = |t: i64| (t != 0).then_some(t);
+    json!({
+        "product": (!a.product.is_empty()).then_some(&a.product),
+        "version": a.version,
+        "engine_running": a.engine_running,
+        "engine_expected": a.engine_expected,
+        "realtime_protection": match a.realtime_protection.as_str() { "on" => json!(true), "off" => json!(false), _ => Value::Null },
+        "signature_version": a.signature_version,
+        "signature_time_unix": known(a.signature_time_unix),
+        "signature_time_source": a.signature_time_source,
+        "last_full_scan_unix": known(a.last_full_scan_unix),
+        "threats_detected": a.threats_detected,
+        "detail": a.detail,
     })
 }
 

@@ -502,6 +502,10 @@ fn start_agent_containers(
         if !state.join("agent.pem").exists() {
             env.push(("MANGROVE_AGENT_TOKEN".to_string(), agent_token(admin, m.name)?));
         }
+        // The systems' guest VMs run clamd on the image's custom signature database.
+        if m.system.is_some() {
+            env.push(("MANGROVE_CLAMD".to_string(), "1".to_string()));
+        }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);
         // `mangrove` for the delay proxy of `fault latency`; the backup storage every host

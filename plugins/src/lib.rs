@@ -1,8 +1,11 @@
 //! Integrations with the platforms Mangrove manages. Today: the hypervisor driver interface
 //! ([`hypervisor::Hypervisor`]) and its drivers for VMware vSphere (SOAP, vim25), OpenStack
 //! (Keystone v3, Nova, Cinder, Glance, Neutron) and, behind the `libvirt` feature, libvirt; the
-//! video-conference endpoint checks (`vc`: SIP OPTIONS, SNMP, Poly REST and telnet).
+//! video-conference endpoint checks (`vc`: SIP OPTIONS, SNMP, Poly REST and telnet); and the
+//! anti-malware status of the local machine ([`antivirus`]: ClamAV, Kaspersky Endpoint
+//! Security for Linux).
 
+pub mod antivirus;
 pub mod connect;
 pub mod error;
 pub mod http;

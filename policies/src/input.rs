@@ -115,6 +115,7 @@ impl InputBuilder {
         };
         // Controls read `host.facts.security.<collector>`; an absent member reads as "not collected".
         facts.entry("security").or_insert_with(|| Value::Object(Map::new()));
+        antimalware_from_antivirus(&mut facts, self.now_unix);
         json!({
             "schema_version": INPUT_SCHEMA_VERSION,
             "now_unix": self.now_unix,
@@ -127,5 +128,56 @@ impl InputBuilder {
             "endpoint": self.endpoint,
             "evidence": self.evidence,
         })
+    }
+}
+
+/// The agent's anti-malware facts (`facts.antivirus`, read from the product itself: clamd's
+/// socket, `kesl-control`) stand in for the `antimalware` collector's output, which the
+/// anti-malware controls read, when that collector did not run or found no product. Signature
+/// age is counted in whole days from the signature time to `now_unix`.
+fn antimalware_from_antivirus(facts: &mut Map<String, Value>, now_unix: i64) {
+    let Some(av) = facts.get("antivirus").filter(|a| a["product"].is_string()) else { return };
+    let age = av["signature_time_unix"].as_i64().map(|t| now_unix.saturating_sub(t).max(0) / 86_400);
+    let derived = json!({
+        "product": av["product"],
+        "installed": true,
+        "running": av["engine_running"].as_bool().unwrap_or(false),
+        "signature_age_days": age,
+        "realtime_protection": av["realtime_protection"],
+        "source": "agent antivirus facts",
+    });
+    let Some(Value::Object(security)) = facts.get_mut("security") else { return };
+    let collected_installed = security.get("antimalware").is_some_and(|a| a["installed"] == Value::Bool(true));
+    if !collected_installed {
+        security.insert("antimalware".to_owned(), derived);
+    }
+}
+
+#[cfg(test)]
+mod antivirus_tests {
+    use super::*;
+
+    fn host() -> HostRef {
+        HostRef { name: "h".into(), site: "dc".into(), kind: "vm".into() }
+    }
+
+    #[test]
+    fn antivirus_facts_feed_the_antimalware_controls() {
+        let facts = json!({"antivirus": {"product": "clamav", "engine_running": false,
+            "signature_time_unix": 1_000_000, "realtime_protection": null}});
+        let v = input(host(), facts, 3, 1_000_000 + 4 * 86_400 + 7).build();
+        let am = &v["host"]["facts"]["security"]["antimalware"];
+        assert_eq!(am["product"], "clamav");
+        assert_eq!(am["installed"], true);
+        assert_eq!(am["running"], false);
+        assert_eq!(am["signature_age_days"], 4);
+        // No product found: nothing derived (the collector's view, if any, stands).
+        let none = input(host(), json!({"antivirus": {"product": null}}), 3, 0).build();
+        assert_eq!(none["host"]["facts"]["security"], json!({}));
+        // A collector that found the product installed is kept.
+        let kept = json!({"security": {"antimalware": {"product": "clamav", "installed": true, "running": true}},
+            "antivirus": {"product": "clamav", "engine_running": false}});
+        let v = input(host(), kept, 3, 0).build();
+        assert_eq!(v["host"]["facts"]["security"]["antimalware"]["running"], true);
     }
 }

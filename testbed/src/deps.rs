@@ -27,6 +27,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("e2fsprogs", "the container hosts' state volumes (mkfs.ext4)"),
     ("faketime", "running an agent with its clock off (clock-skew tests)"),
     ("restic", "backups: the agent runs it; the backup tests run it against real repositories"),
+    ("clamav-daemon", "a real clamd for the anti-malware driver's tests (custom signatures, no freshclam)"),
+    ("clamdscan", "scanning through clamd in those tests (detections in clamd's log)"),
     ("chromium", "rendering the HTML reports headless, to check what people will see"),
     ("prometheus", "a real Prometheus server, for reading capacity history from one (it includes promtool)"),
     ("curl", "a real HTTP client against the KSC simulator (one connection across calls)"),

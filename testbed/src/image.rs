@@ -43,6 +43,7 @@ pub const PACKAGES: &[&str] = &[
     // The video-conference devices' containers: real SIP (sipp) and SNMP (snmpd) answering.
     "sip-tester",
     "snmpd",
+    "clamdscan",
 ];
 
 /// Bumped when the way the base is made changes in a way the package list does not show.
@@ -73,6 +74,34 @@ if [ -s "$STATE/clock-offset" ]; then
 fi
 exec mangrove-agent run --state-dir "$STATE"
 "#;
+
+/// The bytes the testbed's custom ClamAV signature matches (a file holding them is "infected"),
+/// and the name clamd reports for it. No freshclam in the testbed: this one signature is clamd's
+/// whole database.
+pub const CLAMAV_TEST_MARKER: &str = "MANGROVE-TESTBED-MALWARE-MARKER-0001";
+pub const CLAMAV_TEST_SIGNATURE: &str = "Mangrove.Testbed.Marker-1.UNOFFICIAL";
+
+/// clamd under runit, with Debian's clamd.conf (socket /run/clamav/clamd.ctl, log
+/// /var/log/clamav/clamav.log) and the custom database. It runs on hosts started with
+/// `MANGROVE_CLAMD=1` (the systems' guest VMs); elsewhere the service idles. `sv down clamd`
+/// stops it (runit then leaves it stopped).
+const CLAMD_RUN: &str = r#"#!/bin/sh
+exec 2>&1
+if [ "$MANGROVE_CLAMD" != "1" ]; then
+    exec sleep infinity
+fi
+install -d -o clamav -g clamav /run/clamav /var/log/clamav
+# The testbed's database is as fresh as the host: a cached image must not age into "old
+# signatures" (the controller judges their age by the level).
+touch /var/lib/clamav/mangrove-testbed.ndb
+exec clamd --foreground
+"#;
+
+/// The custom database: `Name:TargetType:Offset:HexSignature` (an `.ndb` body signature).
+fn clamav_test_database() -> String {
+    let hex: String = CLAMAV_TEST_MARKER.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("Mangrove.Testbed.Marker-1:0:*:{hex}\n")
+}
 
 /// Where the image is built from and cached.
 #[derive(Debug, Clone)]
@@ -109,7 +138,8 @@ pub fn host_tag(agent_bin: &Path) -> Result<(String, String), TestbedError> {
     let bytes = fs::read(agent_bin).map_err(io(agent_bin))?;
     let full = hex::encode(Sha256::digest(&bytes));
     // The base is part of what the host image is made of.
-    let tag = short_hash(format!("{full} {} {AGENT_RUN}", base_tag()).as_bytes());
+    let tag =
+        short_hash(format!("{full} {} {AGENT_RUN} {CLAMD_RUN} {}", base_tag(), clamav_test_database()).as_bytes());
     Ok((format!("{HOST_REPO}:{tag}"), full))
 }
 
@@ -171,10 +201,14 @@ pub fn build(spec: &ImageSpec, progress: &dyn Fn(&str)) -> Result<Built, Testbed
         fs::create_dir_all(&ctx).map_err(io(&ctx))?;
         fs::copy(&spec.agent_bin, ctx.join("mangrove-agent")).map_err(io(&spec.agent_bin))?;
         write_file(&ctx.join("run"), AGENT_RUN, 0o755)?;
+        write_file(&ctx.join("clamd-run"), CLAMD_RUN, 0o755)?;
+        write_file(&ctx.join("mangrove-testbed.ndb"), &clamav_test_database(), 0o644)?;
         let dockerfile = format!(
             "FROM {base}\n\
              COPY mangrove-agent /usr/local/bin/mangrove-agent\n\
              COPY run /etc/service/mangrove-agent/run\n\
+             COPY clamd-run /etc/service/clamd/run\n\
+             COPY mangrove-testbed.ndb /var/lib/clamav/mangrove-testbed.ndb\n\
              LABEL org.mangrove.agent-sha256=\"{agent_hash}\"\n\
              CMD [\"/usr/bin/runsvdir\", \"-P\", \"/etc/service\"]\n"
         );

@@ -60,6 +60,16 @@ pub struct HostSeed {
     pub kind: String,
 }
 
+/// An event report as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventReport {
+    pub seq: i64,
+    pub created_at: i64,
+    pub received_at: i64,
+    /// The report as the agent sent it (a `proto::v1::Report`).
+    pub payload: Vec<u8>,
+}
+
 /// A host and what its agent last said.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HostRecord {
@@ -264,6 +274,9 @@ pub trait Store:
 
     /// Stores a report once; returns false for a replay (already stored).
     async fn store_report(&self, r: &NewReport) -> Result<bool, StoreError>;
+    /// The events `host` reported (newest first, at most `limit`): their stored reports,
+    /// protobuf-encoded (decoded by `crate::api_events`).
+    async fn list_event_reports(&self, host: &str, limit: i64) -> Result<Vec<EventReport>, StoreError>;
     async fn touch_host(&self, host: &str, now: i64) -> Result<(), StoreError>;
     /// A heartbeat sent outside the outbox: liveness, problems and outbox counters, no report.
     async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError>;

@@ -408,6 +408,27 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
+    async fn list_event_reports(&self, host: &str, limit: i64) -> Result<Vec<EventReport>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, created_at, received_at, payload FROM reports WHERE host = ? AND kind = 'event'
+             ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(host)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventReport {
+                    seq: r.try_get("seq")?,
+                    created_at: r.try_get("created_at")?,
+                    received_at: r.try_get("received_at")?,
+                    payload: r.try_get::<Option<Vec<u8>>, _>("payload")?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
     async fn record_unsequenced_heartbeat(&self, host: &str, now: i64, hb: &HeartbeatStatus) -> Result<(), StoreError> {
         let mut tx = write_tx(&self.pool).await?;
         touch(&mut tx, host, now).await?;
