@@ -1,0 +1,1 @@
+//! Differential tests: each module against real Ansible (`ansible-core` in the project venv).
