@@ -10,9 +10,9 @@ use std::process::Command;
 /// The venv tests use unless `MANGROVE_VENV` names another.
 pub const DEFAULT_VENV: &str = "/var/tmp/mangrove-venv";
 /// The Python packages the venv must hold.
-pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient"];
+pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient", "ansible-core"];
 /// Modules whose import proves those packages are installed.
-const VENV_IMPORTS: &str = "import pyVmomi, openstackclient";
+const VENV_IMPORTS: &str = "import pyVmomi, openstackclient, ansible";
 
 /// The Debian packages, and what each enables.
 const DEBIAN: &[(&str, &str)] = &[

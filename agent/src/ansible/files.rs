@@ -221,6 +221,15 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
             let src = args
                 .str(&["src"])?
                 .ok_or_else(|| Failure::new("src is required for creating new symlinks").with("path", p.clone()))?;
+            let target = path.parent().unwrap_or(Path::new("/")).join(&src);
+            if !force && std::fs::symlink_metadata(&target).is_err() {
+                return Err(Failure::new(format!(
+                    "src file does not exist, use 'force=yes' if you really want to create the link: {}",
+                    target.display()
+                ))
+                .with("path", p)
+                .with("src", src));
+            }
             let current = std::fs::read_link(&path).ok();
             changed = match before {
                 "absent" => true,

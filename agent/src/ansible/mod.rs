@@ -153,7 +153,10 @@ pub const MODULES: &[&str] = &[
 
 /// Runs one module call. Never panics on bad input: a bad call is a failed result.
 pub fn run_module(name: &str, args: &Value, opts: &RunOptions) -> ModuleResult {
-    let short = name.strip_prefix("ansible.builtin.").or_else(|| name.strip_prefix("ansible.legacy.")).unwrap_or(name);
+    let short = ["ansible.builtin.", "ansible.legacy.", "ansible.posix."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name);
     let Some(map) = args.as_object().cloned().or_else(|| args.is_null().then(Map::new)) else {
         return ModuleResult::fail(format!("the arguments of module {name} must be a mapping"));
     };
