@@ -375,24 +375,20 @@ pub fn stat(args: Args, _opts: &RunOptions) -> ModResult {
         );
         st.insert("lnk_target".into(), json!(target.display().to_string()));
     }
-    if get_checksum && ft.is_file() {
-        if let Ok(data) = std::fs::read(&path) {
-            let sum = match algo.as_str() {
-                "sha1" => fsutil::sha1_hex(&data),
-                "sha256" => {
-                    use sha2::Digest;
-                    hex::encode(sha2::Sha256::digest(&data))
-                }
-                "sha512" => {
-                    use sha2::Digest;
-                    hex::encode(sha2::Sha512::digest(&data))
-                }
-                other => {
-                    return Err(Failure::new(format!("checksum algorithm {other} is not supported by this agent")));
-                }
-            };
-            st.insert("checksum".into(), json!(sum));
-        }
+    if get_checksum
+        && ft.is_file()
+        && let Ok(data) = std::fs::read(&path)
+    {
+        use sha2::Digest;
+        let sum = match algo.as_str() {
+            "sha1" => fsutil::sha1_hex(&data),
+            "sha224" => hex::encode(sha2::Sha224::digest(&data)),
+            "sha256" => hex::encode(sha2::Sha256::digest(&data)),
+            "sha384" => hex::encode(sha2::Sha384::digest(&data)),
+            "sha512" => hex::encode(sha2::Sha512::digest(&data)),
+            other => return Err(Failure::new(format!("checksum algorithm {other} is not supported by this agent"))),
+        };
+        st.insert("checksum".into(), json!(sum));
     }
     Ok(ModuleResult::ok(false).set("stat", Value::Object(st)))
 }

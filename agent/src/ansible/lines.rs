@@ -86,16 +86,17 @@ fn read_target(path: &Path, create: bool, opts: &RunOptions) -> Result<Option<St
 
 /// Writes the new content (when changed and not in check mode) and applies the attributes,
 /// as Ansible's `write_changes` + `check_file_attrs`. Returns the final result.
-fn finish(
-    path: &Path,
-    args: &Args,
-    opts: &RunOptions,
+/// An edit computed by a module: the file's text before and after.
+struct Edit<'a> {
     existed: bool,
-    before: &str,
-    after: &str,
-    mut changed: bool,
-    mut msg: String,
-) -> ModResult {
+    before: &'a str,
+    after: &'a str,
+    changed: bool,
+    msg: String,
+}
+
+fn finish(path: &Path, args: &Args, opts: &RunOptions, edit: Edit) -> ModResult {
+    let Edit { existed, before, after, mut changed, mut msg } = edit;
     let backup = args.bool(&["backup"], false)?;
     let mut r = ModuleResult::ok(false);
     if changed && !opts.check {
@@ -221,7 +222,8 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
             .collect();
         let after_text = kept.concat();
         let msg = if found > 0 { format!("{found} line(s) removed") } else { String::new() };
-        let r = finish(path, &args, opts, true, &content, &after_text, found > 0, msg)?;
+        let edit = Edit { existed: true, before: &content, after: &after_text, changed: found > 0, msg };
+        let r = finish(path, &args, opts, edit)?;
         return Ok(r.set("found", found));
     }
 
@@ -352,7 +354,8 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
         changed = true;
     }
     let after_text = lines.concat();
-    finish(path, &args, opts, existed, &before_text, &after_text, changed, msg.to_string()).map(|mut r| {
+    let edit = Edit { existed, before: &before_text, after: &after_text, changed, msg: msg.to_string() };
+    finish(path, &args, opts, edit).map(|mut r| {
         r.values.entry("backup").or_insert_with(|| "".into());
         r
     })
@@ -489,7 +492,7 @@ pub fn blockinfile(args: Args, opts: &RunOptions) -> ModResult {
         (true, "Block inserted")
     };
     let before = original.unwrap_or_default();
-    finish(path, &args, opts, existed, &before, &result, changed, msg.to_string())
+    finish(path, &args, opts, Edit { existed, before: &before, after: &result, changed, msg: msg.to_string() })
 }
 
 /// `replace`: every match of a regular expression replaced (Python-style back-references).

@@ -77,14 +77,14 @@ fn substitute(v: &Value, dir: &Path) -> Value {
 }
 
 fn prepare(dir: &Path, c: &Case) {
-    std::fs::create_dir_all(dir).unwrap();
+    std::fs::create_dir_all(dir).expect("test fixture");
     for d in &c.dirs {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
+        std::fs::create_dir_all(dir.join(d)).expect("test fixture");
     }
     for (name, content, mode) in &c.files {
         let p = dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+        std::fs::write(&p, content).expect("test fixture");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).expect("test fixture");
     }
 }
 
@@ -92,24 +92,24 @@ fn prepare(dir: &Path, c: &Case) {
 /// names carry a pid and a time).
 fn tree(dir: &Path) -> Vec<(String, String, String, String)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String, String, String)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir).expect("test fixture").flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let rel = p.strip_prefix(root).expect("test fixture").display().to_string();
             if rel.ends_with('~') {
                 continue;
             }
-            let meta = std::fs::symlink_metadata(&p).unwrap();
+            let meta = std::fs::symlink_metadata(&p).expect("test fixture");
             let mode = format!("{:o}", meta.permissions().mode() & 0o7777);
             if meta.file_type().is_symlink() {
-                let target = std::fs::read_link(&p).unwrap().display().to_string();
+                let target = std::fs::read_link(&p).expect("test fixture").display().to_string();
                 out.push((rel, "link".into(), String::new(), target));
             } else if meta.is_dir() {
                 out.push((rel.clone(), "dir".into(), mode, String::new()));
                 walk(root, &p, out);
             } else {
-                let content = String::from_utf8_lossy(&std::fs::read(&p).unwrap()).into_owned();
+                let content = String::from_utf8_lossy(&std::fs::read(&p).expect("test fixture")).into_owned();
                 out.push((rel, "file".into(), mode, content));
             }
         }
@@ -138,7 +138,7 @@ fn truthy(v: &Value) -> bool {
 /// asserts they agree. `extra` compares module-specific return values.
 fn differential(table: &str, cases: &[Case], extra: impl Fn(&Case, &Value, &Value) -> Result<(), String>) {
     let bin = ansible_playbook();
-    let root = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().expect("test fixture");
     let (ans, ours) = (root.path().join("ansible"), root.path().join("ours"));
     let mut tasks = Vec::new();
     let mut names = Vec::new();
@@ -169,7 +169,7 @@ fn differential(table: &str, cases: &[Case], extra: impl Fn(&Case, &Value, &Valu
     }));
     let playbook = json!([{"hosts": "localhost", "gather_facts": false, "tasks": tasks}]);
     let pb = root.path().join("playbook.yml");
-    std::fs::write(&pb, serde_json::to_string_pretty(&playbook).unwrap()).unwrap();
+    std::fs::write(&pb, serde_json::to_string_pretty(&playbook).expect("test fixture")).expect("test fixture");
     let run = Command::new(&bin)
         .args(["-i", "localhost,", "-c", "local"])
         .arg("-e")
@@ -179,9 +179,9 @@ fn differential(table: &str, cases: &[Case], extra: impl Fn(&Case, &Value, &Valu
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_HOME", root.path().join("ansible-home"))
         .output()
-        .unwrap();
+        .expect("test fixture");
     let results: Value = match std::fs::read(&out) {
-        Ok(b) => serde_json::from_slice(&b).unwrap(),
+        Ok(b) => serde_json::from_slice(&b).expect("test fixture"),
         Err(e) => panic!(
             "{table}: ansible-playbook produced no results ({e}):\n{}\n{}",
             String::from_utf8_lossy(&run.stdout),
@@ -195,7 +195,7 @@ fn differential(table: &str, cases: &[Case], extra: impl Fn(&Case, &Value, &Valu
         let args = substitute(&c.args, &dir);
         // Paths in results name each side's own directory: both become `{D}`.
         let norm = |v: &Value, d: &Path| -> Value {
-            serde_json::from_str(&v.to_string().replace(&d.display().to_string(), "{D}")).unwrap()
+            serde_json::from_str(&v.to_string().replace(&d.display().to_string(), "{D}")).expect("test fixture")
         };
         let adir = ans.join(format!("c{i}"));
         let mine = [
@@ -441,8 +441,8 @@ fn command_and_shell_agree_with_ansible() {
 
 #[test]
 fn wait_for_and_service_agree_with_ansible() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("test fixture");
+    let port = listener.local_addr().expect("test fixture").port();
     let cases = vec![
         case("wait_for", json!({"path": "{D}/f", "timeout": 2})).file("f", "ready\n", 0o644),
         case("wait_for", json!({"path": "{D}/f", "search_regex": "rea.y", "timeout": 2})).file("f", "ready\n", 0o644),
@@ -463,7 +463,7 @@ fn systemd_without_systemd_fails_as_ansible_does_and_says_why() {
         case("systemd", json!({"name": "cron", "state": "started"})),
         case("systemd", json!({"name": "cron", "state": "started"})).check(),
     ];
-    let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap();
+    let pid1 = std::fs::read_to_string("/proc/1/comm").expect("test fixture");
     assert_ne!(pid1.trim(), "systemd", "this test expects a host without systemd as PID 1");
     differential("systemd", &cases, |_, m, _| {
         let msg = m["msg"].as_str().unwrap_or("");
@@ -491,18 +491,18 @@ fn sysctl_edits_its_file_idempotently() {
         (json!({"name": "vm.swappiness", "state": "absent"}), true, "# kernel\nnet.ipv4.ip_forward=0\n"),
     ];
     for (args, changed, after) in cases {
-        let d = tempfile::tempdir().unwrap();
+        let d = tempfile::tempdir().expect("test fixture");
         let file = d.path().join("s.conf");
-        std::fs::write(&file, base).unwrap();
+        std::fs::write(&file, base).expect("test fixture");
         let mut args = args.clone();
         args["sysctl_file"] = json!(file);
         args["reload"] = json!(false);
         let check = run_module("ansible.posix.sysctl", &args, &RunOptions { check: true, diff: false }).to_json();
         assert_eq!(check["changed"], *changed, "check mode {args}: {check}");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), base, "check mode changed the file");
+        assert_eq!(std::fs::read_to_string(&file).expect("test fixture"), base, "check mode changed the file");
         let r = run_module("sysctl", &args, &RunOptions::default()).to_json();
         assert_eq!(r["changed"], *changed, "{args}: {r}");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), *after, "{args}");
+        assert_eq!(std::fs::read_to_string(&file).expect("test fixture"), *after, "{args}");
         let r = run_module("sysctl", &args, &RunOptions::default()).to_json();
         assert_eq!(r["changed"], false, "second run {args}: {r}");
     }
@@ -525,14 +525,17 @@ fn group_and_user_agree_with_ansible() {
     let check = RunOptions { check: true, diff: false };
     let group = json!({"name": "mgtestga", "gid": 64123});
     let r = run_module("group", &group, &check).to_json();
-    assert_eq!((r["changed"].clone(), nix::unistd::Group::from_name("mgtestga").unwrap()), (json!(true), None));
+    assert_eq!(
+        (r["changed"].clone(), nix::unistd::Group::from_name("mgtestga").expect("test fixture")),
+        (json!(true), None)
+    );
     let r = run_module("group", &group, &opts).to_json();
     assert_eq!(r["changed"], true, "{r}");
     assert_eq!(r["gid"], 64123, "{r}");
     assert_eq!(run_module("group", &group, &opts).to_json()["changed"], false);
     let user = json!({"name": "mgtestua", "group": "mgtestga", "shell": "/bin/sh", "create_home": false});
     assert_eq!(run_module("user", &user, &check).to_json()["changed"], true);
-    assert!(nix::unistd::User::from_name("mgtestua").unwrap().is_none(), "check mode created the user");
+    assert!(nix::unistd::User::from_name("mgtestua").expect("test fixture").is_none(), "check mode created the user");
     let r = run_module("user", &user, &opts).to_json();
     assert_eq!(r["changed"], true, "{r}");
     assert_eq!(run_module("user", &user, &opts).to_json()["changed"], false);
@@ -549,7 +552,8 @@ fn group_and_user_agree_with_ansible() {
         if check {
             cmd.arg("--check");
         }
-        let out = cmd.env("ANSIBLE_LOCALHOST_WARNING", "False").env("ANSIBLE_NOCOLOR", "1").output().unwrap();
+        let out =
+            cmd.env("ANSIBLE_LOCALHOST_WARNING", "False").env("ANSIBLE_NOCOLOR", "1").output().expect("test fixture");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let json_at = text.find('{').unwrap_or_else(|| panic!("no JSON from ansible: {text}"));
         serde_json::from_str(text[json_at..].trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
