@@ -138,7 +138,11 @@ fn run(args: Args, opts: &RunOptions, uses_shell: bool) -> ModResult {
     if let Some(dir) = &chdir
         && !std::path::Path::new(dir).is_dir()
     {
-        return Err(Failure::new("Unable to change directory before execution.").with("cmd", cmd_json));
+        return Err(Failure::new("Unable to change directory before execution.")
+            .with("cmd", cmd_json)
+            .with("rc", Value::Null)
+            .with("stdout", "")
+            .with("stderr", ""));
     }
     let skip = match (&creates, &removes) {
         (Some(c), _) if exists_glob(c) => Some((format!("{shoulda} not run command since '{c}' exists"), c, "exists")),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::args::{Args, FILE_COMMON};
-use super::fsutil::{self, Attrs, mode_string};
+use super::fsutil::{self, Attrs};
 use super::{Diff, Failure, ModResult, ModuleResult, RunOptions};
 
 /// `copy`: `content` (or `src`, a file on this host) to `dest`.
@@ -151,10 +151,12 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
                     if before == "directory" { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
                 r.map_err(|e| Failure::new(format!("rmtree failed: {e}")).with("path", p.clone()))?;
             }
-            let mut r = ModuleResult::ok(changed).set("path", p).set("state", "absent");
+            let mut r = ModuleResult::ok(changed);
             if opts.diff && changed {
                 r.diff.push(diff);
             }
+            // As Ansible's `add_path_info`: the state on disk (still there in check mode).
+            r.values.extend(fsutil::path_info(&path));
             return Ok(r);
         }
         "file" => {
@@ -336,7 +338,7 @@ pub fn stat(args: Args, _opts: &RunOptions) -> ModResult {
     let p = path.display().to_string();
     st.insert("exists".into(), json!(true));
     st.insert("path".into(), json!(p));
-    st.insert("mode".into(), json!(mode_string(mode)));
+    st.insert("mode".into(), json!(format!("{:04o}", mode & 0o7777)));
     st.insert("isdir".into(), json!(ft.is_dir()));
     st.insert("isreg".into(), json!(ft.is_file()));
     st.insert("islnk".into(), json!(ft.is_symlink()));

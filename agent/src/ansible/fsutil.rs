@@ -72,8 +72,9 @@ fn symbolic(s: &str, mut mode: u32, is_dir: bool) -> Option<u32> {
     Some(mode)
 }
 
+/// A mode as Ansible's file results and diffs show it: `0644`, `02755`.
 pub fn mode_string(mode: u32) -> String {
-    format!("{:04o}", mode & 0o7777)
+    format!("0{:03o}", mode & 0o7777)
 }
 
 pub fn uid_of(owner: &str) -> Result<u32, Failure> {

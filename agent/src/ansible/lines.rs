@@ -140,6 +140,11 @@ fn split_lines(s: &str) -> Vec<String> {
     s.split_inclusive('\n').map(String::from).collect()
 }
 
+/// A line as Python's `re.search` sees it for `$`: one final `\n` does not count.
+fn py_line(l: &str) -> &str {
+    l.strip_suffix('\n').unwrap_or(l)
+}
+
 fn strip_eol(l: &str) -> &str {
     l.trim_end_matches(['\r', '\n'])
 }
@@ -209,7 +214,7 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
             .into_iter()
             .filter(|l| {
                 let m = match (&re, &search, &line) {
-                    (Some(re), _, _) => re.is_match(strip_eol(l)),
+                    (Some(re), _, _) => re.is_match(py_line(l)),
                     (None, Some(s), _) => l.contains(s.as_str()),
                     (None, None, Some(line)) => strip_eol(l) == line,
                     _ => false,
@@ -248,7 +253,7 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
     let mut exact = false;
     if let Some(re) = &re {
         for (n, l) in lines.iter().enumerate() {
-            if re.is_match(strip_eol(l)) {
+            if re.is_match(py_line(l)) {
                 index[0] = n as i64;
                 matched = Some(l.clone());
                 if firstmatch {
@@ -274,7 +279,7 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
                 index[0] = n as i64;
                 exact = true;
             } else if let Some(ins) = &ins_re
-                && ins.is_match(strip_eol(l))
+                && ins.is_match(py_line(l))
             {
                 if after.is_some() {
                     index[1] = n as i64 + 1;
@@ -300,7 +305,7 @@ pub fn lineinfile(args: Args, opts: &RunOptions) -> ModResult {
     if index[0] != -1 {
         let mut new_line = match (&re, &matched) {
             (Some(re), Some(m)) if backrefs => {
-                let caps = re.captures(strip_eol(m));
+                let caps = re.captures(py_line(m));
                 let mut out = String::new();
                 if let Some(caps) = caps {
                     caps.expand(&python_template(&line)?, &mut out);
@@ -450,7 +455,7 @@ pub fn blockinfile(args: Args, opts: &RunOptions) -> ModResult {
             if let Some(re) = &insert_re {
                 let mut found = None;
                 for (i, l) in lines.iter().enumerate() {
-                    if re.is_match(l) {
+                    if re.is_match(py_line(l)) {
                         found = Some(i);
                     }
                 }
@@ -509,15 +514,16 @@ pub fn replace(args: Args, opts: &RunOptions) -> ModResult {
     let before = args.str(&["before"])?.filter(|s| !s.is_empty());
     let contents = read_target(path, false, opts)?.unwrap_or_default();
     let section_pattern = match (&after, &before) {
-        (Some(a), Some(b)) => Some(format!("(?s){a}(?P<subsection>.*?){b}")),
-        (Some(a), None) => Some(format!("(?s){a}(?P<subsection>.*)")),
-        (None, Some(b)) => Some(format!("(?s)(?P<subsection>.*){b}")),
+        (Some(a), Some(b)) => Some(format!("{a}(?P<subsection>.*?){b}")),
+        (Some(a), None) => Some(format!("{a}(?P<subsection>.*)")),
+        (None, Some(b)) => Some(format!("(?P<subsection>.*){b}")),
         (None, None) => None,
     };
     let (start, end) = match &section_pattern {
         None => (0, contents.len()),
         Some(p) => {
-            let re = compile(p, false)?;
+            // Python's re.DOTALL: `.` crosses lines.
+            let re = compile(&format!("(?s){p}"), false)?;
             match re.captures(&contents).and_then(|c| c.name("subsection")) {
                 Some(m) => (m.start(), m.end()),
                 None => {

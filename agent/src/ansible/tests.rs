@@ -266,6 +266,14 @@ fn file_module_agrees_with_ansible() {
         case("file", json!({"path": "{D}/f", "colour": "blue"})),
         case("file", json!({"path": "{D}/f", "state": "sideways"})),
         case("file", json!({"path": "{D}/f", "state": "directory"})).file("f", "x", 0o644),
+        case("file", json!({"path": "{D}/f", "mode": "644"})).file("f", "x", 0o600),
+        case("file", json!({"path": "{D}/f", "mode": "go-rwx"})).file("f", "x", 0o666),
+        case("file", json!({"path": "{D}/d", "state": "directory", "mode": "g+s"})).dir("d"),
+        case("file", json!({"path": "{D}/d", "state": "absent"})).dir("d").check(),
+        case("file", json!({"path": "{D}/f", "state": "touch"})).file("f", "x", 0o600),
+        case("file", json!({"path": "{D}/l", "state": "link", "src": "/nonexistent", "force": true})),
+        case("file", json!({"path": "{D}/l", "state": "link", "src": "f"})).file("f", "x", 0o644).check(),
+        case("file", json!({"path": "{D}/f", "mode": "0999"})).file("f", "x", 0o644),
     ];
     differential("file", &cases, |_, m, t| {
         if truthy(&t["failed"]) {
@@ -293,6 +301,11 @@ fn copy_module_agrees_with_ansible() {
         case("copy", json!({"dest": "{D}/f", "content": "new\n", "backup": true})).file("f", "old\n", 0o644),
         case("copy", json!({"dest": "{D}/missing/f", "content": "new\n"})),
         case("copy", json!({"dest": "{D}/f", "content": "x", "bogus": 1})),
+        case("copy", json!({"dest": "{D}/f", "content": ""})),
+        case("copy", json!({"dest": "{D}/f", "content": "no newline"})).file("f", "no newline\n", 0o644),
+        case("copy", json!({"dest": "{D}/f", "content": "x\n", "mode": "u=rw,g=r"})),
+        case("copy", json!({"dest": "{D}/d", "content": "x\n"})).dir("d"),
+        case("copy", json!({"dest": "{D}/f", "content": "new\n", "mode": "0600"})).file("f", "old\n", 0o644).check(),
     ];
     differential("copy", &cases, |_, m, t| {
         if truthy(&t["failed"]) {
@@ -331,6 +344,20 @@ fn lineinfile_module_agrees_with_ansible() {
         case("lineinfile", json!({"path": "{D}/new", "line": "a=1"})),
         case("lineinfile", json!({"path": "{D}/n", "line": "last"})).file("n", "no newline", 0o644),
         f(json!({"path": "{D}/c", "line": "x", "wat": true})),
+        f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertafter": "yes$", "firstmatch": true})),
+        f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertafter": "yes$"})),
+        f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertbefore": "^# sshd"})),
+        f(json!({"path": "{D}/c", "line": "UsePAM yes", "insertafter": "^Port"})),
+        f(json!({"path": "{D}/c", "line": "PermitRootLogin yes", "insertbefore": "^Port"})),
+        f(json!({"path": "{D}/c", "regexp": "^Nope", "line": "Nope 1", "insertafter": "^Port"})),
+        f(json!({"path": "{D}/c", "regexp": "yes$", "line": "Both no"})),
+        f(json!({"path": "{D}/c", "regexp": "yes$", "line": "Both no", "firstmatch": true})),
+        f(json!({"path": "{D}/c", "search_string": "RootLogin", "line": "PermitRootLogin prohibit-password"})),
+        f(json!({"path": "{D}/c", "search_string": "#List", "state": "absent"})),
+        case("lineinfile", json!({"path": "{D}/w", "line": "b=2"})).file("w", "a=1\r\nc=3\r\n", 0o644),
+        case("lineinfile", json!({"path": "{D}/w", "line": "a=1"})).file("w", "a=1\r\nc=3\r\n", 0o644),
+        case("lineinfile", json!({"path": "{D}/e", "line": "first"})).file("e", "", 0o644),
+        case("lineinfile", json!({"path": "{D}/sub/new", "line": "a", "create": true})),
     ];
     differential("lineinfile", &cases, |_, m, t| {
         if !truthy(&t["failed"]) && m["msg"] != t["msg"] {
@@ -360,6 +387,17 @@ fn blockinfile_module_agrees_with_ansible() {
         case("blockinfile", json!({"path": "{D}/new", "block": "a\nb", "create": true})),
         case("blockinfile", json!({"path": "{D}/new", "block": "a"})),
         case("blockinfile", json!({"path": "{D}/n", "block": "a"})).file("n", "no newline", 0o600),
+        case("blockinfile", json!({"path": "{D}/c", "block": "old"})).file("c", managed, 0o644),
+        case("blockinfile", json!({"path": "{D}/c", "block": "new"})).file(
+            "c",
+            "# END ANSIBLE MANAGED BLOCK\nx\n# BEGIN ANSIBLE MANAGED BLOCK\n",
+            0o644,
+        ),
+        f(json!({"path": "{D}/c", "block": block, "insertafter": "yes$"})),
+        f(json!({"path": "{D}/c", "block": block, "insertbefore": "yes$"})),
+        f(json!({"path": "{D}/c", "block": block, "marker_begin": "START", "marker_end": "STOP"})),
+        f(json!({"path": "{D}/c", "state": "absent"})),
+        case("blockinfile", json!({"path": "{D}/c", "block": "new", "mode": "0600"})).file("c", managed, 0o644).check(),
     ];
     differential("blockinfile", &cases, |_, m, t| {
         if !truthy(&t["failed"]) && m["msg"] != t["msg"] {
@@ -383,6 +421,11 @@ fn replace_module_agrees_with_ansible() {
         f(json!({"path": "{D}/c", "regexp": "yes", "replace": "$5 cost"})),
         f(json!({"path": "{D}/c", "regexp": "nothing", "mode": "0600"})),
         case("replace", json!({"path": "{D}/missing", "regexp": "a", "replace": "b"})),
+        f(json!({"path": "{D}/c", "regexp": "^#.*\n", "replace": ""})),
+        f(json!({"path": "{D}/c", "regexp": "^(Port) 22$", "replace": "\\1 22\\nPort 2222"})),
+        f(json!({"path": "{D}/c", "regexp": "(?i)permitrootlogin", "replace": "PermitRootLogin"})),
+        f(json!({"path": "{D}/c", "regexp": "yes", "replace": "no", "after": "Port", "before": "UsePAM"})),
+        f(json!({"path": "{D}/c", "regexp": "yes", "replace": "no", "after": "NOTHERE"})),
     ];
     differential("replace", &cases, |_, m, t| {
         if !truthy(&t["failed"]) && m["msg"] != t["msg"] {
@@ -425,6 +468,9 @@ fn command_and_shell_agree_with_ansible() {
         case("shell", json!({"cmd": "cat > out", "chdir": "{D}", "stdin": "from stdin", "creates": "{D}/out"})),
         case("shell", json!({"cmd": "exit 3"})),
         case("command", json!({"cmd": "echo", "nope": 1})),
+        case("command", json!({"_raw_params": "printf '%s|' \"a  b\" c\\ d"})),
+        case("shell", json!({"cmd": "echo $0 > which", "chdir": "{D}", "executable": "/bin/bash"})),
+        case("command", json!({"cmd": "ls", "chdir": "{D}/nope"})),
     ];
     differential("command", &cases, |c, m, t| {
         if c.check {
