@@ -221,7 +221,8 @@ impl Tasks {
         let started = now_ms();
         let timeout_ms = task.timeout_ms;
         let work = tokio::task::spawn_blocking(move || {
-            let opts = crate::ansible::RunOptions { check: task.check, diff: task.diff };
+            let become_user = Some(task.become_user).filter(|u| !u.is_empty());
+            let opts = crate::ansible::RunOptions { check: task.check, diff: task.diff, become_user };
             let args = if task.args_json.trim().is_empty() {
                 Ok(serde_json::Value::Null)
             } else {
@@ -621,6 +622,7 @@ mod tests {
                 check,
                 diff: true,
                 timeout_ms: 10_000,
+                become_user: String::new(),
             }),
             ..Default::default()
         }

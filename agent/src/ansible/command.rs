@@ -170,16 +170,29 @@ fn run(args: Args, opts: &RunOptions, uses_shell: bool) -> ModResult {
         }
         return Ok(r.set("stdout", "").set("stderr", ""));
     }
-    let mut command = if uses_shell {
+    let program: Vec<String> = if uses_shell {
         let exe = args.str(&["executable"])?.unwrap_or_else(|| "/bin/sh".into());
-        let mut c = Command::new(exe);
-        c.arg("-c").arg(&cmd[0]);
-        c
+        vec![exe, "-c".into(), cmd[0].clone()]
     } else {
-        let mut c = Command::new(&cmd[0]);
-        c.args(&cmd[1..]);
-        c
+        cmd.clone()
     };
+    // become_user: through runuser (util-linux), which sets the user's groups as login does.
+    let program = match opts.become_user.as_deref().filter(|u| !u.is_empty() && *u != "root") {
+        None => program,
+        Some(name) => {
+            let user = nix::unistd::User::from_name(name)
+                .ok()
+                .flatten()
+                .ok_or_else(|| Failure::new(format!("become_user {name} does not exist on this host")))?;
+            let mut wrapped = vec!["runuser".into(), "-u".into(), name.to_string(), "--".into(), "env".into()];
+            wrapped.push(format!("HOME={}", user.dir.display()));
+            wrapped.extend([format!("USER={name}"), format!("LOGNAME={name}")]);
+            wrapped.extend(program);
+            wrapped
+        }
+    };
+    let mut command = Command::new(&program[0]);
+    command.args(&program[1..]);
     if let Some(dir) = &chdir {
         command.current_dir(dir);
     }

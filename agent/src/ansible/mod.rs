@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub check: bool,
     /// Return a `diff` (before/after) for what changes.
     pub diff: bool,
+    /// Run as this user (Ansible's `become_user`, with the agent as root): `command` and
+    /// `shell` run their program as that user; the other modules refuse any user but root.
+    pub become_user: Option<String>,
 }
 
 /// One side of a change, as Ansible's `diff` result key holds it.
@@ -161,6 +164,13 @@ pub fn run_module(name: &str, args: &Value, opts: &RunOptions) -> ModuleResult {
         return ModuleResult::fail(format!("the arguments of module {name} must be a mapping"));
     };
     let args = Args::new(short, map);
+    if let Some(user) = opts.become_user.as_deref().filter(|u| !u.is_empty() && *u != "root")
+        && !matches!(short, "command" | "shell")
+    {
+        return ModuleResult::fail(format!(
+            "become_user {user} is supported by the command and shell modules only; run {name} as root"
+        ));
+    }
     let run = match short {
         "command" => command::command,
         "shell" => command::shell,

@@ -191,7 +191,7 @@ fn differential(table: &str, cases: &[Case], extra: impl Fn(&Case, &Value, &Valu
     let mut failures = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let dir = ours.join(format!("c{i}"));
-        let opts = RunOptions { check: c.check, diff: c.diff };
+        let opts = RunOptions { check: c.check, diff: c.diff, become_user: None };
         let args = substitute(&c.args, &dir);
         // Paths in results name each side's own directory: both become `{D}`.
         let norm = |v: &Value, d: &Path| -> Value {
@@ -543,7 +543,9 @@ fn sysctl_edits_its_file_idempotently() {
         let mut args = args.clone();
         args["sysctl_file"] = json!(file);
         args["reload"] = json!(false);
-        let check = run_module("ansible.posix.sysctl", &args, &RunOptions { check: true, diff: false }).to_json();
+        let check =
+            run_module("ansible.posix.sysctl", &args, &RunOptions { check: true, diff: false, become_user: None })
+                .to_json();
         assert_eq!(check["changed"], *changed, "check mode {args}: {check}");
         assert_eq!(std::fs::read_to_string(&file).expect("test fixture"), base, "check mode changed the file");
         let r = run_module("sysctl", &args, &RunOptions::default()).to_json();
@@ -568,7 +570,7 @@ fn group_and_user_agree_with_ansible() {
     // Ansible's run and ours share the machine: ours first creates, then Ansible finds it done
     // (and the reverse for removal), so each side's first run is compared with a fresh state.
     let opts = RunOptions::default();
-    let check = RunOptions { check: true, diff: false };
+    let check = RunOptions { check: true, diff: false, become_user: None };
     let group = json!({"name": "mgtestga", "gid": 64123});
     let r = run_module("group", &group, &check).to_json();
     assert_eq!(
@@ -624,7 +626,7 @@ fn group_and_user_agree_with_ansible() {
 /// `apt` in check mode only (nothing is installed or removed): the state comes from dpkg-query.
 #[test]
 fn apt_check_mode_reads_the_package_state() {
-    let check = RunOptions { check: true, diff: false };
+    let check = RunOptions { check: true, diff: false, become_user: None };
     let r = run_module("apt", &json!({"name": "bash"}), &check).to_json();
     assert_eq!((r["changed"].clone(), r["failed"].clone()), (json!(false), Value::Null), "{r}");
     let r = run_module("ansible.builtin.package", &json!({"name": ["bash"], "state": "absent"}), &check).to_json();
@@ -647,4 +649,21 @@ fn unified_diff_of_a_content_change() {
     let d = super::Diff::text("a\nb\n", "a\nc\n", "/etc/x");
     assert_eq!(d.unified(), "--- before: /etc/x\n+++ after: /etc/x\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n");
     assert_eq!(super::MODULES.len(), 17);
+}
+
+#[test]
+fn become_user_runs_commands_as_that_user_and_other_modules_refuse_it() {
+    let opts = RunOptions { check: false, diff: false, become_user: Some("nobody".into()) };
+    let r = run_module("command", &json!({"cmd": "id -un"}), &opts).to_json();
+    assert_eq!((r["rc"].clone(), r["stdout"].clone()), (json!(0), json!("nobody")), "{r}");
+    let r = run_module("shell", &json!({"cmd": "echo $HOME; id -u"}), &opts).to_json();
+    assert_eq!(
+        r["stdout_lines"][1],
+        nix::unistd::User::from_name("nobody").expect("passwd").expect("nobody").uid.as_raw().to_string()
+    );
+    let r = run_module("file", &json!({"path": "/tmp/x", "state": "touch"}), &opts).to_json();
+    assert_eq!(r["failed"], true, "{r}");
+    let root = RunOptions { become_user: Some("root".into()), ..RunOptions::default() };
+    let r = run_module("stat", &json!({"path": "/"}), &root).to_json();
+    assert_eq!(r["stat"]["isdir"], true, "{r}");
 }
