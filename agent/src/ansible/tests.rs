@@ -8,7 +8,7 @@
 //! directories hold the same files with the same contents and modes, and content diffs agree.
 //! Without ansible the tests fail, saying what to install.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -101,7 +101,7 @@ fn tree(dir: &Path) -> Vec<(String, String, String, String)> {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&p).expect("test fixture");
-            let mode = format!("{:o}", meta.permissions().mode() & 0o7777);
+            let mode = format!("{:o} {}:{}", meta.permissions().mode() & 0o7777, meta.uid(), meta.gid());
             if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&p).expect("test fixture").display().to_string();
                 out.push((rel, "link".into(), String::new(), target));
@@ -274,6 +274,12 @@ fn file_module_agrees_with_ansible() {
         case("file", json!({"path": "{D}/l", "state": "link", "src": "/nonexistent", "force": true})),
         case("file", json!({"path": "{D}/l", "state": "link", "src": "f"})).file("f", "x", 0o644).check(),
         case("file", json!({"path": "{D}/f", "mode": "0999"})).file("f", "x", 0o644),
+        case("file", json!({"path": "{D}/f", "owner": "nobody", "group": "nogroup"})).file("f", "x", 0o644),
+        case("file", json!({"path": "{D}/f", "owner": "65534", "mode": "0600"})).file("f", "x", 0o644).check(),
+        case("file", json!({"path": "{D}/f", "owner": "mgtest-nosuchuser"})).file("f", "x", 0o644),
+        case("file", json!({"path": "{D}/d", "state": "directory", "recurse": true, "owner": "nobody"}))
+            .dir("d/e")
+            .file("d/e/f", "x", 0o644),
     ];
     differential("file", &cases, |_, m, t| {
         if truthy(&t["failed"]) {
@@ -306,13 +312,17 @@ fn copy_module_agrees_with_ansible() {
         case("copy", json!({"dest": "{D}/f", "content": "x\n", "mode": "u=rw,g=r"})),
         case("copy", json!({"dest": "{D}/d", "content": "x\n"})).dir("d"),
         case("copy", json!({"dest": "{D}/f", "content": "new\n", "mode": "0600"})).file("f", "old\n", 0o644).check(),
+        case("copy", json!({"dest": "{D}/f", "content": "new\n", "owner": "nobody", "group": "nogroup"})),
+        case("copy", json!({"dest": "{D}/f", "content": "old\n", "owner": "nobody"})).file("f", "old\n", 0o600),
     ];
     differential("copy", &cases, |_, m, t| {
         if truthy(&t["failed"]) {
             return Ok(());
         }
-        if !t["checksum"].is_null() && m["checksum"] != t["checksum"] {
-            return Err(format!("checksum ours={} ansible={}", m["checksum"], t["checksum"]));
+        for key in ["checksum", "dest", "mode", "owner", "group", "uid", "gid", "state", "size"] {
+            if !t[key].is_null() && m[key] != t[key] {
+                return Err(format!("{key} ours={} ansible={}", m[key], t[key]));
+            }
         }
         Ok(())
     });
