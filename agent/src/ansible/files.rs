@@ -67,7 +67,7 @@ pub fn copy(args: Args, opts: &RunOptions) -> ModResult {
         if backup && existing.is_some() {
             r.values.insert("backup_file".into(), json!(fsutil::backup_local(&dest)?));
         }
-        fsutil::write_atomic(&dest, &data)?;
+        fsutil::write_atomic(&dest, &data, args.str(&["validate"])?.as_deref())?;
     }
     let mut attr_diff = Diff::default();
     let attrs_changed = Attrs::from_args(&args)?.apply(&dest, opts.check, true, &mut attr_diff)?;

@@ -197,7 +197,15 @@ fn merge(into: &mut Value, from: serde_json::Map<String, Value>) {
 
 /// Writes `content` to `path` atomically: a temporary file in the same directory, renamed over
 /// it. An existing file's owner and mode are kept; a new file gets the umask's default.
-pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), Failure> {
+///
+/// With `validate` (Ansible's: a command with `%s`, run without a shell), the temporary file
+/// is checked first, and a failed check leaves the old file as it was.
+pub fn write_atomic(path: &Path, content: &[u8], validate: Option<&str>) -> Result<(), Failure> {
+    if let Some(v) = validate
+        && !v.contains("%s")
+    {
+        return Err(Failure::new(format!("validate must contain %s: {v}")));
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let existing = std::fs::metadata(path).ok();
@@ -218,11 +226,36 @@ pub fn write_atomic(path: &Path, content: &[u8]) -> Result<(), Failure> {
             let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
         }
         file.sync_all()?;
-        std::fs::rename(&tmp, path)
+        Ok(())
     })();
+    let written = written.map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display()))).and_then(|()| {
+        let Some(v) = validate else { return Ok(()) };
+        let argv = super::command::shlex_split(&v.replace("%s", &tmp.display().to_string()))?;
+        let Some((program, rest)) = argv.split_first() else {
+            return Err(Failure::new(format!("validate must contain %s: {v}")));
+        };
+        let out = std::process::Command::new(program)
+            .args(rest)
+            .output()
+            .map_err(|e| Failure::new(format!("failed to validate: cannot run {program}: {e}")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Failure::new(format!(
+            "failed to validate: rc:{} error:{}",
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+        .with("exit_status", out.status.code().unwrap_or(-1))
+        .with("stdout", String::from_utf8_lossy(&out.stdout).into_owned())
+        .with("stderr", String::from_utf8_lossy(&out.stderr).into_owned()))
+    });
+    let written = written.and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|e| Failure::new(format!("cannot write {}: {e}", path.display())))
+    });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(Failure::new(format!("cannot write {}: {e}", path.display())));
+        return Err(e);
     }
     Ok(())
 }

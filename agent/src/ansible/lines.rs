@@ -104,7 +104,7 @@ fn finish(path: &Path, args: &Args, opts: &RunOptions, edit: Edit) -> ModResult 
             r.values.insert("backup".into(), fsutil::backup_local(path)?.into());
         }
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        fsutil::write_atomic(&real, after.as_bytes())?;
+        fsutil::write_atomic(&real, after.as_bytes(), args.str(&["validate"])?.as_deref())?;
     }
     let header = format!("{} (content)", path.display());
     let content_diff = if opts.diff { Diff::text(before, after, &header) } else { Diff::default() };
@@ -554,7 +554,7 @@ pub fn replace(args: Args, opts: &RunOptions) -> ModResult {
             r.values.insert("backup_file".into(), fsutil::backup_local(path)?.into());
         }
         let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        fsutil::write_atomic(&real, result.as_bytes())?;
+        fsutil::write_atomic(&real, result.as_bytes(), args.str(&["validate"])?.as_deref())?;
     }
     let mut msg = msg;
     let mut changed = changed;

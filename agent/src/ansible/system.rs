@@ -280,7 +280,7 @@ pub fn sysctl(args: Args, opts: &RunOptions) -> ModResult {
     let changed = file_changed || live_changed;
     if changed && !opts.check {
         if file_changed {
-            super::fsutil::write_atomic(Path::new(&file), new.as_bytes())?;
+            super::fsutil::write_atomic(Path::new(&file), new.as_bytes(), None)?;
         }
         if live_changed && let Some(v) = &value {
             must("sysctl", vec!["-w".into(), format!("{name}={v}")])?;

@@ -314,6 +314,11 @@ fn copy_module_agrees_with_ansible() {
         case("copy", json!({"dest": "{D}/f", "content": "new\n", "mode": "0600"})).file("f", "old\n", 0o644).check(),
         case("copy", json!({"dest": "{D}/f", "content": "new\n", "owner": "nobody", "group": "nogroup"})),
         case("copy", json!({"dest": "{D}/f", "content": "old\n", "owner": "nobody"})).file("f", "old\n", 0o600),
+        case("copy", json!({"dest": "{D}/f", "content": "ok\n", "validate": "grep -q ok %s"}))
+            .file("f", "old\n", 0o600),
+        case("copy", json!({"dest": "{D}/f", "content": "bad\n", "validate": "grep -q ok %s"}))
+            .file("f", "old\n", 0o600),
+        case("copy", json!({"dest": "{D}/f", "content": "bad\n", "validate": "true"})),
     ];
     differential("copy", &cases, |_, m, t| {
         if truthy(&t["failed"]) {
@@ -354,6 +359,8 @@ fn lineinfile_module_agrees_with_ansible() {
         case("lineinfile", json!({"path": "{D}/new", "line": "a=1"})),
         case("lineinfile", json!({"path": "{D}/n", "line": "last"})).file("n", "no newline", 0o644),
         f(json!({"path": "{D}/c", "line": "x", "wat": true})),
+        f(json!({"path": "{D}/c", "line": "Port 2222", "regexp": "^Port", "validate": "grep -q '^Port 22$' %s"})),
+        f(json!({"path": "{D}/c", "line": "Port 22", "regexp": "^Port", "validate": "grep -q '^Port 22$' %s"})),
         f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertafter": "yes$", "firstmatch": true})),
         f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertafter": "yes$"})),
         f(json!({"path": "{D}/c", "line": "MaxAuthTries 3", "insertbefore": "^# sshd"})),
@@ -436,6 +443,7 @@ fn replace_module_agrees_with_ansible() {
         f(json!({"path": "{D}/c", "regexp": "(?i)permitrootlogin", "replace": "PermitRootLogin"})),
         f(json!({"path": "{D}/c", "regexp": "yes", "replace": "no", "after": "Port", "before": "UsePAM"})),
         f(json!({"path": "{D}/c", "regexp": "yes", "replace": "no", "after": "NOTHERE"})),
+        f(json!({"path": "{D}/c", "regexp": "yes", "replace": "no", "validate": "grep -q yes %s"})),
     ];
     differential("replace", &cases, |_, m, t| {
         if !truthy(&t["failed"]) && m["msg"] != t["msg"] {
