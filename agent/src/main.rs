@@ -4,6 +4,7 @@
 //! The agent is deliberately small: no database, no policy engine, no web server. Everything
 //! it must not lose goes through its outbox.
 
+mod ansible;
 mod antivirus;
 mod backup;
 mod config;

@@ -8,7 +8,9 @@
 //!
 //! Kinds: `command` runs a program (`runner.rs`); `backup`, `restore` and `backup_check` run
 //! restic through `backup/` on a blocking thread (the restic driver is synchronous); `vc_check`
-//! checks video-conference devices through `plugins::vc`, on a blocking thread. A task
+//! checks video-conference devices through `plugins::vc`, on a blocking thread; `ansible`
+//! runs one Ansible module call (`ansible/`) on a blocking thread and returns its result as
+//! JSON on stdout (exit code 0, or 1 when the module failed). A task
 //! whose kind's field is missing fails; an unknown kind is reported unsupported. The deadline
 //! check uses the time limit of the task's own kind.
 
@@ -19,7 +21,8 @@ use std::time::Duration;
 
 use proto::v1::report::Body;
 use proto::v1::{
-    BackupCheckTask, BackupTask, CommandTask, Event, RestoreTask, Task, TaskResult, TaskStatus, VcCheckTask,
+    AnsibleTask, BackupCheckTask, BackupTask, CommandTask, Event, RestoreTask, Task, TaskResult, TaskStatus,
+    VcCheckTask,
 };
 use tokio::sync::Notify;
 
@@ -190,6 +193,7 @@ impl Tasks {
             }
             Work::Restic(work) => self.run_restic(id, work).await,
             Work::Vc(task) => run_vc(id, task).await,
+            Work::Ansible(task) => self.run_ansible(id, task).await,
         }
     }
 
@@ -211,6 +215,57 @@ impl Tasks {
             tracing::error!(task_id = id, error = %e, "task panicked");
             result(id, TaskStatus::Failed, &format!("the agent failed while running the task: {e}"))
         })
+    }
+
+    /// Runs one module call on a blocking thread (modules use blocking IO and may wait, as
+    /// `wait_for` does). Idempotent as the module is; a timeout stops waiting for the result,
+    /// not the module itself (the thread finishes it and its result is dropped).
+    async fn run_ansible(self: &Arc<Self>, id: &str, task: AnsibleTask) -> TaskResult {
+        let started = now_ms();
+        let timeout_ms = task.timeout_ms;
+        let work = tokio::task::spawn_blocking(move || {
+            let become_user = Some(task.become_user).filter(|u| !u.is_empty());
+            let opts = crate::ansible::RunOptions { check: task.check, diff: task.diff, become_user };
+            let args = if task.args_json.trim().is_empty() {
+                Ok(serde_json::Value::Null)
+            } else {
+                serde_json::from_str::<serde_json::Value>(&task.args_json)
+            };
+            match args {
+                Ok(args) => crate::ansible::run_module(&task.module, &args, &opts),
+                Err(e) => crate::ansible::ModuleResult::fail(format!("the module arguments are not JSON: {e}")),
+            }
+        });
+        let joined = if timeout_ms == 0 {
+            work.await
+        } else {
+            match tokio::time::timeout(Duration::from_millis(u64::from(timeout_ms)), work).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    let mut r = result(id, TaskStatus::TimedOut, "the module did not finish within the task's timeout");
+                    r.started_unix_ms = started;
+                    return r;
+                }
+            }
+        };
+        let module_result = match joined {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(task_id = id, error = %e, "task panicked");
+                return result(id, TaskStatus::Failed, &format!("the agent failed while running the task: {e}"));
+            }
+        };
+        let (stdout, truncated) = ansible_stdout(&module_result, self.output_cap);
+        TaskResult {
+            task_id: id.to_string(),
+            status: TaskStatus::Exited as i32,
+            exit_code: i32::from(module_result.failed),
+            stdout,
+            stdout_truncated: truncated,
+            started_unix_ms: started,
+            finished_unix_ms: now_ms(),
+            ..Default::default()
+        }
     }
 
     /// Puts an event (backup progress) in the outbox. Best effort: a progress event that
@@ -277,6 +332,32 @@ enum Work {
     Command(CommandTask),
     Restic(ResticWork),
     Vc(VcCheckTask),
+    Ansible(AnsibleTask),
+}
+
+/// A module result as the task's stdout: JSON, always whole. Over `cap` bytes, the bulky
+/// fields (diff, stdout/stderr lines) are dropped and stdout/stderr shortened, so the JSON stays
+/// valid; `truncated` says so.
+fn ansible_stdout(r: &crate::ansible::ModuleResult, cap: usize) -> (Vec<u8>, bool) {
+    let full = serde_json::to_vec(&r.to_json()).unwrap_or_default();
+    if full.len() <= cap {
+        return (full, false);
+    }
+    let mut v = r.to_json();
+    if let Some(m) = v.as_object_mut() {
+        for key in ["diff", "stdout_lines", "stderr_lines"] {
+            m.remove(key);
+        }
+        for key in ["stdout", "stderr"] {
+            if let Some(s) = m.get(key).and_then(serde_json::Value::as_str) {
+                let keep = s.char_indices().nth(cap / 4).map_or(s.len(), |(i, _)| i);
+                let short = s[..keep].to_string();
+                m.insert(key.into(), serde_json::Value::String(short));
+            }
+        }
+        m.insert("truncated".into(), serde_json::Value::Bool(true));
+    }
+    (serde_json::to_vec(&v).unwrap_or_default(), true)
 }
 
 /// The tasks run with restic (`backup/`).
@@ -295,6 +376,7 @@ impl Work {
             "restore" => task.restore.as_ref().map_or(0, |r| r.timeout_ms),
             "backup_check" => task.backup_check.as_ref().map_or(0, |c| c.timeout_ms),
             "vc_check" => task.vc_check.as_ref().map_or(0, |c| c.timeout_ms),
+            "ansible" => task.ansible.as_ref().map_or(0, |a| a.timeout_ms),
             _ => 0,
         }
     }
@@ -310,6 +392,7 @@ impl Work {
             "restore" => restic(task.restore.map(ResticWork::Restore), "restore"),
             "backup_check" => restic(task.backup_check.map(ResticWork::Check), "backup_check"),
             "vc_check" => task.vc_check.map(Work::Vc).ok_or_else(|| missing("vc_check")),
+            "ansible" => task.ansible.map(Work::Ansible).ok_or_else(|| missing("ansible")),
             other => Err((TaskStatus::Unsupported, format!("task kind {other:?} is not supported by this agent"))),
         }
     }
@@ -321,6 +404,7 @@ impl Work {
             Work::Restic(ResticWork::Restore(_)) => "restore",
             Work::Restic(ResticWork::Check(_)) => "backup_check",
             Work::Vc(_) => "vc_check",
+            Work::Ansible(_) => "ansible",
         }
     }
 }
@@ -611,5 +695,55 @@ mod tests {
             (TaskStatus::Failed as i32, "a \"backup\" task came without its backup field")
         );
         assert_eq!(r[1].status, TaskStatus::Interrupted as i32);
+    }
+
+    fn ansible(id: &str, module: &str, args: serde_json::Value, check: bool) -> Task {
+        Task {
+            id: id.into(),
+            kind: "ansible".into(),
+            deadline_unix_ms: now_ms() + 60_000,
+            ansible: Some(AnsibleTask {
+                module: module.into(),
+                args_json: args.to_string(),
+                check,
+                diff: true,
+                timeout_ms: 10_000,
+                become_user: String::new(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_ansible_task_returns_the_module_result_as_json_and_fails_with_the_module() {
+        let (d, t, ob) = setup();
+        let path = d.path().join("motd");
+        let copy = serde_json::json!({"dest": path, "content": "xin chào\n", "mode": "0640"});
+        t.handle(ansible("a-check", "ansible.builtin.copy", copy.clone(), true));
+        let r = wait_for_results(&ob, 1).await;
+        assert_eq!((r[0].status, r[0].exit_code), (TaskStatus::Exited as i32, 0), "{:?}", r[0]);
+        let out: serde_json::Value = serde_json::from_slice(&r[0].stdout).expect("module JSON");
+        assert_eq!(out["changed"], true);
+        assert_eq!(out["diff"]["after"], "xin chào\n");
+        assert!(!path.exists(), "check mode wrote the file");
+
+        t.handle(ansible("a-run", "copy", copy.clone(), false));
+        wait_for_results(&ob, 2).await;
+        t.handle(ansible("a-again", "copy", copy, false));
+        let r = wait_for_results(&ob, 3).await;
+        let changed: Vec<serde_json::Value> = r[1..]
+            .iter()
+            .map(|r| serde_json::from_slice::<serde_json::Value>(&r.stdout).expect("JSON")["changed"].clone())
+            .collect();
+        assert_eq!(changed, [true, false]);
+        assert_eq!(std::fs::read_to_string(&path).expect("written"), "xin chào\n");
+
+        t.handle(ansible("a-bad", "file", serde_json::json!({"path": path, "colour": "blue"}), false));
+        let r = wait_for_results(&ob, 4).await;
+        assert_eq!((r[3].status, r[3].exit_code), (TaskStatus::Exited as i32, 1), "{:?}", r[3]);
+        let out: serde_json::Value = serde_json::from_slice(&r[3].stdout).expect("module JSON");
+        assert_eq!(out["failed"], true);
+        let msg = out["msg"].as_str().expect("msg");
+        assert!(msg.starts_with("Unsupported parameters for (file) module: colour."), "{msg}");
     }
 }
