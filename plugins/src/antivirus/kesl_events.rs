@@ -17,6 +17,9 @@
 //! "comparison operator"); the ids are filtered again here, so a KESL that ignores that part
 //! still reports nothing twice. With no position yet (first run), the detections already stored
 //! are history: the position becomes the highest id among them and nothing is reported.
+//! Known limit: if KESL's event storage starts over (a reinstall), its ids restart below the
+//! kept position and its detections go unreported until they pass it; removing
+//! `kesl-events.cursor` from the agent's state dir makes the next run a first run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
