@@ -1,6 +1,7 @@
 //! Anti-malware facts and threat events, collected with every fact snapshot on a real machine
 //! (not for simulated ones): the product's status from [`plugins::antivirus`], and the
-//! detections clamd logged since the last report, each an event of kind `antivirus.threat`.
+//! detections since the last report (clamd's log, or KESL's `ThreatDetected` events), each an
+//! event of kind `antivirus.threat`.
 //!
 //! State kept in the agent's state dir, so a restart neither forgets nor repeats:
 //! - `antivirus.json`: `{"engine_seen": "clamav" | null, "threats_detected": N}`. Once the
@@ -8,14 +9,17 @@
 //!   host is degraded (a product installed but never started is a compliance finding of the
 //!   `antimalware-running` control, not a heartbeat problem).
 //! - `clamd-log.cursor`: where reading clamd's log stopped ([`plugins::antivirus::logtail`]).
+//! - `kesl-events.cursor`: the last KESL event id reported ([`plugins::antivirus::kesl_events`]);
+//!   on the first run the detections KESL already stored are history, not news.
 //!
-//! Both are written only after the events are in the outbox ([`Watcher::committed`]), so a
+//! All are written only after the events are in the outbox ([`Watcher::committed`]), so a
 //! detection is reported at least once; it is repeated only if the agent dies between the
 //! outbox write and the cursor write.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use plugins::antivirus::kesl_events::{self, EventCursor, KeslEvents};
 use plugins::antivirus::logtail::{Cursor, LogTail, clamd_log};
 use plugins::antivirus::{AvConfig, AvStatus, Product};
 use proto::v1::{Antivirus, Event};
@@ -35,6 +39,7 @@ pub struct Watcher {
     config: AvConfig,
     state_file: PathBuf,
     cursor_file: PathBuf,
+    state_dir: PathBuf,
     kept: Kept,
 }
 
@@ -44,8 +49,15 @@ pub struct Watcher {
 pub struct Reading {
     pub facts: Antivirus,
     pub events: Vec<Event>,
-    commit: Option<(LogTail, Cursor)>,
+    commit: Option<Position>,
     kept: Kept,
+}
+
+/// Where reading detections stopped, to record once they are stored.
+#[derive(Debug)]
+enum Position {
+    ClamdLog(LogTail, Cursor),
+    KeslEvents(KeslEvents, EventCursor),
 }
 
 impl Watcher {
@@ -55,7 +67,13 @@ impl Watcher {
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
-        Self { config, state_file, cursor_file: state_dir.join("clamd-log.cursor"), kept }
+        Self {
+            config,
+            state_file,
+            cursor_file: state_dir.join("clamd-log.cursor"),
+            state_dir: state_dir.to_path_buf(),
+            kept,
+        }
     }
 
     /// Reads the product now (blocking: a socket or a command, bounded by the configured
@@ -90,9 +108,23 @@ impl Watcher {
                             ]),
                         });
                     }
-                    commit = Some((tail, cursor));
+                    commit = Some(Position::ClamdLog(tail, cursor));
                 }
                 Err(error) => tracing::warn!(%error, "cannot read clamd's log for detections"),
+            }
+        }
+        if status.product == Some(Product::Kesl) && status.engine_running {
+            let reader = KeslEvents::new(
+                &self.config.kesl_control,
+                kesl_events::cursor_file(&self.state_dir),
+                self.config.timeout(),
+            );
+            match reader.poll() {
+                Ok((found, cursor)) => {
+                    events.extend(found.into_iter().map(kesl_event));
+                    commit = Some(Position::KeslEvents(reader, cursor));
+                }
+                Err(error) => tracing::warn!(%error, "cannot read Kaspersky's events for detections"),
             }
         }
         kept.threats_detected = kept.threats_detected.saturating_add(events.len() as u64);
@@ -102,10 +134,18 @@ impl Watcher {
 
     /// Remembers a reading whose events are stored: the log cursor and the kept state.
     pub fn committed(&mut self, reading: Reading) {
-        if let Some((tail, cursor)) = &reading.commit
-            && let Err(error) = tail.commit(cursor)
-        {
-            tracing::warn!(%error, "cannot record where clamd's log was read to");
+        match &reading.commit {
+            Some(Position::ClamdLog(tail, cursor)) => {
+                if let Err(error) = tail.commit(cursor) {
+                    tracing::warn!(%error, "cannot record where clamd's log was read to");
+                }
+            }
+            Some(Position::KeslEvents(reader, cursor)) => {
+                if let Err(error) = reader.commit(cursor) {
+                    tracing::warn!(%error, "cannot record the last Kaspersky event reported");
+                }
+            }
+            None => {}
         }
         if reading.kept != self.kept {
             let text = serde_json::to_vec(&reading.kept).unwrap_or_default();
@@ -114,6 +154,27 @@ impl Watcher {
             }
             self.kept = reading.kept;
         }
+    }
+}
+
+/// A KESL detection as an `antivirus.threat` event: the fields every detection has
+/// (`product`, `signature`, `path`, `logged_at`) and KESL's own.
+fn kesl_event(t: kesl_events::Threat) -> Event {
+    Event {
+        kind: THREAT_EVENT.to_owned(),
+        message: format!("kesl found {} in {}", t.detect_name, t.file_name),
+        fields: HashMap::from([
+            ("product".to_owned(), "kesl".to_owned()),
+            ("signature".to_owned(), t.detect_name),
+            ("path".to_owned(), t.file_name),
+            ("logged_at".to_owned(), t.date),
+            ("event_id".to_owned(), t.event_id.to_string()),
+            ("danger_level".to_owned(), t.danger_level),
+            ("object_name".to_owned(), t.object_name),
+            ("task_name".to_owned(), t.task_name),
+            ("task_type".to_owned(), t.task_type),
+            ("file_owner".to_owned(), t.file_owner),
+        ]),
     }
 }
 
@@ -209,5 +270,79 @@ mod tests {
         assert!(!r.facts.engine_running);
         assert!(r.facts.engine_expected);
         assert!(problem(&r.facts).is_some_and(|p| p.starts_with("anti-malware engine clamav has stopped")));
+    }
+
+    /// A `kesl-control` stand-in: `--app-info` prints the recorded sample of a protected host,
+    /// `-E --query` the event sample named in the file `sample`.
+    fn fake_kesl(dir: &Path) -> AvConfig {
+        use std::os::unix::fs::PermissionsExt;
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/tests/fixtures/kesl");
+        let control = dir.join("kesl-control");
+        std::fs::write(
+            &control,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in\n--app-info) cat '{}';;\n-E) cat \"$(cat '{}/sample')\";;\n*) exit 2;;\nesac\n",
+                fixtures.join("app-info-protected.txt").display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o755)).unwrap();
+        AvConfig { clamd_conf: dir.join("no-clamd.conf"), kesl_control: control, timeout_ms: 5000 }
+    }
+
+    #[test]
+    fn kesl_detections_become_events_once_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/tests/fixtures/kesl");
+        let show =
+            |name: &str| std::fs::write(dir.path().join("sample"), fixtures.join(name).display().to_string()).unwrap();
+        let config = fake_kesl(dir.path());
+        show("events-threats.txt");
+        let mut w = Watcher::new(config.clone(), dir.path());
+        let first = w.read(0);
+        assert_eq!(first.facts.product, "kesl");
+        assert!(first.events.is_empty(), "detections stored before the agent watched are not news");
+        w.committed(first);
+
+        show("events-threats-more.txt");
+        let r = w.read(0);
+        assert_eq!(r.events.len(), 1);
+        let e = &r.events[0];
+        assert_eq!(e.kind, THREAT_EVENT);
+        assert_eq!(e.fields["product"], "kesl");
+        assert_eq!(e.fields["signature"], "EICAR-Test-File");
+        assert_eq!(e.fields["path"], "/srv/share/cong_van_so_14.doc");
+        assert_eq!(e.fields["logged_at"], "2026-11-27 08:41:05");
+        assert_eq!(e.fields["event_id"], "2690");
+        assert_eq!(e.fields["danger_level"], "Critical");
+        assert_eq!(r.facts.threats_detected, 1);
+        // The agent dies before the event is stored: a restarted agent reports it again.
+        drop(r);
+        let mut w = Watcher::new(config.clone(), dir.path());
+        let r = w.read(0);
+        assert_eq!(r.events.len(), 1);
+        w.committed(r);
+        // Stored: a restarted agent reports nothing twice, and keeps the count.
+        let again = Watcher::new(config, dir.path()).read(0);
+        assert!(again.events.is_empty());
+        assert_eq!(again.facts.threats_detected, 1);
+        let saved = std::fs::read_to_string(dir.path().join("kesl-events.cursor")).unwrap();
+        assert_eq!(saved, r#"{"event_id":2690}"#);
+    }
+
+    #[test]
+    fn kesl_events_that_cannot_be_read_keep_the_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = fake_kesl(dir.path());
+        std::fs::write(dir.path().join("kesl-events.cursor"), r#"{"event_id":2671}"#).unwrap();
+        std::fs::write(dir.path().join("sample"), "/nonexistent").unwrap();
+        let mut w = Watcher::new(config, dir.path());
+        let r = w.read(0);
+        assert!(r.events.is_empty());
+        assert!(r.facts.engine_running);
+        w.committed(r);
+        let saved = std::fs::read_to_string(dir.path().join("kesl-events.cursor")).unwrap();
+        assert_eq!(saved, r#"{"event_id":2671}"#);
     }
 }

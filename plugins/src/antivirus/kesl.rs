@@ -168,6 +168,12 @@ pub fn status_from(info: &AppInfo, task: Option<TaskState>) -> AvStatus {
 
 /// Runs `program args…` with a timeout, reading at most [`MAX_OUTPUT`] bytes of stdout.
 pub fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<String, AvError> {
+    run_limited(program, args, timeout, MAX_OUTPUT)
+}
+
+/// Runs `program args…` with a timeout, reading at most `limit` bytes of stdout (a program that
+/// prints more fails: it cannot finish writing).
+pub(crate) fn run_limited(program: &Path, args: &[&str], timeout: Duration, limit: u64) -> Result<String, AvError> {
     let fail = |why: String| AvError::Command { program: format!("{} {}", program.display(), args.join(" ")), why };
     let mut child = Command::new(program)
         .args(args)
@@ -179,7 +185,7 @@ pub fn run_bounded(program: &Path, args: &[&str], timeout: Duration) -> Result<S
     let Some(stdout) = child.stdout.take() else { return Err(fail("no stdout".into())) };
     let reader = std::thread::spawn(move || {
         let mut out = Vec::new();
-        let _ = stdout.take(MAX_OUTPUT).read_to_end(&mut out);
+        let _ = stdout.take(limit).read_to_end(&mut out);
         out
     });
     let started = Instant::now();

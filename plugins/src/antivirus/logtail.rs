@@ -127,18 +127,24 @@ impl LogTail {
 
     /// Stores `cursor` durably (written to a temporary file, synced, renamed over the old one).
     pub fn commit(&self, cursor: &Cursor) -> Result<(), AvError> {
-        let write_err = |source| AvError::Read { path: self.cursor_file.display().to_string(), source };
-        let tmp = self.cursor_file.with_extension("tmp");
-        let text = serde_json::to_string(cursor).unwrap_or_default();
-        let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
-        f.write_all(text.as_bytes()).map_err(write_err)?;
-        f.sync_all().map_err(write_err)?;
-        std::fs::rename(&tmp, &self.cursor_file).map_err(write_err)?;
-        if let Some(dir) = self.cursor_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        write_json_durably(&self.cursor_file, cursor)
     }
+}
+
+/// Writes `value` as JSON to `path` durably: to a temporary file beside it, synced, renamed over
+/// the old one, the directory synced.
+pub(crate) fn write_json_durably(path: &Path, value: &impl serde::Serialize) -> Result<(), AvError> {
+    let write_err = |source| AvError::Read { path: path.display().to_string(), source };
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut f = std::fs::File::create(&tmp).map_err(write_err)?;
+    f.write_all(text.as_bytes()).map_err(write_err)?;
+    f.sync_all().map_err(write_err)?;
+    std::fs::rename(&tmp, path).map_err(write_err)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 /// The log file named by a `clamd.conf` (`None` when clamd logs only to syslog).

@@ -9,7 +9,9 @@
 //!   custom databases (its reply then has no version part). Detections are read from clamd's
 //!   log (`FOUND` lines) by [`logtail`].
 //! - **Kaspersky Endpoint Security for Linux** ([`kesl`]): the documented `kesl-control
-//!   --app-info` and `--get-task-state File_Threat_Protection` output.
+//!   --app-info` and `--get-task-state File_Threat_Protection` output. Detections are the
+//!   `ThreatDetected` events of its event storage (`kesl-control -E --query`), read after the
+//!   last event id reported by [`kesl_events`].
 //! - **No product found**: neither is installed.
 //!
 //! The parsers are pure functions over `&str` that never panic (the fuzz target
@@ -18,6 +20,7 @@
 
 pub mod clamav;
 pub mod kesl;
+pub mod kesl_events;
 pub mod logtail;
 
 use std::path::PathBuf;
@@ -184,11 +187,14 @@ mod tests {
             "Last release date of application databases: 9999-99-99 99:99",
             "ClamAV-VDB::::::::::",
             "::::\n::",
+            "EventType=ThreatDetected\nEventId=18446744073709551616\n",
+            "EventType=\nEventId=1\n=\n",
+            "EventId=1\nEventType=ThreatDetected\r\nEventId=2\r\nFileName=",
         ]
         .iter()
         .map(|s| s.as_bytes().to_vec())
         .collect();
-        const ALPHABET: &[u8] = b"ClamAV/: -> FOUND()\n\0.0123456789VERSIONState";
+        const ALPHABET: &[u8] = b"ClamAV/: -> FOUND()\n\0.0123456789VERSIONState=EventTypeIdThreatDetected";
         let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
         for len in 0..200 {
             let bytes = (0..len)
@@ -215,6 +221,7 @@ mod tests {
             let info = kesl::parse_app_info(&text);
             let _ = kesl::status_from(&info, kesl::parse_task_state(&text));
             let _ = kesl::parse_date(&text);
+            let _ = kesl_events::after(Some(kesl_events::EventCursor::default()), kesl_events::parse_events(&text));
         }
     }
 
