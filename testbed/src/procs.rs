@@ -96,10 +96,10 @@ mod tests {
     fn stops_a_process_that_names_the_dir() {
         let dir = tempfile::tempdir().expect("tempdir");
         let marker = dir.path().join("marker");
-        // `sh -c CMD NAME` keeps NAME (a path in the dir) in its argv; `; true` keeps the shell
-        // from replacing itself with `sleep`.
-        let mut child =
-            std::process::Command::new("sh").arg("-c").arg("sleep 30; true").arg(&marker).spawn().expect("spawn sh");
+        std::fs::write(&marker, "").expect("marker");
+        // `tail -f PATH` keeps the path in its argv and never forks (a shell running `sleep`
+        // would: between its fork and the exec, two processes name the dir).
+        let mut child = std::process::Command::new("tail").arg("-f").arg(&marker).spawn().expect("spawn tail");
         // Until the child has exec'd, its command line is still this test's.
         let mut found = Vec::new();
         for _ in 0..100 {
