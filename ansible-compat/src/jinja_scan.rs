@@ -105,7 +105,8 @@ fn find_close(text: &str, from: usize, close: &str) -> Option<usize> {
     while i < b.len() {
         match b[i] {
             q @ (b'\'' | b'"') => i = skip_string(b, i, q),
-            _ if text[i..].starts_with(close) => return Some(i),
+            // Bytes, not `text[i..]`: `i` may sit inside a multi-byte character.
+            _ if b[i..].starts_with(close.as_bytes()) => return Some(i),
             _ => i += 1,
         }
     }

@@ -84,3 +84,15 @@ fn mutated_inputs_never_panic() {
         }
     }
 }
+
+/// Found by the fuzz smoke: a quote before a multi-byte character inside `{{ … }}` left the
+/// search for `}}` at a byte inside the character, and slicing the text there panicked.
+#[test]
+fn a_close_search_inside_a_multibyte_character_does_not_panic() {
+    for text in ["{{ '' \u{211}x }}", "{{ \"\" \u{211}\u{211} }}x", "{% if 'a' \u{1F600} %}", "{{ '\u{211}"] {
+        let _ = jinja_scan::scan_template(text);
+    }
+    let crash = "      service: name\u{211}ginx state=restarted\n      changed_when: \"{{ x }}\"\n";
+    let files = BTreeMap::from([("p.yml".to_owned(), format!("- hosts: all\n  tasks:\n    - name: x\n{crash}"))]);
+    let _ = playbook::load("p.yml", &files);
+}
