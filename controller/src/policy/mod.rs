@@ -30,7 +30,7 @@ impl Policies {
         let mut packs = policies::shipped().map_err(|e| format!("shipped policy packs: {e}"))?;
         let mut sources: HashMap<String, String> = packs.iter().map(|p| (p.name.clone(), "shipped".into())).collect();
         for dir in custom {
-            let pack = policies::load_dir(dir).map_err(|e| format!("policy pack {}: {e}", dir.display()))?;
+            let pack = policies::load_dir(dir).map_err(|e| format!("custom policy pack: {e}"))?;
             if let Some(first) = sources.get(&pack.name) {
                 return Err(format!(
                     "policy pack {}: the name {} is taken (by {first}); give the custom pack its own name and framework",
