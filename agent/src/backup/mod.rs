@@ -258,18 +258,24 @@ impl Deadline {
     }
 }
 
-/// Retries `op` once after `unlock` when the repository is locked: a restic killed earlier (an
-/// agent restart, a crash) leaves a stale lock, which `unlock` removes; a live holder's lock
-/// stays and the retry reports it.
+/// Pauses before each retry of a locked repository's operation, after an `unlock`.
+const LOCKED_RETRY_PAUSES: [Duration; 3] = [Duration::ZERO, Duration::from_secs(1), Duration::from_secs(3)];
+
+/// Retries `op` after `unlock` while the repository is locked: a restic killed earlier (an
+/// agent restart, a crash) leaves a stale lock, which `unlock` removes. restic judges a lock
+/// stale only once its holder's process is gone, and a killed holder lingers until it is
+/// reaped, so the retries are spaced out; a live holder's lock stays and the last retry
+/// reports it.
 fn unlocking<T>(repository: &Repository, mut op: impl FnMut() -> Result<T, ResticError>) -> Result<T, ResticError> {
-    match op() {
-        Err(ResticError::Locked { location, detail }) => {
-            tracing::warn!(repository = location, detail, "repository locked; removing stale locks and retrying once");
-            repository.unlock()?;
-            op()
-        }
-        other => other,
+    let mut result = op();
+    for pause in LOCKED_RETRY_PAUSES {
+        let Err(ResticError::Locked { location, detail }) = &result else { break };
+        tracing::warn!(repository = location, detail, "repository locked; removing stale locks and retrying");
+        std::thread::sleep(pause);
+        repository.unlock()?;
+        result = op();
     }
+    result
 }
 
 /// Why a task did nothing; reported `Failed` with this exit code and error.
@@ -326,16 +332,31 @@ fn redact(text: &str, password: &str) -> String {
 fn stop_orphaned_restic(secrets: &std::path::Path) {
     let needle = format!("RESTIC_PASSWORD_FILE={}/", secrets.display());
     let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    let mut killed = Vec::new();
     for entry in procs.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else { continue };
         let ours = environ.split(|b| *b == 0).any(|var| var.starts_with(needle.as_bytes()));
         if ours {
             tracing::warn!(pid, "stopping a restic left running by a backup the agent died in");
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).is_ok() {
+                killed.push(entry.path());
+            }
         }
     }
+    // Until its parent reaps it, a killed restic still counts as alive to restic's stale-lock
+    // test, and its lock would refuse the first task: wait for it to go.
+    let until = Instant::now() + ORPHAN_REAP_WAIT;
+    while killed.iter().any(|p| p.exists()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(p) = killed.iter().find(|p| p.exists()) {
+        tracing::warn!(process = %p.display(), "a stopped restic has not been reaped; its lock may hold up the next task");
+    }
 }
+
+/// How long the agent waits at start for the restic processes it stopped to be reaped.
+const ORPHAN_REAP_WAIT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod unit_tests {
