@@ -24,6 +24,7 @@
 mod duration;
 mod error;
 mod model;
+pub mod recovery;
 mod validate;
 mod yaml;
 
@@ -86,13 +87,62 @@ pub fn load_file(path: &Path) -> Result<Inventory, InventoryError> {
 /// missing fields are reported per list entry; the whole-inventory checks (names,
 /// references) run once the file reads cleanly.
 pub fn parse_str(text: &str, origin: &str) -> Result<Inventory, InventoryError> {
+    parse_guarded(text, origin, parse_checked)
+}
+
+/// Where the nodes of a YAML document start, by field path (`systems[2].probes[0]`): lets
+/// checks that run after typing (references, cycles) report `file:line:column`.
+pub struct Positions(yaml::PosIndex);
+
+impl Positions {
+    /// The diagnostic for `path` at its position (or its nearest parent's, for a field left
+    /// out of the file).
+    pub fn diag(&self, path: impl Into<String>, message: impl Into<String>) -> Diagnostic {
+        self.0.diag(path, message)
+    }
+}
+
+/// Reads any other YAML file Mangrove takes from people (recovery plans) with the same
+/// guarantees as the inventory: `T`'s derived `Deserialize` does the typing, every error is
+/// pinned to its node, and `check` (semantic checks, given the value and where each node
+/// starts) adds its own diagnostics. Pure; never panics.
+///
+/// # Errors
+/// [`InventoryError::Invalid`] naming `origin`, the first problem's line and column and the
+/// field, with the rest in `more`.
+pub fn parse_document<T>(
+    text: &str,
+    origin: &str,
+    check: impl Fn(&T, &Positions, &mut Vec<Diagnostic>) + Sync,
+) -> Result<T, InventoryError>
+where
+    T: for<'de> serde::Deserialize<'de> + Send,
+{
+    parse_guarded(text, origin, |text| {
+        let root = yaml::load(text).map_err(|d| vec![d])?;
+        let src = yaml::Source::new(text);
+        let value = yaml::read::<T>(&root, "", &src).map_err(|d| vec![d])?;
+        let positions = Positions(yaml::PosIndex::build(&root, &src));
+        let mut diags = Vec::new();
+        check(&value, &positions, &mut diags);
+        if diags.is_empty() { Ok(value) } else { Err(diags) }
+    })
+}
+
+/// The size and nesting limits, then `parse` on a big stack; diagnostics capped and named
+/// after `origin`.
+fn parse_guarded<T: Send>(
+    text: &str,
+    origin: &str,
+    parse: impl Fn(&str) -> Result<T, Vec<Diagnostic>> + Sync,
+) -> Result<T, InventoryError> {
     let result = if text.len() > yaml::MAX_INPUT_BYTES {
         Err(vec![Diagnostic {
             line: 1,
             column: 1,
             path: String::new(),
             message: format!(
-                "the text is {} bytes; inventory files are limited to {} bytes",
+                "the text is {} bytes; files of this kind are limited to {} bytes",
                 text.len(),
                 yaml::MAX_INPUT_BYTES
             ),
@@ -100,7 +150,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Inventory, InventoryError> 
     } else if let Err(d) = yaml::prescan(text) {
         Err(vec![d])
     } else {
-        on_big_stack(|| parse_checked(text))
+        on_big_stack(|| parse(text))
     };
     result.map_err(|mut diags| {
         diags.truncate(MAX_DIAGNOSTICS);
@@ -125,7 +175,7 @@ fn parse_checked(text: &str) -> Result<Inventory, Vec<Diagnostic>> {
 
 /// Runs `f` on a thread with a [`PARSE_STACK_BYTES`] stack, or here if no thread can be
 /// started. A panic in `f` (a bug in a dependency) becomes a diagnostic, not a crash.
-fn on_big_stack(f: impl Fn() -> Result<Inventory, Vec<Diagnostic>> + Sync) -> Result<Inventory, Vec<Diagnostic>> {
+fn on_big_stack<T: Send>(f: impl Fn() -> Result<T, Vec<Diagnostic>> + Sync) -> Result<T, Vec<Diagnostic>> {
     std::thread::scope(|scope| {
         let spawned = std::thread::Builder::new()
             .name("inventory-parse".to_owned())
