@@ -84,12 +84,15 @@ async fn headroom(
     Query(q): Query<HeadroomQuery>,
 ) -> ApiResult<Json<Value>> {
     require(&p, READERS, "read DR headroom")?;
-    if let Some(plan) = q.plan {
-        // Recovery plans are stored by `mangrove plans apply`; none can be named before then.
-        return Err(
-            AppError::NotFound(format!("no recovery plan named {plan}; no recovery plan has been applied")).into()
-        );
-    }
+    // A recovery plan's systems, in the plan's priority groups.
+    let plan = match &q.plan {
+        Some(name) => {
+            let (_, plan) = crate::failover::plans::load(&app, name, None).await?;
+            let inv = app.inventory.as_deref().ok_or_else(|| AppError::Conflict("no inventory".into()))?;
+            Some(crate::failover::plans::priorities(&plan, inv))
+        }
+        None => None,
+    };
     let lost = list(q.lose_hosts.as_deref());
     let only = q.systems.as_deref().map(|s| list(Some(s)));
     if let (Some(only), Some(inv)) = (&only, app.inventory.as_deref())
@@ -97,7 +100,7 @@ async fn headroom(
     {
         return Err(AppError::NotFound(format!("no information system named {bad}")).into());
     }
-    Ok(Json(json!(query::headroom(&app, &lost, only.as_deref()).await?)))
+    Ok(Json(json!(query::headroom(&app, &lost, only.as_deref(), plan.as_ref()).await?)))
 }
 
 async fn whatif(

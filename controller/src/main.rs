@@ -105,6 +105,11 @@ enum Command {
         #[command(subcommand)]
         cmd: controller::cli_ansible::AnsibleCmd,
     },
+    /// Recovery plans: apply a plan file, list, show, diff versions.
+    Plans {
+        #[command(subcommand)]
+        cmd: controller::cli_plans::PlansCmd,
+    },
     /// Tasks run by agents.
     Tasks {
         #[command(subcommand)]
@@ -735,6 +740,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Agents { cmd: AgentsCmd::Revoke { name } } => cli::agents_revoke(&client()?, &name, json),
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
         Command::Ansible { cmd } => controller::cli_ansible::run(cmd, client, json),
+        Command::Plans { cmd } => controller::cli_plans::run(cmd, &client()?, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
             let (program, args) = command.split_first().context("no program given after --")?;
             let t = TaskRun { host: &host, program, args, timeout, id: id.as_deref(), wait: !no_wait };

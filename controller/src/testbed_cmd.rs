@@ -14,6 +14,10 @@ use crate::client::{Client, default_config_path};
 /// The Cà Mau example inventory, built in so `testbed up` works from any directory.
 pub const EMBEDDED_INVENTORY: &str = include_str!("../../inventory/examples/camau.yaml");
 
+/// The recovery plan of the six basic systems, which `testbed up` applies on the embedded
+/// inventory (`<dir>/plans/camau-all.yaml`).
+pub const EMBEDDED_PLAN: &str = include_str!("../../inventory/examples/camau-all.yaml");
+
 /// People the testbed creates: one per role, and a second operator (for approvals that need
 /// two people).
 const USERS: &[(&str, &str)] = &[
@@ -323,6 +327,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
     if let Err(e) = seed_capacity_history(&admin) {
         progress(&format!("capacity history not seeded (reports show today only): {e:#}"));
     }
+    if opts.inventory.is_none() {
+        apply_shipped_plan(&layout, &admin)?;
+    }
     // The KSC roll-up is part of "ready" (its first read takes a few seconds).
     let ksc_computers = match &ksc {
         Some(_) => Some(crate::testbed_ksc::wait_rollup(&admin, READY_TIMEOUT)?),
@@ -353,6 +360,22 @@ pub fn up(opts: UpOptions) -> Result<()> {
     progress("running; press Ctrl-C to stop");
     wait_for_ctrl_c();
     down(&dir)
+}
+
+/// Writes the shipped recovery plan into the testbed dir and applies it: a drill of the six
+/// systems can start at once.
+fn apply_shipped_plan(layout: &Layout, admin: &Client) -> Result<()> {
+    let dir = layout.dir.join("plans");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("camau-all.yaml");
+    std::fs::write(&file, EMBEDDED_PLAN).with_context(|| format!("cannot write {}", file.display()))?;
+    let v = admin
+        .post("/api/v1/plans", &json!({"file": file.display().to_string(), "text": EMBEDDED_PLAN}))
+        .context("applying the recovery plan camau-all")?;
+    for w in v["warnings"].as_array().into_iter().flatten() {
+        progress(&format!("recovery plan camau-all: {}", w.as_str().unwrap_or_default()));
+    }
+    Ok(())
 }
 
 /// Starts the video-conference devices: containers of their own, or simulator processes.

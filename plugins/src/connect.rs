@@ -146,35 +146,42 @@ impl Connection {
                 };
                 Ok(Box::new(crate::vsphere::VsphereDriver::connect(cfg)?))
             }
-            PlatformKind::Openstack => {
-                let c = self.credentials()?;
-                let auth = if c.application_credential_id.is_some() {
-                    crate::openstack::OpenstackAuth::ApplicationCredential {
-                        id: self.require(&c.application_credential_id, "application_credential_id")?.to_string(),
-                        secret: self
-                            .require(&c.application_credential_secret, "application_credential_secret")?
-                            .to_string(),
-                    }
-                } else {
-                    crate::openstack::OpenstackAuth::Password {
-                        username: self.require(&c.username, "username")?.to_string(),
-                        password: self.require(&c.password, "password")?.to_string(),
-                        project_name: self.require(&c.project_name, "project_name")?.to_string(),
-                        user_domain: c.user_domain.clone().unwrap_or_else(|| "Default".into()),
-                        project_domain: c.project_domain.clone().unwrap_or_else(|| "Default".into()),
-                    }
-                };
-                let cfg = crate::openstack::OpenstackConfig {
-                    auth_url: self.endpoint.clone(),
-                    region: self.region.clone().unwrap_or_else(|| "RegionOne".into()),
-                    interface: self.interface.clone().unwrap_or_else(|| "public".into()),
-                    auth,
-                    http: self.http(),
-                };
-                Ok(Box::new(crate::openstack::OpenstackDriver::connect(cfg)?))
-            }
+            PlatformKind::Openstack => Ok(Box::new(self.connect_openstack()?)),
             PlatformKind::Libvirt => self.connect_libvirt(),
         }
+    }
+
+    /// Connects to an OpenStack platform and returns its own driver, for what only OpenStack
+    /// has (images, networks, flavors).
+    pub fn connect_openstack(&self) -> Result<crate::openstack::OpenstackDriver, PlatformError> {
+        if self.kind != PlatformKind::Openstack {
+            return Err(PlatformError::Config(format!("platform {} is {}, not OpenStack", self.name, self.kind)));
+        }
+        let c = self.credentials()?;
+        let auth = if c.application_credential_id.is_some() {
+            crate::openstack::OpenstackAuth::ApplicationCredential {
+                id: self.require(&c.application_credential_id, "application_credential_id")?.to_string(),
+                secret: self
+                    .require(&c.application_credential_secret, "application_credential_secret")?
+                    .to_string(),
+            }
+        } else {
+            crate::openstack::OpenstackAuth::Password {
+                username: self.require(&c.username, "username")?.to_string(),
+                password: self.require(&c.password, "password")?.to_string(),
+                project_name: self.require(&c.project_name, "project_name")?.to_string(),
+                user_domain: c.user_domain.clone().unwrap_or_else(|| "Default".into()),
+                project_domain: c.project_domain.clone().unwrap_or_else(|| "Default".into()),
+            }
+        };
+        let cfg = crate::openstack::OpenstackConfig {
+            auth_url: self.endpoint.clone(),
+            region: self.region.clone().unwrap_or_else(|| "RegionOne".into()),
+            interface: self.interface.clone().unwrap_or_else(|| "public".into()),
+            auth,
+            http: self.http(),
+        };
+        crate::openstack::OpenstackDriver::connect(cfg)
     }
 
     #[cfg(feature = "libvirt")]

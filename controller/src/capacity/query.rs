@@ -157,8 +157,14 @@ fn known_hosts(inv: &inventory::Inventory, obs: &Observed) -> Vec<KnownHost> {
     out
 }
 
-/// DR headroom for every system (or those named in `only`), with the hosts in `lost` gone.
-pub async fn headroom(app: &App, lost: &[String], only: Option<&[String]>) -> Result<HeadroomAnswer, AppError> {
+/// DR headroom for every system, or those in `only`, or a recovery plan's systems grouped by
+/// the plan's priorities (`plan`: system → priority).
+pub async fn headroom(
+    app: &App,
+    lost: &[String],
+    only: Option<&[String]>,
+    plan: Option<&std::collections::BTreeMap<String, u8>>,
+) -> Result<HeadroomAnswer, AppError> {
     let inv = inventory(app)?;
     let obs = Observed::read(app.store.as_ref()).await?;
     let hosts = known_hosts(inv, &obs);
@@ -169,6 +175,13 @@ pub async fn headroom(app: &App, lost: &[String], only: Option<&[String]>) -> Re
     let mut needs: Vec<SystemNeed> = headroom::system_needs(inv, &obs, &st.primary_site);
     if let Some(only) = only {
         needs.retain(|n| only.contains(&n.name));
+    }
+    if let Some(plan) = plan {
+        needs.retain(|n| plan.contains_key(&n.name));
+        for n in &mut needs {
+            n.priority = plan.get(&n.name).copied().unwrap_or(n.priority);
+        }
+        needs.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
     }
     let dr = headroom::dr_free(Some(inv), &obs, &st, lost);
     let groups = headroom::groups(&needs, dr.free);

@@ -13,12 +13,14 @@ pub mod capacity;
 pub mod endpoints;
 pub mod platforms;
 pub mod policy;
+pub mod recovery;
 pub mod sqlite;
 mod sqlite_backups;
 mod sqlite_capacity;
 mod sqlite_endpoints;
 mod sqlite_platforms;
 mod sqlite_policy;
+mod sqlite_recovery;
 mod sqlite_vc;
 pub mod vc;
 
@@ -32,6 +34,7 @@ pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
 };
 pub use policy::{Assignment, FindingRecord, PolicyStore, Waiver};
+pub use recovery::{Applied, PlanRecord, RecoveryPlanStore};
 pub use sqlite::SqliteStore;
 pub use vc::{VcCheckRecord, VcStore};
 
@@ -245,7 +248,16 @@ pub struct AuditRecord {
 /// The one interface to the controller's database.
 #[async_trait]
 pub trait Store:
-    PlatformStore + PolicyStore + CapacityStore + BackupStore + EndpointStore + VcStore + Send + Sync + 'static
+    PlatformStore
+    + PolicyStore
+    + CapacityStore
+    + BackupStore
+    + EndpointStore
+    + VcStore
+    + RecoveryPlanStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Declares the inventory's hosts: inserts the new ones, marks all of them managed and
     /// refreshes site and kind. Idempotent.

@@ -174,3 +174,24 @@ fn garbage_never_panics() {
         let _ = parse_plan(text, "p", &inventory(), &catalog());
     }
 }
+
+#[test]
+fn the_shipped_camau_all_plan_reads_against_the_example_inventory() {
+    let inv = inventory();
+    let text = include_str!("../../examples/camau-all.yaml");
+    let mut c = catalog();
+    c.images = Some(["ubuntu-22.04".to_string()].into());
+    let plan = parse_plan(text, "camau-all.yaml", &inv, &c).expect("camau-all is valid");
+    let groups: Vec<(u8, Vec<&str>)> =
+        plan.groups(&inv).into_iter().map(|(p, s)| (p.get(), s.iter().map(|s| s.name.as_str()).collect())).collect();
+    assert_eq!(
+        groups,
+        vec![
+            (1, vec!["email", "qlvbdh", "dvc-portal"]),
+            (2, vec!["web-portal"]),
+            (3, vec!["cbccvc"]),
+            (4, vec!["cong-bao"]),
+        ]
+    );
+    assert_eq!(plan.systems.len(), inv.systems.len(), "every basic system is in the plan");
+}
