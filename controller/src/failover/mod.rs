@@ -2,3 +2,5 @@
 //! them (checked against the inventory and what the DR site has, every version kept).
 
 pub mod plans;
+pub mod steps;
+pub mod workflow;

@@ -10,6 +10,7 @@
 
 pub mod backups;
 pub mod capacity;
+pub mod drills;
 pub mod endpoints;
 pub mod platforms;
 pub mod policy;
@@ -17,6 +18,7 @@ pub mod recovery;
 pub mod sqlite;
 mod sqlite_backups;
 mod sqlite_capacity;
+mod sqlite_drills;
 mod sqlite_endpoints;
 mod sqlite_platforms;
 mod sqlite_policy;
@@ -29,6 +31,7 @@ use serde::Serialize;
 
 pub use backups::{BackupRun, BackupStore, RunEnd, SnapshotRecord, Verdict};
 pub use capacity::{CapacityStore, DailyPoint, Folded, Sample};
+pub use drills::{Approval, DrillRun, DrillStore, StateChange, StepRecord};
 pub use endpoints::{EndpointState, EndpointStore};
 pub use platforms::{
     PlatformRecord, PlatformSeed, PlatformStore, ProxiedHostStatus, StorageRecord, SyncWrite, VmChange, VmRecord,
@@ -255,6 +258,7 @@ pub trait Store:
     + EndpointStore
     + VcStore
     + RecoveryPlanStore
+    + DrillStore
     + Send
     + Sync
     + 'static

@@ -1,0 +1,425 @@
+//! The steps of a run, computed once from the plan and the mode when the run is created (and
+//! stored with it, so a resumed run follows the plan it started with). Pure.
+//!
+//! Every step has a key that is unique in its run and names what it acts on
+//! (`dr.boot:qlvbdh-app-01`); the executor makes each step idempotent by that key (a boot looks
+//! for the instance it names before creating one, a DNS switch replaces a record set), so a
+//! step interrupted by a controller crash can run again.
+
+use std::time::Duration;
+
+use inventory::Inventory;
+use inventory::recovery::{PromptPoint, RecoveryMethod, RecoveryPlan};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How a run treats production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Boot in the isolated test network, switch only the test zone, clean up and verify the
+    /// clean-up; production is never touched.
+    Test,
+    /// Final backup, power off at the DC, recover at DR.
+    Planned,
+    /// The DC is unreachable: skip DC steps, use the newest verified restore point.
+    Disaster,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Result<Mode, String> {
+        match text {
+            "test" => Ok(Mode::Test),
+            "planned" => Ok(Mode::Planned),
+            "disaster" => Ok(Mode::Disaster),
+            "failback" => Err("mode failback (DR → DC) is not supported yet: fail back by hand, or with a plan whose \
+                               systems run at DR today"
+                .into()),
+            other => Err(format!("mode {other:?} is not test, planned, disaster or failback")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Planned => "planned",
+            Mode::Disaster => "disaster",
+        }
+    }
+
+    /// Whether a second operator must approve before anything happens.
+    pub fn needs_approval(self) -> bool {
+        !matches!(self, Mode::Test)
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum StepKind {
+    /// A pre-check: nothing changes.
+    #[serde(rename = "precheck")]
+    Precheck,
+    /// A last backup of the system at the DC (planned mode).
+    #[serde(rename = "backup.final")]
+    FinalBackup,
+    /// Power off the workload's VM at the DC (planned mode).
+    #[serde(rename = "dc.power_off")]
+    DcPowerOff,
+    /// Boot the DR instance.
+    #[serde(rename = "dr.boot")]
+    DrBoot,
+    /// Restore the system's restore point into the instance through its agent.
+    #[serde(rename = "dr.restore")]
+    DrRestore,
+    /// Record the instance's DR address (what DNS will point at).
+    #[serde(rename = "readdress")]
+    Readdress,
+    /// Point the system's records at DR (RFC 2136 with TSIG).
+    #[serde(rename = "dns.switch")]
+    DnsSwitch,
+    /// Check the system serves.
+    #[serde(rename = "probe")]
+    Probe,
+    /// A person confirms.
+    #[serde(rename = "prompt")]
+    Prompt,
+    /// Remove what a test run made (instances, test records).
+    #[serde(rename = "cleanup")]
+    Cleanup,
+    /// Re-inventory the DR site and the test zone: nothing of the run may be left.
+    #[serde(rename = "cleanup.verify")]
+    CleanupVerify,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Precheck => "precheck",
+            StepKind::FinalBackup => "backup.final",
+            StepKind::DcPowerOff => "dc.power_off",
+            StepKind::DrBoot => "dr.boot",
+            StepKind::DrRestore => "dr.restore",
+            StepKind::Readdress => "readdress",
+            StepKind::DnsSwitch => "dns.switch",
+            StepKind::Probe => "probe",
+            StepKind::Prompt => "prompt",
+            StepKind::Cleanup => "cleanup",
+            StepKind::CleanupVerify => "cleanup.verify",
+        }
+    }
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    pub key: String,
+    pub kind: StepKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// The priority group (0 for pre-checks, 9 for clean-up).
+    pub group: u8,
+    /// Steps that must have succeeded first (for clean-up steps: ended, however).
+    pub after: Vec<String>,
+    /// Runs whatever happened before it, once the other steps have stopped.
+    #[serde(default)]
+    pub cleanup: bool,
+    /// Safe to run again after an interruption (every step of the library is, by its key).
+    pub idempotent: bool,
+    pub timeout_s: u64,
+    /// Further attempts after a failure, with backoff.
+    pub retries: u32,
+    /// What the step needs beyond its kind (the probe, the prompt's text, the records).
+    #[serde(default)]
+    pub params: Value,
+}
+
+impl StepSpec {
+    fn new(key: String, kind: StepKind, group: u8, after: Vec<String>) -> StepSpec {
+        let (timeout, retries) = defaults(kind);
+        StepSpec {
+            key,
+            kind,
+            system: None,
+            workload: None,
+            group,
+            after,
+            cleanup: matches!(kind, StepKind::Cleanup | StepKind::CleanupVerify),
+            idempotent: true,
+            timeout_s: timeout.as_secs(),
+            retries,
+            params: Value::Null,
+        }
+    }
+
+    fn of_system(mut self, system: &str) -> StepSpec {
+        self.system = Some(system.to_string());
+        self
+    }
+
+    fn of_workload(mut self, workload: &str) -> StepSpec {
+        self.workload = Some(workload.to_string());
+        self
+    }
+
+    fn with(mut self, params: Value) -> StepSpec {
+        self.params = params;
+        self
+    }
+}
+
+/// Each kind's timeout and retries.
+fn defaults(kind: StepKind) -> (Duration, u32) {
+    let m = |n: u64| Duration::from_secs(60 * n);
+    match kind {
+        StepKind::Precheck => (m(2), 1),
+        StepKind::FinalBackup => (m(60), 1),
+        StepKind::DcPowerOff => (m(10), 2),
+        StepKind::DrBoot => (m(15), 2),
+        StepKind::DrRestore => (m(120), 1),
+        StepKind::Readdress => (m(5), 3),
+        StepKind::DnsSwitch => (m(2), 3),
+        StepKind::Probe => (m(5), 0),
+        // A person answers: a day, and no retry (the run waits).
+        StepKind::Prompt => (m(24 * 60), 0),
+        StepKind::Cleanup => (m(15), 3),
+        StepKind::CleanupVerify => (m(5), 2),
+    }
+}
+
+/// The pre-checks every run starts with.
+pub const PRECHECKS: &[(&str, &str)] = &[
+    ("precheck.dr_hosts", "DR hosts connected"),
+    ("precheck.dr_catalog", "DR images and networks present"),
+    ("precheck.headroom", "DR headroom for the plan"),
+    ("precheck.restore_points", "newest verified restore point within RPO"),
+];
+
+/// The steps of `plan` in `mode`.
+pub fn build(plan: &RecoveryPlan, inv: &Inventory, mode: Mode) -> Vec<StepSpec> {
+    let mut out: Vec<StepSpec> = Vec::new();
+    for (key, what) in PRECHECKS {
+        out.push(StepSpec::new(key.to_string(), StepKind::Precheck, 0, Vec::new()).with(json!({"check": what})));
+    }
+    if plan.dns.is_some() {
+        out.push(
+            StepSpec::new("precheck.dns".into(), StepKind::Precheck, 0, Vec::new())
+                .with(json!({"check": "DNS server reachable, its zones served"})),
+        );
+    }
+    if mode == Mode::Planned {
+        out.push(
+            StepSpec::new("precheck.dc".into(), StepKind::Precheck, 0, Vec::new())
+                .with(json!({"check": "DC platform reachable"})),
+        );
+    }
+    let mut previous: Vec<String> = out.iter().map(|s| s.key.clone()).collect();
+    let mut system_ends: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    for (priority, systems) in plan.groups(inv) {
+        let group = priority.get();
+        let mut group_ends = Vec::new();
+        for sys in systems {
+            let name = sys.name.as_str();
+            let mut start: Vec<String> = previous.clone();
+            for d in &sys.depends_on {
+                start.extend(system_ends.get(d).cloned().unwrap_or_default());
+            }
+            let mut ready = start.clone();
+            ready = prompts(&mut out, sys, PromptPoint::Start, group, ready);
+            if mode == Mode::Planned && sys.recover.iter().any(|w| w.method == RecoveryMethod::Restore) {
+                let key = format!("backup.final:{name}");
+                out.push(StepSpec::new(key.clone(), StepKind::FinalBackup, group, ready.clone()).of_system(name));
+                ready = vec![key];
+            }
+            let mut up = Vec::new();
+            for w in &sys.recover {
+                let wl = w.workload.as_str();
+                let mut after = ready.clone();
+                if mode == Mode::Planned {
+                    let key = format!("dc.power_off:{wl}");
+                    out.push(
+                        StepSpec::new(key.clone(), StepKind::DcPowerOff, group, after).of_system(name).of_workload(wl),
+                    );
+                    after = vec![key];
+                }
+                let boot = format!("dr.boot:{wl}");
+                out.push(
+                    StepSpec::new(boot.clone(), StepKind::DrBoot, group, after)
+                        .of_system(name)
+                        .of_workload(wl)
+                        .with(json!({"image": w.image, "flavor": w.flavor, "network": w.network, "method": w.method.as_str()})),
+                );
+                let mut last = boot;
+                if w.method == RecoveryMethod::Restore {
+                    let key = format!("dr.restore:{wl}");
+                    out.push(
+                        StepSpec::new(key.clone(), StepKind::DrRestore, group, vec![last])
+                            .of_system(name)
+                            .of_workload(wl),
+                    );
+                    last = key;
+                }
+                let key = format!("readdress:{wl}");
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::Readdress, group, vec![last]).of_system(name).of_workload(wl),
+                );
+                up.push(key);
+            }
+            let mut ready = prompts(&mut out, sys, PromptPoint::BeforeDns, group, up);
+            if !sys.dns.is_empty() {
+                let key = format!("dns.switch:{name}");
+                let records: Vec<Value> =
+                    sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::DnsSwitch, group, ready)
+                        .of_system(name)
+                        .with(json!({"records": records})),
+                );
+                ready = vec![key];
+            }
+            let mut probed = Vec::new();
+            for (j, p) in sys.probes.iter().enumerate() {
+                let key = format!("probe:{name}:{j}");
+                let mut spec = StepSpec::new(key.clone(), StepKind::Probe, group, ready.clone())
+                    .of_system(name)
+                    .with(serde_json::to_value(p).unwrap_or(Value::Null));
+                spec.timeout_s = p.timeout().as_secs();
+                out.push(spec);
+                probed.push(key);
+            }
+            if probed.is_empty() {
+                probed = ready;
+            }
+            let ends = prompts(&mut out, sys, PromptPoint::End, group, probed);
+            system_ends.insert(name.to_string(), ends.clone());
+            group_ends.extend(ends);
+        }
+        previous = group_ends;
+    }
+    if mode == Mode::Test {
+        let mut cleanups = Vec::new();
+        for sys in &plan.systems {
+            for w in &sys.recover {
+                let key = format!("cleanup:{}", w.workload);
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::Cleanup, 9, vec![format!("dr.boot:{}", w.workload)])
+                        .of_system(&sys.name)
+                        .of_workload(&w.workload),
+                );
+                cleanups.push(key);
+            }
+            if !sys.dns.is_empty() {
+                let key = format!("cleanup.dns:{}", sys.name);
+                let records: Vec<Value> =
+                    sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::Cleanup, 9, vec![format!("dns.switch:{}", sys.name)])
+                        .of_system(&sys.name)
+                        .with(json!({"records": records})),
+                );
+                cleanups.push(key);
+            }
+        }
+        out.push(StepSpec::new("cleanup.verify".into(), StepKind::CleanupVerify, 9, cleanups));
+    }
+    out
+}
+
+/// Adds the system's prompts at `at`, each after `after` and after the one before; returns
+/// what the next step waits for.
+fn prompts(
+    out: &mut Vec<StepSpec>,
+    sys: &inventory::recovery::PlanSystem,
+    at: PromptPoint,
+    group: u8,
+    after: Vec<String>,
+) -> Vec<String> {
+    let mut ready = after;
+    for (i, p) in sys.prompts.iter().enumerate().filter(|(_, p)| p.at == at) {
+        let key = format!("prompt:{}:{i}", sys.name);
+        out.push(
+            StepSpec::new(key.clone(), StepKind::Prompt, group, ready)
+                .of_system(&sys.name)
+                .with(json!({"text_vi": p.text_vi, "text_en": p.text_en})),
+        );
+        ready = vec![key];
+    }
+    ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn camau() -> (RecoveryPlan, Inventory) {
+        let inv =
+            inventory::parse_str(include_str!("../../../inventory/examples/camau.yaml"), "camau.yaml").expect("inv");
+        let plan = inventory::recovery::parse_plan(
+            include_str!("../../../inventory/examples/camau-all.yaml"),
+            "camau-all.yaml",
+            &inv,
+            &Default::default(),
+        )
+        .expect("plan");
+        (plan, inv)
+    }
+
+    #[test]
+    fn keys_are_unique_and_every_dependency_names_an_earlier_step() {
+        let (plan, inv) = camau();
+        for mode in [Mode::Test, Mode::Planned, Mode::Disaster] {
+            let steps = build(&plan, &inv, mode);
+            let mut seen = std::collections::HashSet::new();
+            for s in &steps {
+                for a in &s.after {
+                    assert!(
+                        seen.contains(a.as_str()),
+                        "{mode:?}: {} waits for {a}, which comes later or not at all",
+                        s.key
+                    );
+                }
+                assert!(seen.insert(s.key.as_str()), "{mode:?}: {} twice", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn test_mode_never_touches_the_dc_and_cleans_up_every_instance_and_record() {
+        let (plan, inv) = camau();
+        let steps = build(&plan, &inv, Mode::Test);
+        assert!(!steps.iter().any(|s| matches!(s.kind, StepKind::DcPowerOff | StepKind::FinalBackup)));
+        let boots = steps.iter().filter(|s| s.kind == StepKind::DrBoot).count();
+        let cleaned = steps.iter().filter(|s| s.kind == StepKind::Cleanup && s.workload.is_some()).count();
+        assert_eq!((boots, cleaned), (6, 6));
+        assert_eq!(steps.iter().filter(|s| s.key.starts_with("cleanup.dns:")).count(), 6);
+        assert_eq!(steps.last().map(|s| s.kind), Some(StepKind::CleanupVerify));
+    }
+
+    #[test]
+    fn planned_mode_backs_up_and_powers_off_before_booting_at_dr() {
+        let (plan, inv) = camau();
+        let steps = build(&plan, &inv, Mode::Planned);
+        let boot = steps.iter().find(|s| s.key == "dr.boot:qlvbdh-app-01").expect("boot");
+        assert_eq!(boot.after, vec!["dc.power_off:qlvbdh-app-01".to_string()]);
+        let off = steps.iter().find(|s| s.key == "dc.power_off:qlvbdh-app-01").expect("off");
+        assert_eq!(off.after, vec!["backup.final:qlvbdh".to_string()]);
+        assert!(!steps.iter().any(|s| s.cleanup), "nothing is cleaned up after a real failover");
+        let disaster = build(&plan, &inv, Mode::Disaster);
+        assert!(!disaster.iter().any(|s| matches!(s.kind, StepKind::DcPowerOff | StepKind::FinalBackup)));
+    }
+
+    #[test]
+    fn a_group_starts_after_the_one_before_and_a_system_after_its_dependencies() {
+        let (plan, inv) = camau();
+        let steps = build(&plan, &inv, Mode::Test);
+        let boot = |wl: &str| steps.iter().find(|s| s.key == format!("dr.boot:{wl}")).expect("boot").after.clone();
+        // web-portal (P2) waits for every P1 system's end; qlvbdh (P1) waits for e-mail.
+        let web = boot("web-portal-app-01");
+        for k in ["probe:email:0", "probe:qlvbdh:0", "prompt:dvc-portal:0"] {
+            assert!(web.iter().any(|a| a == k), "{web:?} lacks {k}");
+        }
+        assert!(boot("qlvbdh-app-01").iter().any(|a| a == "probe:email:0"));
+        assert!(!boot("email-app-01").iter().any(|a| a.starts_with("probe:")));
+    }
+}
