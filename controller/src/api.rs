@@ -124,6 +124,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_ansible::routes())
         .merge(crate::api_vc::routes())
         .merge(crate::api_plans::routes())
+        .merge(crate::api_drills::routes())
         .merge(crate::api_events::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)

@@ -123,6 +123,8 @@ pub struct App {
     pub capacity_prometheus: Option<Arc<crate::capacity::prometheus::PromClient>>,
     /// Systems whose RPO is breached now.
     pub backup_breaches: crate::backup::schedule::Breaches,
+    /// The drills this controller drives.
+    pub drills: crate::failover::runs::Drills,
     /// Remediation tasks per host (see [`Remediating`]).
     pub remediating: std::sync::Mutex<std::collections::HashMap<String, Remediating>>,
 }
@@ -148,7 +150,7 @@ pub fn secret_matches(secret: &str, hash: &str) -> bool {
     ct_eq(hash_secret(secret).as_bytes(), hash.as_bytes())
 }
 
-fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     hex::encode(v)
 }

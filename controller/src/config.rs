@@ -67,6 +67,27 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `[vc]`: video-conference device checks (see `crate::vc::VcConfig`).
     pub vc: crate::vc::VcConfig,
+    /// `[drills]`: drills and failovers (see [`Drills`]).
+    pub drills: Drills,
+}
+
+/// `[drills]`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Drills {
+    /// How long a planned, disaster or failback run waits for a second operator's approval
+    /// before it expires (default 1h).
+    pub approval_window: Dur,
+    /// `host:port` of the enrollment port as DR instances reach it (they enroll their agent
+    /// to receive a restore). Default: the host of `advertise_agents` with the enrollment
+    /// port, else the enrollment listen address.
+    pub enroll_address: Option<String>,
+}
+
+impl Default for Drills {
+    fn default() -> Self {
+        Drills { approval_window: Dur(Duration::from_secs(3600)), enroll_address: None }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -235,6 +256,7 @@ impl Default for Config {
             ksc: None,
             policy: PolicyConfig::default(),
             vc: crate::vc::VcConfig::default(),
+            drills: Drills::default(),
         }
     }
 }
@@ -397,6 +419,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The enrollment endpoint DR instances are told to dial (see [`Drills::enroll_address`]).
+    pub fn enroll_endpoint(&self) -> String {
+        if let Some(a) = &self.drills.enroll_address {
+            return a.clone();
+        }
+        let port = self.listen.enroll.port();
+        match self.advertise_agents.as_deref().and_then(|a| a.rsplit_once(':')) {
+            Some((host, _)) => format!("{host}:{port}"),
+            None if self.listen.enroll.ip().is_unspecified() => format!("127.0.0.1:{port}"),
+            None => self.listen.enroll.to_string(),
+        }
     }
 
     /// The agent endpoint told to enrolling agents.

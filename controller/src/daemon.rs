@@ -120,6 +120,7 @@ pub async fn run(cfg: Config) -> Result<()> {
         backup_breaches: Default::default(),
         capacity_prometheus,
         remediating: Default::default(),
+        drills: Default::default(),
     });
     crate::platforms::spawn_scheduler(app.clone());
     crate::capacity::collect::spawn_folding(app.clone());
@@ -127,6 +128,7 @@ pub async fn run(cfg: Config) -> Result<()> {
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
     crate::endpoints::spawn(app.clone());
     crate::vc::schedule::spawn(app.clone());
+    crate::failover::runs::spawn(app.clone());
     app.bootstrap_admin().await?;
 
     let (chain, key) = app.ca.server_identity(&server_names(&cfg)).context("server certificate")?;

@@ -105,6 +105,16 @@ enum Command {
         #[command(subcommand)]
         cmd: controller::cli_ansible::AnsibleCmd,
     },
+    /// Drills and failovers: pre-flight, start, follow, pause, abort, report.
+    Drill {
+        #[command(subcommand)]
+        cmd: controller::cli_drills::DrillCmd,
+    },
+    /// Approval requests for failovers (two-person rule).
+    Approvals {
+        #[command(subcommand)]
+        cmd: controller::cli_drills::ApprovalsCmd,
+    },
     /// Recovery plans: apply a plan file, list, show, diff versions.
     Plans {
         #[command(subcommand)]
@@ -741,6 +751,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
         Command::Ansible { cmd } => controller::cli_ansible::run(cmd, client, json),
         Command::Plans { cmd } => controller::cli_plans::run(cmd, &client()?, json),
+        Command::Drill { cmd } => controller::cli_drills::drill(cmd, &client()?, json),
+        Command::Approvals { cmd } => controller::cli_drills::approvals(cmd, &client()?, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {
             let (program, args) = command.split_first().context("no program given after --")?;
             let t = TaskRun { host: &host, program, args, timeout, id: id.as_deref(), wait: !no_wait };

@@ -246,6 +246,9 @@ pub struct CreateSpec {
     pub network: Option<String>,
     /// Tags (metadata) to set on the new instance.
     pub tags: BTreeMap<String, String>,
+    /// Cloud-init user data (OpenStack); it may carry a one-time token: never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
 }
 
 /// State of a long-running operation.

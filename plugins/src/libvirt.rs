@@ -645,6 +645,7 @@ mod tests {
             disk_bytes: 0,
             network: Some("default".into()),
             tags: [("system".to_string(), "payroll & hr".to_string())].into_iter().collect(),
+            user_data: None,
         };
         let xml = domain_xml(&spec, "TEST");
         let parsed = parse_domain_xml(&xml).expect("our own XML parses");

@@ -530,6 +530,7 @@ mod tests {
             disk_bytes: 30 * GIB,
             network: None,
             tags: BTreeMap::new(),
+            user_data: None,
         };
         assert_eq!(pick_flavor(&flavors, &spec, true).map(|f| f.id.as_str()), Some("medium"));
         spec.disk_bytes = 100 * GIB;

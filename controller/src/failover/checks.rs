@@ -1,0 +1,134 @@
+//! Pre-checks: what must hold before a run changes anything. Each reads only; `drill check`
+//! runs them all without starting a run.
+
+use std::time::Duration;
+
+use inventory::recovery::RecoveryMethod;
+use serde_json::{Value, json};
+
+use super::exec::{Ctx, newest_verified, on_platform};
+use super::steps::Mode;
+use crate::app::now_ms;
+
+/// Runs the pre-check `key`; what it found, or why the run must not start.
+pub async fn run(ctx: &Ctx<'_>, key: &str) -> Result<Value, String> {
+    match key {
+        "precheck.dr_hosts" => dr_hosts(ctx).await,
+        "precheck.dr_catalog" => dr_catalog(ctx).await,
+        "precheck.headroom" => headroom(ctx).await,
+        "precheck.restore_points" => restore_points(ctx).await,
+        "precheck.dns" => dns(ctx).await,
+        "precheck.dc" => dc(ctx).await,
+        other => Err(format!("unknown pre-check {other}")),
+    }
+}
+
+async fn dr_hosts(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let hosts = ctx.app.store.list_hosts().await.map_err(|e| e.to_string())?;
+    let down_after = i64::try_from(ctx.app.cfg.liveness.down_after.0.as_millis()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    let dr: Vec<_> = hosts.iter().filter(|h| h.managed && h.site.as_deref() == Some("dr")).collect();
+    let (up, down): (Vec<&crate::store::HostRecord>, Vec<&crate::store::HostRecord>) = dr.iter().partition(|h| {
+        matches!(
+            crate::hosts::state(h.enrolled_at.is_some(), h.last_seen, &h.problems, now, down_after),
+            crate::hosts::HostState::Connected | crate::hosts::HostState::Degraded
+        )
+    });
+    let down: Vec<&str> = down.iter().map(|h| h.name.as_str()).collect();
+    if up.is_empty() {
+        return Err(format!("no DR host is connected ({} known: {})", dr.len(), down.join(", ")));
+    }
+    Ok(json!({"connected": up.len(), "of": dr.len(), "down": down}))
+}
+
+async fn dr_catalog(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let (catalog, warnings) = super::plans::dr_catalog(ctx.app).await;
+    let (Some(images), Some(networks)) = (&catalog.images, &catalog.networks) else {
+        return Err(warnings.join("; "));
+    };
+    let mut missing = Vec::new();
+    for s in &ctx.plan.systems {
+        for w in &s.recover {
+            if !images.contains(&w.image) {
+                missing.push(format!("image {} (for {})", w.image, w.workload));
+            }
+        }
+    }
+    for m in &ctx.plan.networks {
+        let n = if ctx.mode == Mode::Test { &m.test } else { &m.dr };
+        if !networks.contains(n) {
+            missing.push(format!("network {n}"));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!("the DR site lacks {}", missing.join(", ")));
+    }
+    Ok(json!({"images": images.len(), "networks": networks.len()}))
+}
+
+async fn headroom(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let inv = ctx.app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
+    let priorities = super::plans::priorities(ctx.plan, inv);
+    let answer =
+        crate::capacity::query::headroom(ctx.app, &[], None, Some(&priorities)).await.map_err(|e| e.to_string())?;
+    let short: Vec<&str> = answer.groups.iter().filter(|g| !g.fits).map(|g| g.priority.as_str()).collect();
+    if !short.is_empty() {
+        return Err(format!("the DR site cannot hold the plan: {}", answer.summary));
+    }
+    Ok(json!({"summary": answer.summary, "groups": answer.groups.len()}))
+}
+
+/// Each system restored from backup has a restore point within its RPO (a planned run takes
+/// a final backup, so there it only needs a backup plan).
+async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let inv = ctx.app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
+    let now = now_ms();
+    let mut found = serde_json::Map::new();
+    let mut problems = Vec::new();
+    for s in &ctx.plan.systems {
+        if !s.recover.iter().any(|w| w.method == RecoveryMethod::Restore) {
+            continue;
+        }
+        if ctx.app.backups.plans_of(&s.name).is_empty() {
+            problems.push(format!("{} has no backup plan", s.name));
+            continue;
+        }
+        if ctx.mode == Mode::Planned {
+            found.insert(s.name.clone(), json!({"final_backup": true}));
+            continue;
+        }
+        let rpo = inv.system(&s.name).map_or(Duration::from_secs(86_400), |x| x.rpo);
+        let snapshots = ctx.app.store.list_snapshots(&s.name).await.map_err(|e| e.to_string())?;
+        match newest_verified(&snapshots) {
+            None => problems.push(format!("{} has no verified restore point", s.name)),
+            Some(p) => {
+                let age = Duration::from_millis(u64::try_from(now - p.time).unwrap_or(0));
+                if age > rpo {
+                    problems.push(format!(
+                        "{}'s newest verified restore point is {} old, beyond its RPO of {}",
+                        s.name,
+                        inventory::format_duration(Duration::from_secs(age.as_secs())),
+                        inventory::format_duration(rpo)
+                    ));
+                }
+                found.insert(s.name.clone(), json!({"snapshot": p.snapshot_id, "age_seconds": age.as_secs()}));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(Value::Object(found))
+}
+
+async fn dns(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let dns = ctx.plan.dns.as_ref().ok_or("the plan has no dns settings")?;
+    let zone = if ctx.mode == Mode::Test { &dns.test_zone } else { &dns.zone };
+    let soa = super::dns::check_zone(ctx.app, zone.trim_end_matches('.')).await?;
+    Ok(json!({"zone": zone, "soa": soa}))
+}
+
+async fn dc(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let hosts = on_platform(ctx.app, "dc", |d| Ok(d.hosts()?.len())).await?;
+    Ok(json!({"dc_hosts": hosts}))
+}

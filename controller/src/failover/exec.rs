@@ -1,0 +1,398 @@
+//! What each step does. Every step is idempotent by its key: it looks at what exists before
+//! acting (a boot reuses the instance its key names, a switch replaces a record set, a clean-up
+//! of something already gone succeeds), so a step a controller crash interrupted can run again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inventory::recovery::{ProbeTarget, RecoveryMethod, RecoveryPlan};
+use plugins::Hypervisor;
+use plugins::hypervisor::{CreateSpec, InstanceSource, OpState, PowerAction, VmInfo};
+use serde_json::{Value, json};
+
+use super::steps::{Mode, StepKind, StepSpec};
+use crate::app::{App, now_ms};
+use crate::store::{DrillRun, StepRecord};
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Done, with what it produced.
+    Done(Value),
+    /// A prompt: waiting for a person.
+    Waiting(Value),
+}
+
+/// What a step sees: the run, its plan and mode, and what earlier steps produced.
+pub struct Ctx<'a> {
+    pub app: &'a Arc<App>,
+    pub run: &'a DrillRun,
+    pub plan: &'a RecoveryPlan,
+    pub mode: Mode,
+    pub done: &'a [StepRecord],
+}
+
+impl Ctx<'_> {
+    fn result_of(&self, key: &str) -> Option<&Value> {
+        self.done.iter().find(|s| s.key == key && s.state == "succeeded").and_then(|s| s.result.as_ref())
+    }
+
+    fn inventory(&self) -> Result<&inventory::Inventory, String> {
+        self.app.inventory.as_deref().ok_or_else(|| "the controller runs without an inventory".to_string())
+    }
+
+    /// The zone records switch in: the test zone in a test run.
+    fn zone(&self) -> Result<String, String> {
+        let dns = self.plan.dns.as_ref().ok_or("the plan has no dns settings")?;
+        Ok(if self.mode == Mode::Test { dns.test_zone.clone() } else { dns.zone.clone() }
+            .trim_end_matches('.')
+            .to_string())
+    }
+
+    fn by(&self) -> String {
+        format!("drill:{}", self.run.id)
+    }
+}
+
+/// The name of the DR instance a workload gets in this run: test runs carry the run id (so a
+/// clean-up and its verification find exactly what the run made), real failovers `-dr`.
+pub fn instance_name(run: &DrillRun, mode: Mode, workload: &str) -> String {
+    match mode {
+        Mode::Test => format!("drill-{}-{workload}", run.id.trim_start_matches("d-")),
+        _ => format!("{workload}-dr"),
+    }
+}
+
+/// Runs one step once.
+pub async fn run(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Outcome, String> {
+    let timeout = Duration::from_secs(spec.timeout_s.max(1));
+    let work = async {
+        match spec.kind {
+            StepKind::Precheck => super::checks::run(ctx, &spec.key).await.map(Outcome::Done),
+            StepKind::FinalBackup => final_backup(ctx, spec).await.map(Outcome::Done),
+            StepKind::DcPowerOff => dc_power_off(ctx, spec).await.map(Outcome::Done),
+            StepKind::DrBoot => dr_boot(ctx, spec).await.map(Outcome::Done),
+            StepKind::DrRestore => dr_restore(ctx, spec).await.map(Outcome::Done),
+            StepKind::Readdress => readdress(ctx, spec).await.map(Outcome::Done),
+            StepKind::DnsSwitch => dns_switch(ctx, spec).await.map(Outcome::Done),
+            StepKind::Probe => probe(ctx, spec, timeout).await.map(Outcome::Done),
+            StepKind::Prompt => Ok(Outcome::Waiting(spec.params.clone())),
+            StepKind::Cleanup => cleanup(ctx, spec).await.map(Outcome::Done),
+            StepKind::CleanupVerify => cleanup_verify(ctx).await.map(Outcome::Done),
+        }
+    };
+    match tokio::time::timeout(timeout, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("no result within {} s", timeout.as_secs())),
+    }
+}
+
+fn workload_of(spec: &StepSpec) -> Result<&str, String> {
+    spec.workload.as_deref().ok_or_else(|| format!("step {} names no workload", spec.key))
+}
+
+fn system_of(spec: &StepSpec) -> Result<&str, String> {
+    spec.system.as_deref().ok_or_else(|| format!("step {} names no system", spec.key))
+}
+
+/// The platform connection of a site.
+fn connection(app: &App, site: &str) -> Result<plugins::connect::Connection, String> {
+    let inv = app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
+    let platform = inv.sites.iter().find(|s| s.name == site).map(|s| s.platform.name.clone());
+    let platform = platform.ok_or_else(|| format!("the inventory has no site {site}"))?;
+    app.platforms
+        .connection(&platform)
+        .cloned()
+        .ok_or_else(|| format!("platform {platform} (site {site}) is not configured in the controller"))
+}
+
+/// Runs `f` with the site's driver on a blocking thread.
+pub async fn on_platform<T: Send + 'static>(
+    app: &App,
+    site: &str,
+    f: impl FnOnce(&dyn Hypervisor) -> Result<T, plugins::PlatformError> + Send + 'static,
+) -> Result<T, String> {
+    let conn = connection(app, site)?;
+    crate::platforms::with_driver(&conn, Duration::from_secs(900), f).await
+}
+
+/// The VM of that name on the site's platform, if any.
+pub async fn find_vm(app: &App, site: &str, name: &str) -> Result<Option<VmInfo>, String> {
+    let name = name.to_string();
+    on_platform(app, site, move |d| Ok(d.inventory()?.vms.into_iter().find(|v| v.name == name))).await
+}
+
+async fn final_backup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let system = system_of(spec)?;
+    let plan = ctx
+        .app
+        .backups
+        .plans_of(system)
+        .into_iter()
+        .find(|p| p.kind == crate::backup::plans::PlanKind::Files)
+        .cloned()
+        .ok_or_else(|| format!("{system} has no file backup plan"))?;
+    let run = crate::backup::runs::start_backup(ctx.app, &plan, &ctx.by()).await.map_err(|e| e.to_string())?;
+    let done = wait_backup_run(ctx.app, &run.id).await?;
+    Ok(json!({"backup_run": run.id, "snapshot": done.snapshot_id, "finished_at": done.finished_at}))
+}
+
+/// Waits for a backup run (backup or restore) to end; an error unless it succeeded.
+async fn wait_backup_run(app: &App, id: &str) -> Result<crate::store::BackupRun, String> {
+    loop {
+        let r = app
+            .store
+            .get_run(id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("backup run {id} vanished"))?;
+        match r.status.as_str() {
+            "running" => tokio::time::sleep(Duration::from_millis(500)).await,
+            "ok" => return Ok(r),
+            other => return Err(format!("{} run {id} {other}: {}", r.kind, r.error.clone().unwrap_or_default())),
+        }
+    }
+}
+
+async fn dc_power_off(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let wl = workload_of(spec)?.to_string();
+    let Some(vm) = find_vm(ctx.app, "dc", &wl).await? else {
+        return Err(format!("no VM named {wl} at the DC"));
+    };
+    let id = vm.id.clone();
+    on_platform(ctx.app, "dc", move |d| {
+        let op = d.power(&id, PowerAction::Off)?;
+        plugins::hypervisor::wait(d, op, Duration::from_secs(600), |_| {})
+    })
+    .await?;
+    Ok(json!({"vm": vm.id, "powered_off": true}))
+}
+
+async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let wl = workload_of(spec)?;
+    let system = system_of(spec)?;
+    let name = instance_name(ctx.run, ctx.mode, wl);
+    if let Some(vm) = find_vm(ctx.app, "dr", &name).await? {
+        return Ok(json!({"instance": vm.id, "name": name, "reused": true}));
+    }
+    let inv = ctx.inventory()?;
+    let w = inv.workload(wl).ok_or_else(|| format!("the inventory has no workload {wl}"))?;
+    let mapping = match spec.params["network"].as_str() {
+        Some(n) => ctx.plan.networks.iter().find(|m| m.dc == n),
+        None => ctx.plan.networks.first(),
+    }
+    .ok_or_else(|| format!("no network mapping for {wl}"))?;
+    let network = if ctx.mode == Mode::Test { mapping.test.clone() } else { mapping.dr.clone() };
+    let image = spec.params["image"].as_str().unwrap_or_default().to_string();
+    let restore = spec.params["method"] == json!(RecoveryMethod::Restore.as_str());
+    let user_data = if restore { Some(super::agents::user_data(ctx, &name, system).await?) } else { None };
+    let create = CreateSpec {
+        name: name.clone(),
+        source: InstanceSource::Image(image),
+        vcpus: w.vcpus,
+        memory_bytes: w.memory_gb << 30,
+        disk_bytes: w.disk_gb << 30,
+        network: Some(network.clone()),
+        tags: [
+            ("mangrove.run".to_string(), ctx.run.id.clone()),
+            ("mangrove.system".to_string(), system.to_string()),
+            ("mangrove.workload".to_string(), wl.to_string()),
+        ]
+        .into(),
+        user_data,
+    };
+    let op = on_platform(ctx.app, "dr", move |d| {
+        let op = d.create_instance(&create)?;
+        plugins::hypervisor::wait(d, op, Duration::from_secs(900), |_| {})
+    })
+    .await?;
+    let id = match &op.state {
+        OpState::Succeeded { result } => result.clone(),
+        other => return Err(format!("booting {name} ended {other:?}")),
+    };
+    Ok(json!({"instance": id, "name": name, "network": network, "reused": false}))
+}
+
+async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let wl = workload_of(spec)?;
+    let system = system_of(spec)?;
+    let host = instance_name(ctx.run, ctx.mode, wl);
+    super::agents::wait_connected(ctx.app, &host, Duration::from_secs(600)).await?;
+    let plan = ctx
+        .app
+        .backups
+        .plans_of(system)
+        .into_iter()
+        .find(|p| p.kind == crate::backup::plans::PlanKind::Files)
+        .cloned()
+        .ok_or_else(|| format!("{system} has no file backup plan"))?;
+    let snapshot = restore_point(ctx, system).await?;
+    let req = crate::backup::runs::RestoreRequest {
+        plan: &plan,
+        snapshot: &snapshot,
+        host: &host,
+        target: super::agents::RESTORE_TARGET,
+        drill: false,
+        force: true,
+    };
+    let run = crate::backup::runs::start_restore(ctx.app, &req, &ctx.by()).await.map_err(|e| e.to_string())?;
+    wait_backup_run(ctx.app, &run.id).await?;
+    let started = ctx.run.started_at.unwrap_or(ctx.run.created_at);
+    Ok(json!({
+        "restore_run": run.id, "snapshot": snapshot.snapshot_id, "repository": snapshot.repository,
+        "snapshot_time": snapshot.time, "rpo_seconds": ((started - snapshot.time) / 1000).max(0),
+        "host": host,
+    }))
+}
+
+/// The restore point a system recovers from: the final backup of a planned run, else the
+/// newest verified one.
+async fn restore_point(ctx: &Ctx<'_>, system: &str) -> Result<crate::store::SnapshotRecord, String> {
+    let snapshots = ctx.app.store.list_snapshots(system).await.map_err(|e| e.to_string())?;
+    if let Some(id) = ctx.result_of(&format!("backup.final:{system}")).and_then(|r| r["snapshot"].as_str()) {
+        return snapshots
+            .into_iter()
+            .find(|s| s.snapshot_id == id)
+            .ok_or_else(|| format!("the final backup's snapshot {id} of {system} is not recorded"));
+    }
+    newest_verified(&snapshots).cloned().ok_or_else(|| format!("{system} has no verified restore point"))
+}
+
+/// The newest restore point whose repository's last check or restore did not fail it.
+pub fn newest_verified(snapshots: &[crate::store::SnapshotRecord]) -> Option<&crate::store::SnapshotRecord> {
+    snapshots.iter().filter(|s| s.verified != "failed").max_by_key(|s| s.time)
+}
+
+async fn readdress(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let wl = workload_of(spec)?;
+    let name = instance_name(ctx.run, ctx.mode, wl);
+    let vm = find_vm(ctx.app, "dr", &name).await?.ok_or_else(|| format!("instance {name} is gone from the DR site"))?;
+    let address = vm
+        .networks
+        .iter()
+        .flat_map(|n| n.addresses.iter())
+        .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .cloned()
+        .ok_or_else(|| format!("instance {name} has no IPv4 address yet"))?;
+    Ok(json!({"instance": vm.id, "name": name, "address": address}))
+}
+
+/// The DR address of a system: its first workload's, from its `readdress` step.
+fn system_address(ctx: &Ctx<'_>, system: &str) -> Result<String, String> {
+    let sys = ctx.plan.system(system).ok_or_else(|| format!("{system} is not in the plan"))?;
+    let wl = &sys.recover.first().ok_or_else(|| format!("{system} recovers no workload"))?.workload;
+    ctx.result_of(&format!("readdress:{wl}"))
+        .and_then(|r| r["address"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no DR address recorded for {wl}"))
+}
+
+fn records(spec: &StepSpec) -> Vec<(String, String)> {
+    spec.params["records"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| Some((r["name"].as_str()?.to_string(), r["type"].as_str().unwrap_or("A").to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn dns_switch(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let system = system_of(spec)?;
+    let address = system_address(ctx, system)?;
+    let zone = ctx.zone()?;
+    let ttl = ctx.plan.dns.as_ref().map_or(60, |d| d.ttl);
+    let mut written = Vec::new();
+    for (name, rtype) in records(spec) {
+        super::dns::replace(ctx.app, &zone, &name, &rtype, ttl, &address).await?;
+        written.push(format!("{name}.{zone} {rtype} {address}"));
+    }
+    Ok(json!({"zone": zone, "records": written}))
+}
+
+async fn probe(ctx: &Ctx<'_>, spec: &StepSpec, timeout: Duration) -> Result<Value, String> {
+    let p: inventory::recovery::Probe =
+        serde_json::from_value(spec.params.clone()).map_err(|e| format!("step {}: bad probe ({e})", spec.key))?;
+    let zone = ctx.zone().ok();
+    let started = Instant::now();
+    let mut last = String::from("not tried");
+    let mut tries = 0u32;
+    // Leave a little of the step's time to report the last failure.
+    while started.elapsed() + Duration::from_secs(2) < timeout {
+        tries += 1;
+        match super::probes::once(ctx.app, &p, zone.as_deref()).await {
+            Ok(detail) => {
+                return Ok(
+                    json!({"probe": p.label(), "detail": detail, "tries": tries, "ms": started.elapsed().as_millis() as u64}),
+                );
+            }
+            Err(e) => last = e,
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let target = match p.target() {
+        Some(ProbeTarget::Http(u)) => u.to_string(),
+        Some(ProbeTarget::Tcp(a)) => a.to_string(),
+        None => String::new(),
+    };
+    Err(format!("probe {} ({target}) did not pass in {tries} tries: {last}", p.label()))
+}
+
+async fn cleanup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    if spec.key.starts_with("cleanup.dns:") {
+        let zone = ctx.zone()?;
+        let mut removed = Vec::new();
+        for (name, rtype) in records(spec) {
+            super::dns::delete(ctx.app, &zone, &name, &rtype).await?;
+            removed.push(format!("{name}.{zone} {rtype}"));
+        }
+        return Ok(json!({"removed": removed}));
+    }
+    let wl = workload_of(spec)?;
+    let name = instance_name(ctx.run, ctx.mode, wl);
+    let deleted = match find_vm(ctx.app, "dr", &name).await? {
+        Some(vm) => {
+            let id = vm.id.clone();
+            on_platform(ctx.app, "dr", move |d| {
+                let op = d.delete_instance(&id)?;
+                plugins::hypervisor::wait(d, op, Duration::from_secs(600), |_| {})
+            })
+            .await?;
+            true
+        }
+        None => false,
+    };
+    super::agents::forget(ctx.app, &name).await;
+    Ok(json!({"instance": name, "deleted": deleted}))
+}
+
+/// Re-inventories the DR site and the test zone: nothing this run made may be left.
+async fn cleanup_verify(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let prefix = instance_name(ctx.run, ctx.mode, "");
+    let left: Vec<String> = on_platform(ctx.app, "dr", move |d| {
+        Ok(d.inventory()?.vms.into_iter().filter(|v| v.name.starts_with(&prefix)).map(|v| v.name).collect())
+    })
+    .await?;
+    let mut records_left = Vec::new();
+    if let Ok(zone) = ctx.zone() {
+        for s in &ctx.plan.systems {
+            for r in &s.dns {
+                let fqdn = format!("{}.{zone}", r.name);
+                if !super::dns::lookup(ctx.app, &fqdn, r.rtype.as_str()).await?.is_empty() {
+                    records_left.push(fqdn);
+                }
+            }
+        }
+    }
+    if !left.is_empty() || !records_left.is_empty() {
+        return Err(format!(
+            "left behind: {} instance(s) {:?}, {} test record(s) {:?}",
+            left.len(),
+            left,
+            records_left.len(),
+            records_left
+        ));
+    }
+    Ok(json!({"instances_left": 0, "records_left": 0, "checked_at": now_ms()}))
+}
