@@ -183,7 +183,7 @@ async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     }
     .ok_or_else(|| format!("no network mapping for {wl}"))?;
     let network = if ctx.mode == Mode::Test { mapping.test.clone() } else { mapping.dr.clone() };
-    let image = spec.params["image"].as_str().unwrap_or_default().to_string();
+    let image = dr_image_id(ctx.app, spec.params["image"].as_str().unwrap_or_default()).await?;
     let restore = spec.params["method"] == json!(RecoveryMethod::Restore.as_str());
     let user_data = if restore { Some(super::agents::user_data(ctx, &name, system).await?) } else { None };
     let create = CreateSpec {
@@ -191,7 +191,8 @@ async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
         source: InstanceSource::Image(image),
         vcpus: w.vcpus,
         memory_bytes: w.memory_gb << 30,
-        disk_bytes: w.disk_gb << 30,
+        // The root disk is the image's: data lives on volumes or comes back by restore.
+        disk_bytes: 0,
         network: Some(network.clone()),
         tags: [
             ("mangrove.run".to_string(), ctx.run.id.clone()),
@@ -211,6 +212,27 @@ async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
         other => return Err(format!("booting {name} ended {other:?}")),
     };
     Ok(json!({"instance": id, "name": name, "network": network, "reused": false}))
+}
+
+/// The id OpenStack knows the image `name` by (other platforms boot by name).
+async fn dr_image_id(app: &App, name: &str) -> Result<String, String> {
+    let conn = connection(app, "dr")?;
+    if conn.kind != plugins::PlatformKind::Openstack {
+        return Ok(name.to_string());
+    }
+    let wanted = name.to_string();
+    let found = tokio::task::spawn_blocking(move || {
+        let driver = conn.connect_openstack()?;
+        let images = driver.images();
+        driver.close();
+        Ok::<_, plugins::PlatformError>(
+            images?.into_iter().find(|i| i.name.as_deref() == Some(wanted.as_str())).map(|i| i.id),
+        )
+    })
+    .await
+    .map_err(|e| format!("reading the DR images failed unexpectedly: {e}"))?
+    .map_err(|e| e.to_string())?;
+    found.ok_or_else(|| format!("the DR site has no image {name}"))
 }
 
 async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {

@@ -51,8 +51,7 @@ pub async fn dr_catalog(app: &Arc<App>) -> (DrCatalog, Vec<String>) {
     let conn = dr_platform.as_deref().and_then(|p| app.platforms.connection(p)).cloned();
     let Some(conn) = conn.filter(|c| c.kind == plugins::PlatformKind::Openstack) else {
         warnings.push(
-            "no OpenStack platform is configured for the DR site: its images, networks and flavors were not checked"
-                .into(),
+            "no OpenStack platform is configured for the DR site: its images and networks were not checked".into(),
         );
         return (catalog, warnings);
     };
@@ -62,24 +61,21 @@ pub async fn dr_catalog(app: &Arc<App>) -> (DrCatalog, Vec<String>) {
         let read = (|| {
             let images: BTreeSet<String> = driver.images()?.into_iter().filter_map(|i| i.name).collect();
             let networks: BTreeSet<String> = driver.networks()?.into_iter().map(|n| n.name).collect();
-            let flavors: BTreeSet<String> = driver.flavors()?.into_iter().map(|f| f.name).collect();
-            Ok::<_, plugins::PlatformError>((images, networks, flavors))
+            Ok::<_, plugins::PlatformError>((images, networks))
         })();
         driver.close();
         read
     });
     match tokio::time::timeout(CATALOG_DEADLINE, job).await {
-        Ok(Ok(Ok((images, networks, flavors)))) => {
+        Ok(Ok(Ok((images, networks)))) => {
             catalog.images = Some(images);
             catalog.networks = Some(networks);
-            catalog.flavors = Some(flavors);
         }
-        Ok(Ok(Err(e))) => warnings.push(format!(
-            "the DR site's catalog could not be read ({e}): images, networks and flavors were not checked"
-        )),
+        Ok(Ok(Err(e))) => warnings
+            .push(format!("the DR site's catalog could not be read ({e}): images and networks were not checked")),
         Ok(Err(e)) => warnings.push(format!("platform {name}: reading the catalog failed unexpectedly ({e})")),
         Err(_) => warnings.push(format!(
-            "platform {name}: no answer within {} s; images, networks and flavors were not checked",
+            "platform {name}: no answer within {} s; images and networks were not checked",
             CATALOG_DEADLINE.as_secs()
         )),
     }

@@ -248,7 +248,7 @@ pub fn build(plan: &RecoveryPlan, inv: &Inventory, mode: Mode) -> Vec<StepSpec> 
                     StepSpec::new(boot.clone(), StepKind::DrBoot, group, after)
                         .of_system(name)
                         .of_workload(wl)
-                        .with(json!({"image": w.image, "flavor": w.flavor, "network": w.network, "method": w.method.as_str()})),
+                        .with(json!({"image": w.image, "network": w.network, "method": w.method.as_str()})),
                 );
                 let mut last = boot;
                 if w.method == RecoveryMethod::Restore {

@@ -15,8 +15,6 @@ pub struct DrCatalog {
     pub images: Option<BTreeSet<String>>,
     /// Network names in Neutron.
     pub networks: Option<BTreeSet<String>>,
-    /// Flavor names in Nova.
-    pub flavors: Option<BTreeSet<String>>,
     /// Per system, VMs found by platform discovery that belong to it (besides the workloads
     /// the inventory declares).
     pub discovered_vms: BTreeMap<String, BTreeSet<String>>,
@@ -28,7 +26,7 @@ pub struct DrCatalog {
 /// [`InventoryError::Invalid`] with `file:line:column` for: YAML and typing errors, an
 /// unknown system or workload, a system or workload listed twice, a dependency outside the
 /// plan, on a later priority group, or in a cycle, a `restore` for a system without a backup,
-/// an image, network or flavor the DR site does not have, a network mapping whose test network
+/// an image or network the DR site does not have, a network mapping whose test network
 /// is its production one, DNS records without zones, bad record names, and a probe without a
 /// target or without an expectation.
 pub fn parse_plan(
@@ -173,14 +171,6 @@ impl Checks<'_> {
                 self.refuse(
                     format!("{wpath}.image"),
                     format!("the DR site has no image `{}`{}", w.image, listed(known)),
-                );
-            }
-            if let (Some(flavor), Some(known)) = (&w.flavor, &self.catalog.flavors)
-                && !known.contains(flavor)
-            {
-                self.refuse(
-                    format!("{wpath}.flavor"),
-                    format!("the DR site has no flavor `{flavor}`{}", listed(known)),
                 );
             }
             match &w.network {

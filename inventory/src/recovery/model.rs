@@ -93,11 +93,10 @@ pub struct WorkloadRecovery {
     /// `restore` or `image`.
     pub method: RecoveryMethod,
     /// The DR image to boot: for `restore` a prepared image (restic and our agent in it); for
-    /// `image` the name the converted images of this VM carry.
+    /// `image` the name the converted images of this VM carry. The DR platform sizes the
+    /// instance like the VM (vCPUs and memory; the root disk is the image's, data lives on
+    /// volumes or comes back by restore).
     pub image: String,
-    /// The DR flavor; the smallest one that fits the workload's size when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flavor: Option<String>,
     /// The DC network of the workload (one of the plan's `networks`); may be left out when
     /// the plan maps exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -12,7 +12,6 @@ fn catalog() -> DrCatalog {
     DrCatalog {
         images: set(&["mangrove-host", "ubuntu-22.04"]),
         networks: set(&["dr-prod", "dr-drill"]),
-        flavors: set(&["m1.small", "m1.large"]),
         ..DrCatalog::default()
     }
 }
@@ -33,7 +32,7 @@ systems:
     depends_on: [email]
     priority: 2
     recover:
-      - { workload: qlvbdh-app-01, method: image, image: ubuntu-22.04, flavor: m1.large }
+      - { workload: qlvbdh-app-01, method: image, image: ubuntu-22.04 }
     probes:
       - { tcp: 'qlvbdh:443', expect: { open: true }, timeout: 2m }
     prompts:
@@ -102,14 +101,12 @@ fn a_dependency_on_a_later_group_or_outside_the_plan_is_refused() {
 }
 
 #[test]
-fn a_missing_dr_image_network_or_flavor_is_refused() {
+fn a_missing_dr_image_or_network_is_refused() {
     let err = refusal(&GOOD.replace("image: mangrove-host", "image: debian-13"));
     assert!(err.contains("the DR site has no image `debian-13` (known: mangrove-host, ubuntu-22.04)"), "{err}");
     assert!(err.starts_with("plan.yaml:8:"), "{err}");
     let err = refusal(&GOOD.replace("test: dr-drill", "test: dr-lab"));
     assert!(err.contains("no network `dr-lab`"), "{err}");
-    let err = refusal(&GOOD.replace("flavor: m1.large", "flavor: m9"));
-    assert!(err.contains("no flavor `m9`"), "{err}");
 }
 
 #[test]

@@ -1,0 +1,240 @@
+//! Recovery plans and drills through the CLI, on a process testbed (vCenter and OpenStack
+//! simulators): plans refused with file:line, versioned and diffed; the two-person rule; and a
+//! drill that survives its controller being killed at random moments.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Testbed, signal, wait_exit};
+use nix::sys::signal::Signal;
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(tb: &Testbed, name: &str, text: &str) -> String {
+    let p = tb.path().join(name);
+    std::fs::write(&p, text).expect("write plan");
+    p.display().to_string()
+}
+
+/// The run id from `drill start`'s first line.
+fn run_id(out: &std::process::Output) -> String {
+    let text = stdout(out);
+    let first = text.lines().next().unwrap_or_default();
+    first
+        .strip_prefix("run: ")
+        .unwrap_or_else(|| panic!("first line is not `run: ID`: {text}\n{}", stderr(out)))
+        .trim()
+        .into()
+}
+
+fn status(tb: &Testbed, run: &str) -> Value {
+    tb.json(&["drill", "status", run])
+}
+
+fn wait_state(tb: &Testbed, run: &str, timeout: Duration, done: impl Fn(&str) -> bool) -> Value {
+    let end = Instant::now() + timeout;
+    loop {
+        let s = status(tb, run);
+        if done(s["state"].as_str().unwrap_or_default()) {
+            return s;
+        }
+        assert!(Instant::now() < end, "run {run} still {} after {timeout:?}: {s}", s["state"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn plans_are_refused_with_their_line_kept_as_versions_and_diffed() {
+    let tb = Testbed::up(None);
+    let shipped = std::fs::read_to_string(tb.path().join("plans/camau-all.yaml")).expect("the testbed ships camau-all");
+    let list = tb.json(&["plans", "list"]);
+    assert_eq!(list[0]["name"], "camau-all");
+    assert_eq!(list[0]["version"], 1);
+
+    // A cycle and an unknown system, each named at its line.
+    let cycle = shipped
+        .replace("  - name: email\n    priority: 1\n", "  - name: email\n    priority: 1\n    depends_on: [qlvbdh]\n");
+    let f = write(&tb, "cycle.yaml", &cycle);
+    let out = tb.mg(&["plans", "apply", &f]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{f}:")) && err.contains("dependency cycle: email → qlvbdh → email"), "{err}");
+    let unknown = shipped.replace("  - name: cong-bao\n", "  - name: cong-bao-2\n");
+    let f = write(&tb, "unknown.yaml", &unknown);
+    let err = stderr(&tb.mg(&["plans", "apply", &f]));
+    assert!(err.contains("unknown system `cong-bao-2`"), "{err}");
+    // The DR site's catalog is read: an image it does not have is refused.
+    let f = write(&tb, "image.yaml", &shipped.replacen("image: ubuntu-22.04", "image: debian-99", 1));
+    let err = stderr(&tb.mg(&["plans", "apply", &f]));
+    assert!(err.contains("the DR site has no image `debian-99`"), "{err}");
+    assert_eq!(tb.json(&["plans", "list"])[0]["version"], 1, "nothing refused was stored");
+
+    // The same text again changes nothing; a change is the next version, and diff shows it.
+    let same = tb.json(&["plans", "apply", &tb.path().join("plans/camau-all.yaml").display().to_string()]);
+    assert_eq!((same["version"].as_i64(), same["unchanged"].as_bool()), (Some(1), Some(true)));
+    let changed = shipped.replace("ttl: 60", "ttl: 30");
+    let f = write(&tb, "v2.yaml", &changed);
+    let v2 = tb.json(&["plans", "apply", &f]);
+    assert_eq!((v2["version"].as_i64(), v2["unchanged"].as_bool()), (Some(2), Some(false)));
+    let diff = tb.mg(&["plans", "diff", "camau-all"]);
+    assert_eq!(diff.status.code(), Some(1), "differences exit 1, like diff");
+    let text = stdout(&diff);
+    assert!(text.contains("--- camau-all v1") && text.contains("+++ camau-all v2"), "{text}");
+    assert!(text.contains("-dns: { zone: camau.gov.vn, test_zone: drill.camau.gov.vn, ttl: 60 }"), "{text}");
+    assert!(text.contains("+dns: { zone: camau.gov.vn, test_zone: drill.camau.gov.vn, ttl: 30 }"), "{text}");
+    let none = tb.mg(&["plans", "diff", "camau-all", &f]);
+    assert_eq!(none.status.code(), Some(0), "{}", stdout(&none));
+    // Applying is audited, naming the person.
+    let audit = audited(&tb, "plan.apply");
+    assert!(audit.iter().any(|e| e["actor"] == "admin" && e["target"] == "camau-all"), "{audit:?}");
+}
+
+#[test]
+fn a_planned_failover_does_nothing_until_a_second_operator_approves() {
+    let tb = Testbed::up(None);
+    let (op1, op2) = (tb.user_token("operator"), tb.user_token("operator2"));
+    let out = tb.mg_as(&op1, &["drill", "start", "camau-all", "--mode", "planned"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = run_id(&out);
+    std::thread::sleep(Duration::from_secs(2));
+    let s = status(&tb, &run);
+    assert_eq!(s["state"], "awaiting_approval");
+    assert!(
+        s["steps"].as_array().is_some_and(|st| st.iter().all(|x| x["state"] == "pending")),
+        "a step ran before approval: {s}"
+    );
+
+    let list = tb.mg_as(&op2, &["--json", "approvals", "list"]);
+    let list: Value = serde_json::from_slice(&list.stdout).expect("approvals JSON");
+    let a = list
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["run"] == run.as_str()))
+        .expect("a request for the run")
+        .clone();
+    for field in ["id", "run", "plan", "mode", "requested_by", "expires_at"] {
+        assert!(!a[field].is_null(), "approval lacks {field}: {a}");
+    }
+    assert_eq!((a["requested_by"].as_str(), a["mode"].as_str()), (Some("operator"), Some("planned")));
+    assert!(a["dry_run"].as_array().is_some_and(|d| d.iter().any(|s| s["kind"] == "dc.power_off")), "{a}");
+    let id = a["id"].to_string();
+
+    let own = tb.mg_as(&op1, &["approvals", "approve", &id]);
+    assert!(!own.status.success(), "the operator who started it approved it");
+    assert!(stderr(&own).contains("a second, different operator must approve it"), "{}", stderr(&own));
+    assert_eq!(status(&tb, &run)["state"], "awaiting_approval");
+    // Other roles may not approve at all.
+    let planner = tb.mg_as(&tb.user_token("planner"), &["approvals", "approve", &id]);
+    assert!(!planner.status.success());
+
+    let ok = tb.mg_as(&op2, &["approvals", "approve", &id]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let s = status(&tb, &run);
+    assert_eq!(s["approved_by"], "operator2");
+    assert_ne!(s["state"], "awaiting_approval");
+    // Stop it before it reaches the DC: an abort ends a planned run without clean-up.
+    let abort = tb.mg_as(&op2, &["drill", "abort", &run]);
+    assert!(abort.status.success() || status(&tb, &run)["state"] == "failed", "{}", stderr(&abort));
+    let end = wait_state(&tb, &run, Duration::from_secs(60), |s| matches!(s, "aborted" | "failed"));
+    assert!(end["steps"].as_array().is_some_and(|st| {
+        !st.iter()
+            .any(|x| x["key"].as_str().is_some_and(|k| k.starts_with("dc.power_off")) && x["state"] == "succeeded")
+    }));
+    let refused = audited(&tb, "drill.approve.refused");
+    assert!(refused.iter().any(|e| e["actor"] == "operator"), "the refused self-approval is audited: {refused:?}");
+    assert!(audited(&tb, "drill.approve").iter().any(|e| e["actor"] == "operator2" && e["target"] == run.as_str()));
+}
+
+/// A plan the simulators can carry out whole: two workloads booted from an image at DR on the
+/// isolated network, each probed (a TCP port of this machine that is open: the controller's
+/// API), then cleaned up and the clean-up verified against OpenStack's own inventory.
+fn engine_plan(api_port: &str) -> String {
+    format!(
+        "name: engine\nnetworks:\n  - {{ dc: VM Network, dr: dr-prod, test: dr-drill }}\nsystems:\n\
+         \x20 - name: email\n    priority: 1\n    recover:\n      - {{ workload: email-app-01, method: image, image: cirros }}\n\
+         \x20   probes:\n      - {{ tcp: '127.0.0.1:{api_port}', expect: {{ open: true }} }}\n\
+         \x20 - name: qlvbdh\n    priority: 2\n    depends_on: [email]\n    recover:\n      - {{ workload: qlvbdh-app-01, method: image, image: cirros }}\n\
+         \x20   probes:\n      - {{ tcp: '127.0.0.1:{api_port}', expect: {{ open: true }} }}\n"
+    )
+}
+
+#[test]
+fn a_drill_killed_with_its_controller_resumes_and_finishes_without_repeating_a_step() {
+    let tb = Testbed::up(None);
+    let port = tb.api.rsplit(':').next().expect("api port").trim_end_matches('/').to_string();
+    let f = write(&tb, "engine.yaml", &engine_plan(&port));
+    let applied = tb.mg(&["plans", "apply", &f]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let op = tb.user_token("operator");
+    // Seeds from the environment so a failing one can be replayed; CI runs a few.
+    let seeds: Vec<u64> = std::env::var("MANGROVE_DRILL_KILL_SEEDS")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 3]);
+    for seed in seeds {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let out = tb.mg_as(&op, &["drill", "start", "engine", "--mode", "test"]);
+        assert!(out.status.success(), "seed {seed}: {}", stderr(&out));
+        let run = run_id(&out);
+        std::thread::sleep(Duration::from_millis(rng.random_range(100..2500)));
+        let marker = latest_start(&status(&tb, &run));
+        let (pid, argv) = tb.controller().expect("controller process");
+        signal(pid, Signal::SIGKILL);
+        assert!(wait_exit(pid, Duration::from_secs(10)), "seed {seed}: the controller outlived SIGKILL");
+        let restarted = Instant::now();
+        tb.relaunch(&argv, &format!("controller-seed-{seed}.log"));
+        // Resumed: a step starts after the restart, or the run has ended.
+        let mut resumed = None;
+        while restarted.elapsed() < Duration::from_secs(30) {
+            let o = tb.mg(&["--json", "drill", "status", &run]);
+            if let Ok(v) = serde_json::from_slice::<Value>(&o.stdout)
+                && (latest_start(&v) > marker || v["state"] != "running")
+            {
+                resumed = Some(restarted.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = resumed.unwrap_or_else(|| panic!("seed {seed}: run {run} did not resume"));
+        eprintln!("seed {seed}: run {run} resumed {:.1} s after the controller restarted", took.as_secs_f64());
+        assert!(took < Duration::from_secs(5), "seed {seed}: resuming took {took:?}");
+        let end = wait_state(&tb, &run, Duration::from_secs(180), |s| !matches!(s, "running" | "paused" | "aborting"));
+        assert_eq!(end["state"], "succeeded", "seed {seed}: {end}");
+        for st in end["steps"].as_array().into_iter().flatten() {
+            assert_eq!(st["state"], "succeeded", "seed {seed}: {st}");
+            // A step runs again only if the kill interrupted it; never after it succeeded, so
+            // at most one extra attempt.
+            assert!(st["attempts"].as_i64().is_some_and(|a| (1..=2).contains(&a)), "seed {seed}: {st}");
+        }
+        let report = tb.json(&["drill", "report", &run, "--format", "json"]);
+        let systems = report["systems"].as_array().cloned().unwrap_or_default();
+        assert_eq!(systems.len(), 2);
+        assert!(systems.iter().all(|s| s["rto_seconds"].as_f64().is_some()), "{report}");
+    }
+}
+
+/// Audit records of `action`.
+fn audited(tb: &Testbed, action: &str) -> Vec<Value> {
+    let all = tb.api_get("/api/v1/audit?limit=10000", &tb.token);
+    all.as_array().into_iter().flatten().filter(|e| e["action"] == action).cloned().collect()
+}
+
+/// The latest start time of any step of a run's status (RFC 3339 strings sort by time).
+fn latest_start(v: &Value) -> String {
+    v["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["started"].as_str())
+        .max()
+        .unwrap_or_default()
+        .to_string()
+}
