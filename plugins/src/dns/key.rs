@@ -490,6 +490,28 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_and_every_byte_changed_gives_a_key_or_an_error_with_a_line() {
+        // A cheap stand-in for the fuzz target (fuzz/fuzz_targets/dns_key_file.rs).
+        let text = format!("# c\n{}/* x */ key \"b\" {{ secret \"{SECRET}\"; }};\n", keygen_output());
+        let lines = text.lines().count();
+        let check = |t: &str| {
+            if let Err(KeyFileError::Syntax { line, .. }) = parse_keys(t, "k") {
+                assert!((1..=lines + 1).contains(&line), "line {line} of {t:?}");
+            }
+        };
+        for cut in (0..=text.len()).filter(|i| text.is_char_boundary(*i)) {
+            check(&text[..cut]);
+        }
+        for i in 0..text.len() {
+            for b in [b'"', b'{', b'}', b';', b'/', b'*', b'#', b'\\', b'\n', b' '] {
+                let mut bytes = text.clone().into_bytes();
+                bytes[i] = b;
+                check(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+
+    #[test]
     fn a_missing_file_is_named() {
         let e = TsigKey::load(Path::new("/nonexistent/mangrove.key")).expect_err("missing");
         assert_eq!(e.to_string(), "cannot read TSIG key file /nonexistent/mangrove.key");
