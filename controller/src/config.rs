@@ -69,6 +69,8 @@ pub struct Config {
     pub vc: crate::vc::VcConfig,
     /// `[drills]`: drills and failovers (see [`Drills`]).
     pub drills: Drills,
+    /// `[dns]`: the DNS server failovers switch records on (see [`DnsConfig`]); absent = off.
+    pub dns: Option<DnsConfig>,
 }
 
 /// `[drills]`.
@@ -87,6 +89,67 @@ pub struct Drills {
 impl Default for Drills {
     fn default() -> Self {
         Drills { approval_window: Dur(Duration::from_secs(3600)), enroll_address: None }
+    }
+}
+
+/// `[dns]`: the authoritative DNS server the failover's `dns.switch` updates (RFC 2136, signed
+/// with TSIG) and probes resolve through.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// `host:port` of the server, UDP and TCP (required).
+    pub server: SocketAddr,
+    /// The TSIG key, as `tsig-keygen` writes it (required; readable by the controller alone).
+    /// Checked at start; read again when used, so the secret is never kept in the config.
+    pub key_file: PathBuf,
+    /// The production zone planned and disaster failovers switch (required).
+    pub zone: String,
+    /// The isolated zone test drills switch instead of `zone` (default none: a test drill has
+    /// no DNS to switch).
+    #[serde(default)]
+    pub test_zone: Option<String>,
+    /// Longest wait for one update or lookup (default 5s).
+    #[serde(default = "DnsConfig::default_timeout")]
+    pub timeout: Dur,
+}
+
+impl DnsConfig {
+    fn default_timeout() -> Dur {
+        Dur(Duration::from_secs(5))
+    }
+
+    /// A missing, malformed or shared key stops the start, saying which file (and line).
+    fn check_key_file(&self) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = &self.key_file;
+        let meta = std::fs::metadata(path).map_err(|e| format!("dns.key_file {}: {e}", path.display()))?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!("dns.key_file {} is readable by others (mode {mode:o}); chmod 600 it", path.display()));
+        }
+        plugins::dns::TsigKey::load(path).map(|_| ()).map_err(|e| {
+            let why = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
+            format!("dns.key_file: {e}{why}")
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let zone = |key: &str, z: &str| {
+            let z = z.trim().trim_end_matches('.');
+            if z.is_empty() || z.contains(char::is_whitespace) || z.split('.').any(str::is_empty) {
+                return Err(format!("dns.{key} {z:?} is not a zone name"));
+            }
+            Ok(z.to_ascii_lowercase())
+        };
+        let prod = zone("zone", &self.zone)?;
+        if let Some(t) = &self.test_zone
+            && zone("test_zone", t)? == prod
+        {
+            return Err(format!(
+                "dns.test_zone must differ from dns.zone ({prod}): a test drill never touches production"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -257,6 +320,7 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             vc: crate::vc::VcConfig::default(),
             drills: Drills::default(),
+            dns: None,
         }
     }
 }
@@ -329,6 +393,9 @@ impl Config {
             if let Some(k) = cfg.ksc.as_mut() {
                 k.resolve(dir);
             }
+            if let Some(d) = cfg.dns.as_mut().filter(|d| d.key_file.is_relative()) {
+                d.key_file = dir.join(&d.key_file);
+            }
             for pack in cfg.policy.packs.iter_mut().filter(|p| p.is_relative()) {
                 *pack = dir.join(&*pack);
             }
@@ -341,6 +408,9 @@ impl Config {
             }
         }
         cfg.validate()?;
+        if let Some(d) = &cfg.dns {
+            d.check_key_file().map_err(ConfigError::Invalid)?;
+        }
         Ok(cfg)
     }
 
@@ -406,6 +476,9 @@ impl Config {
             k.validate().map_err(ConfigError::Invalid)?;
         }
         self.vc.validate().map_err(ConfigError::Invalid)?;
+        if let Some(d) = &self.dns {
+            d.validate().map_err(ConfigError::Invalid)?;
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in self.platforms.iter().enumerate() {
             if !crate::app::valid_host_name(&p.name) {
@@ -489,5 +562,45 @@ mod tests {
         let err =
             Config::load(None, |k| (k == "MANGROVE_LISTEN_API").then(|| "nope".to_string())).expect_err("bad env");
         assert!(err.to_string().contains("MANGROVE_LISTEN_API"), "{err}");
+    }
+
+    #[test]
+    fn the_dns_section_is_optional_checked_and_its_key_file_read_at_start() {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(Config::default().dns, None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_path = dir.path().join("mangrove.key");
+        let key = |text: &str, mode: u32| {
+            std::fs::write(&key_path, text).expect("key");
+            std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        let good = "key \"mangrove\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0LXNlY3JldC1zZWNyZXQ=\";\n};\n";
+        key(good, 0o600);
+        let path = dir.path().join("c.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, format!("[dns]\nserver = \"127.0.0.1:5353\"\nzone = \"camau.gov.vn\"\n{text}"))
+                .expect("config");
+            Config::load(Some(&path), |_| None)
+        };
+        let dns =
+            load("key_file = \"mangrove.key\"\ntest_zone = \"drill.camau.gov.vn\"\n").expect("load").dns.expect("dns");
+        assert_eq!(dns.server, "127.0.0.1:5353".parse().expect("addr"));
+        assert_eq!(dns.key_file, key_path, "relative to the config file");
+        assert_eq!(dns.test_zone.as_deref(), Some("drill.camau.gov.vn"));
+        assert_eq!(dns.timeout.0, Duration::from_secs(5));
+
+        let refused = |text: &str| load(text).expect_err(text).to_string();
+        let e = refused("key_file = \"mangrove.key\"\ntest_zone = \"camau.gov.vn.\"\n");
+        assert!(e.contains("dns.test_zone must differ"), "{e}");
+        let e = refused("key_file = \"missing.key\"\n");
+        assert!(e.contains("dns.key_file") && e.contains("missing.key"), "{e}");
+        let e = refused("");
+        assert!(e.contains("key_file"), "{e}");
+        key(good, 0o644);
+        let e = refused("key_file = \"mangrove.key\"\n");
+        assert!(e.contains("readable by others (mode 644)"), "{e}");
+        key("key \"m\" {\n secret \"!!\";\n};\n", 0o600);
+        let e = refused("key_file = \"mangrove.key\"\n");
+        assert!(e.contains("mangrove.key:2: "), "{e}");
     }
 }

@@ -181,6 +181,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
 
     // The platforms first: the controller's config names them, and the proxy agent reads one.
     let mut ksc = None;
+    let mut dns = None;
     let platforms = match opts.hosts {
         HostsMode::Processes => {
             progress("starting the platform simulators (vCenter, OpenStack)");
@@ -201,6 +202,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 testbed::devices::controller_section(None)
             ))?;
             ksc = add_ksc(&layout, testbed::ksc::launch::start_process(&layout, &mangrove))?;
+            dns = add_dns(&layout, testbed::bind::start_for(&layout, [127, 0, 2]))?;
             Some(p)
         }
         // Containers cannot reach the host's loopback simulators yet: the platforms stay off.
@@ -237,6 +239,8 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),
             )?;
             append_file(&layout.controller_config(), &testbed::devices::controller_section(Some(plan.net("dc").base)))?;
+            // On the host's loopback: the containers cannot reach it there yet (see testbed::bind).
+            dns = add_dns(&layout, testbed::bind::start_for(&layout, plan.net("dc").base))?;
             progress(&format!("starting the controller in a container at {ip} ({} network)", net.site));
             let log = layout.log("controller");
             containers::ensure_dir(log.parent().unwrap_or(&dir))?;
@@ -348,6 +352,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
             println!("openstack: {} (clouds.yaml, cloud camau-dr)", o.auth_url);
         }
     }
+    if let Some(b) = &dns {
+        println!("dns: {} (zones {}, {}; key {})", b.server, b.zone, b.test_zone, b.key_file.display());
+    }
     if let (Some(k), Some(n)) = (&ksc, ksc_computers) {
         println!("ksc: {} ({n} computers; faults: `mangrove testbed fault ksc …`)", k.url);
     }
@@ -444,6 +451,24 @@ fn add_ksc(
         }
         Err(why) => {
             progress(&format!("Kaspersky Security Center side is OFF: {why}"));
+            Ok(None)
+        }
+    }
+}
+
+/// Appends the BIND's `[dns]` section to the controller's config, or says why DNS is off.
+fn add_dns(
+    layout: &Layout,
+    started: std::result::Result<testbed::bind::Bind, testbed::TestbedError>,
+) -> Result<Option<testbed::bind::Bind>> {
+    match started {
+        Ok(b) => {
+            progress(&format!("DNS: BIND at {} (zones {} and {})", b.server, b.zone, b.test_zone));
+            append_file(&layout.controller_config(), &b.controller_section())?;
+            Ok(Some(b))
+        }
+        Err(why) => {
+            progress(&format!("DNS side is OFF (no DNS switch in failovers): {why}"));
             Ok(None)
         }
     }

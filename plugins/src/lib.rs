@@ -3,11 +3,13 @@
 //! (Keystone v3, Nova, Cinder, Glance, Neutron) and, behind the `libvirt` feature, libvirt; the
 //! video-conference endpoint checks (`vc`: SIP OPTIONS, SNMP, Poly REST and telnet); and the
 //! anti-malware status of the local machine ([`antivirus`]: ClamAV, Kaspersky Endpoint
-//! Security for Linux).
+//! Security for Linux); and [`dns`], RFC 2136 dynamic updates with TSIG for the failover's DNS
+//! switch.
 
 pub mod antivirus;
 pub mod cloudinit;
 pub mod connect;
+pub mod dns;
 pub mod error;
 pub mod http;
 pub mod hypervisor;

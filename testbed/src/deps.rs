@@ -1,6 +1,6 @@
 //! What the testbed and its tests need from the machine, and installing it: Debian packages
 //! (Go and govmomi for the vCenter simulator, Keystone and PostgreSQL, libvirt, the container
-//! image's tools) and a Python
+//! image's tools, BIND) and a Python
 //! venv with the real clients (pyvmomi, the OpenStack CLI, ansible-core). `mangrove testbed deps` reports
 //! these; `--install` installs the missing ones.
 
@@ -34,6 +34,8 @@ const DEBIAN: &[(&str, &str)] = &[
     ("curl", "a real HTTP client against the KSC simulator (one connection across calls)"),
     ("sip-tester", "sipp: the video devices' SIP answering in containers, and the SIP client's tests"),
     ("snmpd", "the video devices' SNMP agent in containers, and the SNMP client's tests"),
+    ("bind9", "the testbed's DNS server (named, tsig-keygen): the failover's DNS switch updates it"),
+    ("bind9-dnsutils", "dig and nsupdate, a real DNS client against the testbed's BIND in the tests"),
 ];
 
 /// How a dependency is installed.

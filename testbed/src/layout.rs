@@ -9,6 +9,7 @@
 //! <dir>/users.txt               mode 0600: `name role token` per line
 //! <dir>/cli.toml                mode 0600: the CLI config for this testbed
 //! <dir>/logs/                   one log per process
+//! <dir>/bind/                   the DNS server's files (see `bind`)
 //! ```
 
 use std::fs;
@@ -68,6 +69,21 @@ pub struct PlatformPorts {
     pub network: u16,
 }
 
+/// The testbed's DNS server (a real BIND, see [`crate::bind`]), kept in `testbed.toml` so the
+/// controller's `[dns]` section and anyone else can find it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsLayout {
+    /// Where BIND answers queries and takes updates (UDP and TCP, loopback).
+    pub server: SocketAddr,
+    /// The production zone, e.g. `camau.gov.vn`.
+    pub zone: String,
+    /// The isolated zone test drills switch, e.g. `drill.camau.gov.vn`.
+    pub test_zone: String,
+    /// The TSIG key file (`tsig-keygen` output, mode 0600) allowed to update both zones.
+    pub key_file: PathBuf,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct State {
@@ -76,6 +92,9 @@ struct State {
     /// Absent in dirs made before the platform simulators existed: chosen on the next `up`.
     #[serde(default)]
     platform_ports: Option<PlatformPorts>,
+    /// Absent in dirs made before the DNS server existed: chosen on the next `up`.
+    #[serde(default)]
+    dns: Option<DnsLayout>,
 }
 
 /// A user the testbed creates, with their API token.
@@ -94,6 +113,7 @@ pub struct Layout {
     pub inventory: Inventory,
     pub ports: Ports,
     pub platform_ports: PlatformPorts,
+    pub dns: DnsLayout,
 }
 
 /// Ports below the kernel's ephemeral range (32768–60999 by default): a port the kernel hands
@@ -149,15 +169,15 @@ impl Layout {
         let inventory_path = fs::canonicalize(inventory).map_err(io(inventory))?;
         let inv = inventory::load_file(&inventory_path).map_err(|e| TestbedError::Inventory(e.to_string()))?;
         let state_path = dir.join("testbed.toml");
-        let (ports, platform_ports) = match fs::read_to_string(&state_path) {
+        let (ports, platform_ports, dns) = match fs::read_to_string(&state_path) {
             Ok(text) => {
                 let s: State = toml::from_str(&text)
                     .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
-                (s.ports, s.platform_ports)
+                (s.ports, s.platform_ports, s.dns)
             }
             Err(_) => {
                 let p = free_ports(3)?;
-                (Ports { api: p[0], agents: p[1], enroll: p[2] }, None)
+                (Ports { api: p[0], agents: p[1], enroll: p[2] }, None, None)
             }
         };
         let platform_ports = match platform_ports {
@@ -177,11 +197,28 @@ impl Layout {
                 }
             }
         };
-        let state = State { inventory: inventory_path.clone(), ports, platform_ports: Some(platform_ports) };
+        let dns = match dns {
+            Some(d) => d,
+            None => {
+                let p = ports;
+                let pp = platform_ports;
+                let taken =
+                    [p.api, p.agents, p.enroll, pp.vcsim, pp.identity, pp.compute, pp.volume, pp.image, pp.network];
+                let mut fresh = free_ports(4)?;
+                fresh.retain(|x| !taken.contains(x));
+                crate::bind::default_layout(&dir, fresh.first().copied().unwrap_or(0))
+            }
+        };
+        let state = State {
+            inventory: inventory_path.clone(),
+            ports,
+            platform_ports: Some(platform_ports),
+            dns: Some(dns.clone()),
+        };
         let text = toml::to_string(&state)
             .map_err(|e| TestbedError::Format { path: state_path.clone(), message: e.to_string() })?;
         write_file(&state_path, &text, 0o644)?;
-        let layout = Layout { dir, inventory_path, inventory: inv, ports, platform_ports };
+        let layout = Layout { dir, inventory_path, inventory: inv, ports, platform_ports, dns };
         layout.write_controller_config()?;
         Ok(layout)
     }

@@ -11,6 +11,7 @@
 //! line again, and finds its ports and files there.
 
 pub mod backup_storage;
+pub mod bind;
 pub mod chaos;
 pub mod containers;
 pub mod deps;
@@ -27,4 +28,4 @@ pub mod vcsim;
 pub mod volumes;
 
 pub use launch::{Launched, spawn_detached};
-pub use layout::{Layout, Ports, TestbedError, User};
+pub use layout::{DnsLayout, Layout, Ports, TestbedError, User};
