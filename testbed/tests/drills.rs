@@ -153,15 +153,17 @@ fn a_planned_failover_does_nothing_until_a_second_operator_approves() {
     assert!(audited(&tb, "drill.approve").iter().any(|e| e["actor"] == "operator2" && e["target"] == run.as_str()));
 }
 
-/// A plan the simulators can carry out whole: two workloads booted from an image at DR on the
-/// isolated network, each probed (a TCP port of this machine that is open: the controller's
-/// API), then cleaned up and the clean-up verified against OpenStack's own inventory.
+/// A plan the simulators and the testbed's BIND can carry out whole: two workloads booted from
+/// an image at DR on the isolated network, their records switched in the test zone, each
+/// probed (a TCP port of this machine that is open: the controller's API), then cleaned up and
+/// the clean-up verified against OpenStack's inventory and the zone.
 fn engine_plan(api_port: &str) -> String {
     format!(
-        "name: engine\nnetworks:\n  - {{ dc: VM Network, dr: dr-prod, test: dr-drill }}\nsystems:\n\
-         \x20 - name: email\n    priority: 1\n    recover:\n      - {{ workload: email-app-01, method: image, image: cirros }}\n\
+        "name: engine\nnetworks:\n  - {{ dc: VM Network, dr: dr-prod, test: dr-drill }}\n\
+         dns: {{ zone: camau.gov.vn, test_zone: drill.camau.gov.vn }}\nsystems:\n\
+         \x20 - name: email\n    priority: 1\n    recover:\n      - {{ workload: email-app-01, method: image, image: cirros }}\n    dns: [ {{ name: email }} ]\n\
          \x20   probes:\n      - {{ tcp: '127.0.0.1:{api_port}', expect: {{ open: true }} }}\n\
-         \x20 - name: qlvbdh\n    priority: 2\n    depends_on: [email]\n    recover:\n      - {{ workload: qlvbdh-app-01, method: image, image: cirros }}\n\
+         \x20 - name: qlvbdh\n    priority: 2\n    depends_on: [email]\n    recover:\n      - {{ workload: qlvbdh-app-01, method: image, image: cirros }}\n    dns: [ {{ name: qlvbdh }} ]\n\
          \x20   probes:\n      - {{ tcp: '127.0.0.1:{api_port}', expect: {{ open: true }} }}\n"
     )
 }
@@ -174,6 +176,16 @@ fn a_drill_killed_with_its_controller_resumes_and_finishes_without_repeating_a_s
     let applied = tb.mg(&["plans", "apply", &f]);
     assert!(applied.status.success(), "{}", stderr(&applied));
     let op = tb.user_token("operator");
+    let dns: std::net::SocketAddr = tb
+        .up_output
+        .lines()
+        .find_map(|l| l.strip_prefix("dns: ")?.split_whitespace().next()?.parse().ok())
+        .expect("testbed up names its DNS server");
+    let a = |name: &str| {
+        plugins::dns::lookup(dns, name, plugins::dns::RecordKind::A, Duration::from_secs(5)).expect("DNS lookup")
+    };
+    let production = (a("email.camau.gov.vn"), a("qlvbdh.camau.gov.vn"));
+    assert!(!production.0.is_empty(), "the production zone has the systems' records");
     // Seeds from the environment so a failing one can be replayed; CI runs a few.
     let seeds: Vec<u64> = std::env::var("MANGROVE_DRILL_KILL_SEEDS")
         .ok()
@@ -214,6 +226,15 @@ fn a_drill_killed_with_its_controller_resumes_and_finishes_without_repeating_a_s
             // at most one extra attempt.
             assert!(st["attempts"].as_i64().is_some_and(|a| (1..=2).contains(&a)), "seed {seed}: {st}");
         }
+        // The test zone was switched and is clean again; production never moved.
+        let switched = end["steps"].as_array().and_then(|s| s.iter().find(|x| x["key"] == "dns.switch:email")).cloned();
+        assert!(switched.is_some_and(|s| s["result"]["zone"] == "drill.camau.gov.vn"), "seed {seed}: {end}");
+        assert!(a("email.drill.camau.gov.vn").is_empty() && a("qlvbdh.drill.camau.gov.vn").is_empty());
+        assert_eq!(
+            (a("email.camau.gov.vn"), a("qlvbdh.camau.gov.vn")),
+            production,
+            "seed {seed}: production records moved"
+        );
         let report = tb.json(&["drill", "report", &run, "--format", "json"]);
         let systems = report["systems"].as_array().cloned().unwrap_or_default();
         assert_eq!(systems.len(), 2);
