@@ -83,9 +83,13 @@ fn replace_is_seen_by_lookup_and_dig_is_idempotent_and_delete_removes_it() {
         log(&s)
     );
 
-    // Twice with the same values: the same single record, no error.
+    // Twice with the same values: the same single record, no error, and the zone unchanged
+    // (its serial counts applied changes; named's log still shows the second UPDATE).
+    let serial = dns::soa_serial(s.bind.server, bind::TEST_ZONE, TIMEOUT).expect("serial");
     drill.replace(name, RecordKind::A, 60, &strings(&["127.0.3.54"])).expect("replace again");
     assert_eq!(dig(s.bind.server, name, "A"), ["127.0.3.54"]);
+    assert_eq!(dns::soa_serial(s.bind.server, bind::TEST_ZONE, TIMEOUT).expect("serial"), serial);
+    assert_eq!(log(&s).matches("adding an RR at 'web-portal.drill.camau.gov.vn' A 127.0.3.54").count(), 2);
 
     // Replacing means the old values go: two new addresses, the first one gone.
     drill.replace("web-portal", RecordKind::A, 60, &strings(&["127.0.3.55", "127.0.3.56"])).expect("replace two");
