@@ -289,3 +289,20 @@ fn restarting_keeps_the_key_and_the_updates_and_stop_leaves_no_named() {
     assert_eq!(named(&path), 0, "a named still names {}", path.display());
     assert!(!procs::alive(again.pid));
 }
+
+/// The controller is tokio-based: the blocking client must not panic inside a runtime (it has
+/// none of its own), and `spawn_blocking` is how async code calls it.
+#[tokio::test(flavor = "current_thread")]
+async fn the_client_works_inside_a_tokio_runtime() {
+    let s = start(&[]);
+    let drill = updater(&s, bind::TEST_ZONE);
+    // Directly on the runtime's thread: blocks it for the exchange, but works.
+    drill.replace("email", RecordKind::A, 60, &strings(&["127.0.3.53"])).expect("replace inside a runtime");
+    let server = s.bind.server;
+    let got = tokio::task::spawn_blocking(move || {
+        dns::lookup(server, "email.drill.camau.gov.vn", RecordKind::A, TIMEOUT).expect("lookup")
+    })
+    .await
+    .expect("join");
+    assert_eq!(got, ["127.0.3.53"]);
+}
