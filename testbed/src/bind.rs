@@ -364,6 +364,47 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
+/// One change named's log says it applied to a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedUpdate {
+    /// The zone, without a class (`drill.camau.gov.vn`).
+    pub zone: String,
+    /// `add`, `delete-rrset`, `delete-rr` or `delete-name` (named's "adding an RR",
+    /// "deleting rrset", "deleting an RR", "deleting all rrsets from name").
+    pub action: String,
+    /// The owner name, e.g. `web-portal.drill.camau.gov.vn`.
+    pub name: String,
+    /// The record type and data as named wrote them (`A 127.0.3.54`; `A` for an RRset).
+    pub record: String,
+}
+
+/// The changes named's log (`named.log`) records, in order: how a test proves an update was
+/// applied once (every UPDATE message named accepts logs its changes, even one that repeats
+/// the zone's current content).
+pub fn logged_updates(log: &str) -> Vec<LoggedUpdate> {
+    const ACTIONS: &[(&str, &str)] = &[
+        ("adding an RR at '", "add"),
+        ("deleting rrset at '", "delete-rrset"),
+        ("deleting an RR at '", "delete-rr"),
+        ("deleting all rrsets from name '", "delete-name"),
+    ];
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.split_once("updating zone '")?.1;
+            let (zone, rest) = rest.split_once("': ")?;
+            let zone = zone.split_once('/').map_or(zone, |(z, _)| z);
+            let (action, after) = ACTIONS.iter().find_map(|(text, a)| rest.strip_prefix(text).map(|r| (*a, r)))?;
+            let (name, record) = after.split_once('\'').unwrap_or((after, ""));
+            Some(LoggedUpdate {
+                zone: zone.to_string(),
+                action: action.to_string(),
+                name: name.to_string(),
+                record: record.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +420,27 @@ mod tests {
         assert!(text.contains("$ORIGIN camau.gov.vn."), "{text}");
         assert!(text.contains("drill IN NS ns.camau.gov.vn."), "{text}");
         assert!(text.contains("qlvbdh IN A 127.0.2.51"), "{text}");
+    }
+
+    #[test]
+    fn the_log_gives_the_applied_changes_in_order() {
+        let log = "27-Nov-2026 15:43:19.224 client @0x7fb851af0098 127.0.0.1#35119/key mangrove: signer \"mangrove\" approved\n\
+                   27-Nov-2026 15:43:19.224 client @0x7fb851af0098 127.0.0.1#35119/key mangrove: updating zone 'drill.camau.gov.vn/IN': deleting rrset at 'x.drill.camau.gov.vn' A\n\
+                   27-Nov-2026 15:43:19.224 client @0x7fb851af0098 127.0.0.1#35119/key mangrove: updating zone 'drill.camau.gov.vn/IN': adding an RR at 'x.drill.camau.gov.vn' A 127.0.3.9\n\
+                   27-Nov-2026 15:43:20.001 client @0x7fb851af0098 127.0.0.1#41430 (x.drill.camau.gov.vn): query: x.drill.camau.gov.vn IN A -E(0) (127.0.0.1)\n";
+        let got = logged_updates(log);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].action, "delete-rrset");
+        assert_eq!(got[0].record, "A");
+        assert_eq!(
+            got[1],
+            LoggedUpdate {
+                zone: "drill.camau.gov.vn".into(),
+                action: "add".into(),
+                name: "x.drill.camau.gov.vn".into(),
+                record: "A 127.0.3.9".into()
+            }
+        );
     }
 
     #[test]
