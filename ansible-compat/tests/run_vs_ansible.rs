@@ -31,7 +31,9 @@ impl Modules for Fake {
     fn call(&self, _host: &str, call: &ModuleCall) -> CallResult {
         let cmd = call.args.get("_raw_params").and_then(|v| v.as_str()).unwrap_or("");
         match (call.module.as_str(), cmd) {
-            ("command", "/bin/true") => CallResult::Done(json!({"changed": true, "rc": 0, "stdout": "", "cmd": ["/bin/true"]})),
+            ("command", "/bin/true") => {
+                CallResult::Done(json!({"changed": true, "rc": 0, "stdout": "", "cmd": ["/bin/true"]}))
+            }
             ("command", "/bin/false") => CallResult::Done(
                 json!({"changed": true, "failed": true, "rc": 1, "msg": "non-zero return code", "cmd": ["/bin/false"]}),
             ),
@@ -81,7 +83,11 @@ fn comparable(text: &str) -> Vec<String> {
 #[test]
 fn engine_matches_ansible_playbook_banners_results_and_recap() {
     let bin = venv().join("bin/ansible-playbook");
-    assert!(bin.is_file(), "{} is missing: install ansible-core into the project venv with `mangrove testbed deps --install`", bin.display());
+    assert!(
+        bin.is_file(),
+        "{} is missing: install ansible-core into the project venv with `mangrove testbed deps --install`",
+        bin.display()
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let pb_text = include_str!("fixtures/run/engine.yml");
     let pb_path = dir.path().join("engine.yml");
@@ -107,7 +113,8 @@ fn engine_matches_ansible_playbook_banners_results_and_recap() {
     let mut inv = AnsibleInventory::default();
     ini::parse_into(INVENTORY, "inv.ini", &mut inv).expect("inventory");
     let facts = BTreeMap::new();
-    let input = run::Input { playbook: &pb, inventory: &inv, facts: &facts, files: &files, options: Options::default() };
+    let input =
+        run::Input { playbook: &pb, inventory: &inv, facts: &facts, files: &files, options: Options::default() };
     let mut ours_text = String::new();
     let started = std::time::Instant::now();
     let report = run::run(&input, &Fake, &mut |l| {
@@ -116,8 +123,14 @@ fn engine_matches_ansible_playbook_banners_results_and_recap() {
     });
     eprintln!("engine run took {:?}", started.elapsed());
 
-    assert_eq!(comparable(&ours_text), comparable(&real_text), "\n--- ours:\n{ours_text}\n--- ansible-playbook:\n{real_text}");
-    let recap = |t: &str| t.lines().filter(|l| l.starts_with("h1 ") || l.starts_with("h2 ")).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(
+        comparable(&ours_text),
+        comparable(&real_text),
+        "\n--- ours:\n{ours_text}\n--- ansible-playbook:\n{real_text}"
+    );
+    let recap = |t: &str| {
+        t.lines().filter(|l| l.starts_with("h1 ") || l.starts_with("h2 ")).map(str::to_owned).collect::<Vec<_>>()
+    };
     assert_eq!(recap(&ours_text), recap(&real_text), "recap lines differ");
     assert_eq!(Some(report.exit_code), real.status.code(), "exit codes differ");
 }

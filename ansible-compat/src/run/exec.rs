@@ -311,7 +311,7 @@ impl<'a, 'o> Runner<'a, 'o> {
         let mut p = PlayRun { ctx, hosts: hosts.clone(), handlers, stopped: false };
         let top = Frame { tags: play.tags.clone(), keywords: vec![&play.keywords], ..Default::default() };
 
-        let gather = play.keywords.get("gather_facts").is_none_or(|g| truthy(g));
+        let gather = play.keywords.get("gather_facts").is_none_or(truthy);
         if gather && self.input.options.only_tags.iter().all(|t| t != "never") {
             self.banner("TASK [Gathering Facts]");
             let mut statuses = serde_json::Map::new();
@@ -339,7 +339,7 @@ impl<'a, 'o> Runner<'a, 'o> {
         self.flush(&mut p);
         let mut done_roles: BTreeSet<String> = BTreeSet::new();
         for r in &play.roles {
-            self.role(&mut p, r, &top, &mut done_roles, true);
+            self.role(&mut p, r, &top, &mut done_roles);
         }
         self.tasks(&mut p, &play.tasks, &top);
         self.flush(&mut p);
@@ -386,7 +386,7 @@ impl<'a, 'o> Runner<'a, 'o> {
         }
     }
 
-    fn role(&mut self, p: &mut PlayRun<'a>, r: &'a Role, parent: &Frame<'a>, done: &mut BTreeSet<String>, top: bool) {
+    fn role(&mut self, p: &mut PlayRun<'a>, r: &'a Role, parent: &Frame<'a>, done: &mut BTreeSet<String>) {
         let key = format!("{}|{}", r.dir, serde_json::to_string(&r.params).unwrap_or_default());
         if !done.insert(key) {
             return;
@@ -398,7 +398,7 @@ impl<'a, 'o> Runner<'a, 'o> {
         }
         f.keywords.push(&r.keywords);
         for d in &r.dependencies {
-            self.role(p, d, &f, done, top);
+            self.role(p, d, &f, done);
         }
         f.role = Some(r);
         f.role_params.push(&r.params);
@@ -450,7 +450,7 @@ impl<'a, 'o> Runner<'a, 'o> {
                     rf.only = Some(Arc::new(failed_in.clone()));
                     rf.rescuable = frame.rescuable;
                     self.tasks(p, rescue, &rf);
-                    failed_in = failed_in.into_iter().filter(|&i| self.hosts[i].failed).collect();
+                    failed_in.retain(|&i| self.hosts[i].failed);
                 }
                 if !always.is_empty() {
                     for &i in &failed_in {
@@ -500,7 +500,7 @@ impl<'a, 'o> Runner<'a, 'o> {
                 }
                 f.keywords.push(&t.keywords);
                 let mut done = BTreeSet::new();
-                self.role(p, role, &f, &mut done, false);
+                self.role(p, role, &f, &mut done);
             }
         }
     }

@@ -108,8 +108,6 @@ pub fn run(
             }
             CallResult::Done(r) => apply_when_overrides(ctx, task, r, &base_vars, register.as_deref()),
         };
-        let _ = verbose;
-        let _ = shown;
         return finish(ctx, host, register.as_deref(), r, ignore_errors, no_log, lines, task, &label_host, None);
     };
 

@@ -207,10 +207,10 @@ fn render_string(env: &Environment<'static>, s: &str, ctx: &Value) -> Result<Jso
         return to_json(&v).map_err(|e| describe(&e, s));
     }
     let text = env.render_str(s, ctx.clone()).map_err(|e| describe(&e, s))?;
-    if text.starts_with('{') || text.starts_with('[') || text == "True" || text == "False" {
-        if let Some(v) = crate::pylit::literal(&text) {
-            return Ok(v);
-        }
+    if (text.starts_with('{') || text.starts_with('[') || text == "True" || text == "False")
+        && let Some(v) = crate::pylit::literal(&text)
+    {
+        return Ok(v);
     }
     Ok(Json::String(text))
 }
