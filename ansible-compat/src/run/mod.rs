@@ -25,6 +25,7 @@ mod local;
 mod output;
 pub mod pyfmt;
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests;
 pub mod vars;
 mod yaml_out;

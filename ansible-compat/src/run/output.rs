@@ -13,8 +13,8 @@ pub fn banner(text: &str) -> [String; 2] {
     [String::new(), format!("{text} {}", "*".repeat(stars))]
 }
 
-/// A result as the callback dumps it: internal keys (`_ansible_*`), `invocation`, `diff`
-/// and `exception` left out; keys sorted; indented when the module always shows its result.
+/// A result as the callback dumps it: internal keys (`_ansible_*`), `invocation`, `diff`,
+/// `exception`, and `failed` and `skipped` (the status says them) left out; keys sorted; indented when the module always shows its result.
 pub fn dump(result: &Json, pretty: bool) -> String {
     pyfmt::dumps(&clean(result), pretty)
 }
@@ -24,7 +24,8 @@ pub fn clean(result: &Json) -> Json {
         Json::Object(m) => Json::Object(
             m.iter()
                 .filter(|(k, _)| {
-                    !k.starts_with("_ansible") && !matches!(k.as_str(), "invocation" | "diff" | "exception")
+                    !k.starts_with("_ansible")
+                        && !matches!(k.as_str(), "invocation" | "diff" | "exception" | "failed" | "skipped")
                 })
                 .map(|(k, v)| (k.clone(), strip_internal(v)))
                 .collect(),
