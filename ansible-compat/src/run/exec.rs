@@ -312,7 +312,10 @@ impl<'a, 'o> Runner<'a, 'o> {
         let top = Frame { tags: play.tags.clone(), keywords: vec![&play.keywords], ..Default::default() };
 
         let gather = play.keywords.get("gather_facts").is_none_or(truthy);
-        if gather && self.input.options.only_tags.iter().all(|t| t != "never") {
+        // Fact gathering is tagged `always`, as in Ansible.
+        let gather_tags = ["always".to_owned()];
+        let opts = &self.input.options;
+        if gather && crate::tags::should_run(&gather_tags, &opts.only_tags, &opts.skip_tags) {
             self.banner("TASK [Gathering Facts]");
             let mut statuses = serde_json::Map::new();
             for &i in &hosts {
