@@ -182,7 +182,7 @@ pub fn run(
         let failed = flag(&r, "failed");
         let changed = flag(&r, "changed");
         let skipped = flag(&r, "skipped");
-        let shown_r = shown(&r);
+        let shown_r = if module == "debug" { super::output::clean_debug(&shown(&r)) } else { shown(&r) };
         if skipped {
             lines.push(format!("skipping: [{label_host}] => (item={label_text}) "));
         } else if failed {
@@ -314,7 +314,10 @@ fn finish(
     let changed = flag(&r, "changed");
     let skipped = flag(&r, "skipped");
     let verbose = r.get("_ansible_verbose_always").is_some();
-    let shown = if no_log { censor(&r) } else { r.clone() };
+    let mut shown = if no_log { censor(&r) } else { r.clone() };
+    if matches!(&task.action, crate::playbook::Action::Module { module, .. } if module == "debug") {
+        shown = super::output::clean_debug(&shown);
+    }
     if let Some(Json::Object(facts)) = r.get("ansible_facts")
         && !failed
     {

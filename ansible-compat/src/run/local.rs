@@ -27,9 +27,9 @@ pub fn run(module: &str, raw: &Json, t: &Templar, ctx: &Value) -> Json {
             Err(e) => failed(e),
         },
         "fail" => match t.render(raw, ctx) {
-            Ok(a) => {
-                failed(a.get("msg").map_or_else(|| "Failed as requested from task".to_owned(), super::pyfmt::str_of))
-            }
+            // The message as written (`msg: no` stays the boolean YAML makes of it).
+            Ok(a) => json!({"failed": true, "changed": false,
+                            "msg": a.get("msg").cloned().unwrap_or_else(|| json!("Failed as requested from task"))}),
             Err(e) => failed(e),
         },
         "assert" => assert(raw, t, ctx),

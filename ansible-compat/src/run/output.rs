@@ -19,6 +19,26 @@ pub fn dump(result: &Json, pretty: bool) -> String {
     pyfmt::dumps(&clean(result), pretty)
 }
 
+/// What the callback shows of a `debug` result: `msg` alone (with `exception`, `warnings`,
+/// `deprecations`), or, for `var`, the variable without the status keys.
+pub fn clean_debug(result: &Json) -> Json {
+    let Json::Object(m) = result else { return result.clone() };
+    let kept = if m.contains_key("msg") {
+        m.iter()
+            .filter(|(k, _)| {
+                k.starts_with('_') || matches!(k.as_str(), "msg" | "exception" | "warnings" | "deprecations")
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    } else {
+        m.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "changed" | "failed" | "skipped" | "invocation" | "skip_reason"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    Json::Object(kept)
+}
+
 pub fn clean(result: &Json) -> Json {
     match result {
         Json::Object(m) => Json::Object(
