@@ -16,13 +16,18 @@ use std::time::Duration;
 
 use ansible_compat::run::{self, CallResult, ModuleCall, Modules, Options};
 use ansible_compat::{export, playbook};
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use proto::v1::{AnsibleTask, ControllerMessage, Task, controller_message};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::{ApiResult, Auth, require};
 use crate::app::{App, AppError, Role, now_ms};
@@ -56,6 +61,10 @@ struct RunRequest {
     tags: Vec<String>,
     #[serde(default)]
     skip_tags: Vec<String>,
+    /// Answer with JSON lines as the run goes (`{"line": ...}` for each output line, then
+    /// `{"result": ...}`) instead of one JSON document at the end.
+    #[serde(default)]
+    stream: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,7 +78,7 @@ async fn run_playbook(
     State(app): State<Arc<App>>,
     Auth(p): Auth,
     body: Result<Json<RunRequest>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let Json(req) = body?;
     require(&p, &[Role::Operator], "run playbooks")?;
     let files: BTreeMap<String, String> = req.files.into_iter().map(|f| (f.path, f.text)).collect();
@@ -77,12 +86,15 @@ async fn run_playbook(
         Ok(pb) => pb,
         Err(problems) => {
             let lines: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
-            return Ok(Json(json!({"playbook": req.playbook, "refused": true, "problems": lines, "ran": false})));
+            return Ok(Json(json!({"playbook": req.playbook, "refused": true, "problems": lines, "ran": false}))
+                .into_response());
         }
     };
     if let Err(problems) = playbook::check_vars("-e", &req.extra_vars) {
         let lines: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
-        return Ok(Json(json!({"playbook": req.playbook, "refused": true, "problems": lines, "ran": false})));
+        return Ok(
+            Json(json!({"playbook": req.playbook, "refused": true, "problems": lines, "ran": false})).into_response()
+        );
     }
     let inv = app
         .inventory
@@ -126,30 +138,56 @@ async fn run_playbook(
     let modules = AgentModules { app: app.clone(), rt: tokio::runtime::Handle::current(), by: p.user.clone(), reach };
     let started = std::time::Instant::now();
     let playbook_name = req.playbook.clone();
+    let by = p.user.clone();
     // The engine is synchronous (it runs each task's hosts on threads); keep it off the
-    // runtime's workers.
-    let (report, lines) = tokio::task::spawn_blocking(move || {
+    // runtime's workers. Lines go out as they come when the caller streams.
+    let (line_tx, line_rx) = tokio::sync::mpsc::channel::<String>(1024);
+    let stream = req.stream;
+    let job = tokio::task::spawn_blocking(move || {
         let input = run::Input { playbook: &pb, inventory: &ai, facts: &facts, files: &files, options };
         let mut lines = Vec::new();
-        let report = run::run(&input, &modules, &mut |l| lines.push(l.to_owned()));
+        let report = run::run(&input, &modules, &mut |l| {
+            if stream {
+                // A caller that went away does not stop the run: its tasks are under way.
+                let _ = line_tx.blocking_send(json!({"line": l}).to_string());
+            }
+            lines.push(l.to_owned());
+        });
         (report, lines)
-    })
-    .await
-    .map_err(|e| AppError::Conflict(format!("the playbook run stopped: {e}")))?;
-    tracing::info!(
-        by = p.user,
-        playbook = playbook_name,
-        exit_code = report.exit_code,
-        ms = started.elapsed().as_millis() as u64,
-        "playbook run finished"
-    );
-    let mut out = report.to_json();
-    out["playbook"] = json!(playbook_name);
-    out["refused"] = json!(false);
-    out["ran"] = json!(true);
-    out["output"] = json!(lines);
-    out["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
-    Ok(Json(out))
+    });
+    let finish = move |report: run::Report, lines: Vec<String>| {
+        tracing::info!(
+            by,
+            playbook = playbook_name,
+            exit_code = report.exit_code,
+            ms = started.elapsed().as_millis() as u64,
+            "playbook run finished"
+        );
+        let mut out = report.to_json();
+        out["playbook"] = json!(playbook_name);
+        out["refused"] = json!(false);
+        out["ran"] = json!(true);
+        if !stream {
+            out["output"] = json!(lines);
+        }
+        out["elapsed_ms"] = json!(started.elapsed().as_millis() as u64);
+        out
+    };
+    if !stream {
+        let (report, lines) = job.await.map_err(|e| AppError::Conflict(format!("the playbook run stopped: {e}")))?;
+        return Ok(Json(finish(report, lines)).into_response());
+    }
+    let (tail_tx, tail_rx) = tokio::sync::mpsc::channel::<String>(1);
+    tokio::spawn(async move {
+        let last = match job.await {
+            Ok((report, lines)) => json!({"result": finish(report, lines)}),
+            Err(e) => json!({"error": format!("the playbook run stopped: {e}")}),
+        };
+        let _ = tail_tx.send(last.to_string()).await;
+    });
+    let lines = ReceiverStream::new(line_rx).chain(ReceiverStream::new(tail_rx));
+    let body = Body::from_stream(lines.map(|l| Ok::<_, std::convert::Infallible>(Bytes::from(l + "\n"))));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
 /// Module calls as `ansible` tasks to the hosts' agents.

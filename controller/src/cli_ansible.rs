@@ -245,7 +245,28 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
         "tags": r.tags,
         "skip_tags": r.skip_tags,
     });
-    let v = c.post_long("/api/v1/ansible/run", &body, std::time::Duration::from_secs(6 * 3600))?;
+    let long = std::time::Duration::from_secs(6 * 3600);
+    let v = if json_out {
+        c.post_long("/api/v1/ansible/run", &body, long)?
+    } else {
+        // The output as the run goes, line by line; the last line carries the result.
+        let mut body = body;
+        body["stream"] = json!(true);
+        let mut result = None;
+        c.post_lines("/api/v1/ansible/run", &body, long, &mut |v| {
+            if let Some(l) = v.get("line").and_then(Value::as_str) {
+                println!("{l}");
+            } else if let Some(r) = v.get("result") {
+                result = Some(r.clone());
+            } else if let Some(e) = v.get("error").and_then(Value::as_str) {
+                bail!("{path}: {e}");
+            } else if v.get("refused").is_some() {
+                result = Some(v);
+            }
+            Ok(())
+        })?;
+        result.ok_or_else(|| anyhow!("{path}: the controller's answer ended before the run's result"))?
+    };
     if v["refused"] == json!(true) {
         if json_out {
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -264,10 +285,6 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
             m.remove("output");
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for l in v["output"].as_array().into_iter().flatten() {
-            println!("{}", l.as_str().unwrap_or(""));
-        }
     }
     let code = v["exit_code"].as_i64().unwrap_or(1);
     if code != 0 {

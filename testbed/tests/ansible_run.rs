@@ -2,7 +2,8 @@
 //! content and from the controller, template with a handler, lineinfile, blockinfile,
 //! replace, link, a loop, command and shell with `creates`, stat, assert, set_fact, debug)
 //! runs on every container host through the agents in under a minute; a second run changes
-//! nothing and runs no handler. Prints the time each run took.
+//! nothing and runs no handler; without `--json` the output is ansible-playbook's. Prints the
+//! time each run took.
 //!
 //! Needs Docker and the host image (`mangrove testbed image build`, made on first use).
 
@@ -67,4 +68,14 @@ fn a_twenty_task_playbook_runs_on_every_container_host_and_a_second_run_changes_
     }
     let tasks = second["plays"][0]["tasks"].as_array().expect("tasks");
     assert!(!tasks.iter().any(|t| t["handler"] == true), "no handler on the second run");
+
+    // Without --json the output streams in ansible-playbook's format.
+    let out = tb.mg(&["ansible", "run", &playbook]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("TASK [application config] ****") && text.contains("ok: [web-app-01]"), "{text}");
+    for h in HOSTS {
+        let recap = format!("{h:<26} : ok=21   changed=0    unreachable=0    failed=0");
+        assert!(text.lines().any(|l| l.starts_with(&recap)), "{recap}\n{text}");
+    }
 }
