@@ -287,6 +287,21 @@ impl<'a, 'o> Runner<'a, 'o> {
         }
         let mut magic = Vars::new();
         magic.insert("groups".into(), groups_json(self.input.inventory));
+        // Every host's variables as the play starts (inventory, facts, earlier plays' facts);
+        // a fact another host sets during this play is not seen through it.
+        let hostvars: serde_json::Map<String, Json> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut v = h.inventory.clone();
+                v.extend(h.facts.clone());
+                v.extend(h.set_facts.clone());
+                v.insert("inventory_hostname".into(), json!(h.name));
+                v.insert("group_names".into(), json!(h.group_names));
+                (h.name.clone(), Json::Object(v))
+            })
+            .collect();
+        magic.insert("hostvars".into(), Json::Object(hostvars));
         let names: Vec<&str> = hosts.iter().map(|&i| self.hosts[i].name.as_str()).collect();
         magic.insert("play_hosts".into(), json!(names));
         magic.insert("ansible_play_hosts".into(), json!(names));
@@ -661,7 +676,15 @@ impl<'a, 'o> Runner<'a, 'o> {
                     host.stats.unreachable += 1;
                     host.unreachable = true;
                 }
-                Status::Failed => self.fail_host(i, frame),
+                Status::Failed => {
+                    if frame.rescuable {
+                        // What a rescue reads of the failure, as in Ansible.
+                        let h = &mut self.hosts[i];
+                        h.set_facts.insert("ansible_failed_result".into(), super::output::clean(&o.result));
+                        h.set_facts.insert("ansible_failed_task".into(), json!({"name": title, "action": module}));
+                    }
+                    self.fail_host(i, frame)
+                }
             }
             for n in &o.notify {
                 for (hi, hd) in p.handlers.iter().enumerate() {

@@ -146,13 +146,15 @@ fn loops_register_results_and_loop_control() {
     - stat:
         path: "{{ item.key }}={{ item.value }}"
       with_dict: {k: v}
+    - stat:
+        path: "{{ hostvars[inventory_hostname].inventory_hostname }} {{ groups['all'] | join(',') }}"
 "#;
     let m = Memory::default();
     let r = run_with(&[("pb/site.yml", site)], "h\n", &m, Options::default());
     let paths: Vec<Json> = args_of(&m, "stat").into_iter().map(|(_, a)| a["path"].clone()).collect();
-    assert_eq!(paths, [json!("echo a 0,echo b 1 True b"), json!("k=v")], "{}", r.text);
+    assert_eq!(paths, [json!("echo a 0,echo b 1 True b"), json!("k=v"), json!("h h")], "{}", r.text);
     assert!(r.text.contains("changed: [h] => (item=a)"), "{}", r.text);
-    assert_eq!(r.report.stats["h"], Stats { ok: 3, changed: 1, ..Default::default() });
+    assert_eq!(r.report.stats["h"], Stats { ok: 4, changed: 1, ..Default::default() });
 }
 
 #[test]
@@ -215,7 +217,7 @@ fn block_rescue_always_and_the_recap() {
           when: inventory_hostname == 'a'
         - stat: {path: "block {{ inventory_hostname }}"}
       rescue:
-        - stat: {path: "rescue {{ inventory_hostname }} {{ ansible_failed_result.msg | default('') }}"}
+        - stat: {path: "rescue {{ inventory_hostname }} {{ ansible_failed_result.msg }} {{ ansible_failed_task.name }}"}
       always:
         - stat: {path: "always {{ inventory_hostname }}"}
     - block:
@@ -232,7 +234,7 @@ fn block_rescue_always_and_the_recap() {
     paths.sort();
     assert_eq!(
         paths,
-        ["after a", "always a", "always b", "always2 a", "always2 b", "block b", "rescue a"],
+        ["after a", "always a", "always b", "always2 a", "always2 b", "block b", "rescue a boom fail"],
         "{}",
         r.text
     );
