@@ -445,9 +445,7 @@ impl<'a, 'o> Runner<'a, 'o> {
                     f.when.extend(as_list(w));
                 }
                 f.keywords.push(&t.keywords);
-                if let Some(Json::Object(_)) = t.keywords.get("vars")
-                    && let Some(Json::Object(v)) = t.keywords.get("vars")
-                {
+                if let Some(Json::Object(v)) = t.keywords.get("vars") {
                     f.block_vars.push(v);
                 }
                 let entered: BTreeSet<usize> = self.live(p, &f).into_iter().collect();
