@@ -21,6 +21,7 @@ pub mod patterns;
 pub mod playbook;
 pub mod pylit;
 pub mod render;
+pub mod run;
 pub mod supported;
 pub mod tags;
 pub mod vars_dirs;

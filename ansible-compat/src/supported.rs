@@ -97,7 +97,8 @@ pub const ANSIBLE_TASK_KEYWORDS: &[&str] = &[
     "always",
 ];
 
-/// Task keywords the runner supports.
+/// Task keywords the runner supports (`environment` is not: a module call to an agent
+/// carries no environment).
 pub const TASK_KEYWORDS: &[&str] = &[
     "name",
     "args",
@@ -119,26 +120,14 @@ pub const TASK_KEYWORDS: &[&str] = &[
     "check_mode",
     "diff",
     "no_log",
-    "environment",
 ];
 
 /// Extra keywords a handler may have.
 pub const HANDLER_KEYWORDS: &[&str] = &["listen"];
 
 /// Keywords of a `block` task besides `block`, `rescue` and `always`.
-pub const BLOCK_KEYWORDS: &[&str] = &[
-    "name",
-    "when",
-    "tags",
-    "become",
-    "become_user",
-    "vars",
-    "ignore_errors",
-    "environment",
-    "check_mode",
-    "diff",
-    "no_log",
-];
+pub const BLOCK_KEYWORDS: &[&str] =
+    &["name", "when", "tags", "become", "become_user", "vars", "ignore_errors", "check_mode", "diff", "no_log"];
 
 /// `loop_control` keys the runner supports.
 pub const LOOP_CONTROL_KEYS: &[&str] = &["loop_var", "index_var", "label"];
@@ -161,8 +150,6 @@ pub const PLAY_KEYWORDS: &[&str] = &[
     "check_mode",
     "diff",
     "ignore_errors",
-    "environment",
-    "any_errors_fatal",
     "no_log",
 ];
 
@@ -319,7 +306,10 @@ pub const TESTS: &[&str] = &[
 pub const FUNCTIONS: &[&str] = &["range", "lookup", "query", "q", "dict", "namespace", "omit"];
 
 /// Lookup plugins (`lookup('env', 'HOME')`).
-pub const LOOKUPS: &[&str] = &["env", "file", "vars", "template", "items", "list", "dict"];
+///
+/// `env`, `file` and `template` are not: the runner reads neither the controller's
+/// environment nor files by a name known only at run time.
+pub const LOOKUPS: &[&str] = &["vars", "items", "list", "dict"];
 
 /// Jinja statements (`{% … %}`).
 pub const STATEMENTS: &[&str] = &[

@@ -122,6 +122,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_compliance::routes())
         .merge(crate::api_endpoints::routes())
         .merge(crate::api_ansible::routes())
+        .merge(crate::ansible_run::routes())
         .merge(crate::api_vc::routes())
         .merge(crate::api_plans::routes())
         .merge(crate::api_drills::routes())

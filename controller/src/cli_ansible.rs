@@ -1,6 +1,6 @@
 //! `mangrove ansible …`: Mangrove's inventory for Ansible (dynamic inventory and static
-//! files), importing Ansible inventories, and playbooks (loaded and checked; running them
-//! through the agents is not built yet).
+//! files), importing Ansible inventories, and playbooks (loaded and checked here, then run
+//! by the controller through the agents).
 
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,7 @@ pub enum AnsibleCmd {
         #[arg(long)]
         apply: bool,
     },
-    /// Load and check a playbook against what the runner supports, and resolve its hosts.
+    /// Run a playbook through the agents (checked first; refused whole on anything unsupported).
     Run {
         playbook: PathBuf,
         /// Further limit the hosts (a host pattern).
@@ -182,8 +182,7 @@ struct RunArgs<'a> {
 }
 
 /// Loads and checks everything first (refusing the whole run, with `file:line`, before the
-/// controller is even asked), then resolves the hosts. Running tasks on agents is not built
-/// yet: a playbook that passes ends with an error saying so, and nothing runs.
+/// controller is even asked), resolves the hosts, then has the controller run it.
 fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool) -> Result<()> {
     let path = r.playbook.display().to_string();
     let pb = match playbook::load(&path, &Disk) {
@@ -219,58 +218,111 @@ fn run_cmd(r: &RunArgs<'_>, client: impl Fn() -> Result<Client>, json_out: bool)
     }
     let only = tags::parse_list(r.tags);
     let skip = tags::parse_list(r.skip_tags);
-    let (_, ai) = fetch(&client()?)?;
-    let mut plays = Vec::new();
+    let c = client()?;
+    let (_, ai) = fetch(&c)?;
     for p in &pb.plays {
         let pattern =
             if p.hosts.contains("{{") { patterns::render_simple(&p.hosts, &extra) } else { Some(p.hosts.clone()) };
-        let hosts = match pattern {
-            None => {
-                json!({"pattern": p.hosts, "hosts": null, "note": "templated host pattern: resolved when the play runs"})
-            }
-            Some(pat) => {
-                let sel = patterns::resolve(&ai, &pat, r.limit).map_err(|e| anyhow!("{}: {e}", p.loc))?;
-                json!({"pattern": pat, "hosts": sel.hosts, "unmatched": sel.unmatched})
-            }
-        };
-        let selected = p.selected_tasks(&only, &skip);
-        plays.push(json!({"name": p.name, "at": p.loc.to_string(), "hosts": hosts, "tasks_selected": selected}));
+        if let Some(pat) = pattern {
+            patterns::resolve(&ai, &pat, r.limit).map_err(|e| anyhow!("{}: {e}", p.loc))?;
+        }
+        let _ = p.selected_tasks(&only, &skip);
     }
-    let reason = "running playbooks through the agents is not built yet; nothing was run";
-    let v = json!({
-        "playbook": path,
-        "refused": false,
-        "valid": true,
-        "ran": false,
-        "tasks": pb.task_count(),
-        "modules": pb.modules(),
+    // The controller runs it: it gets the playbook and every file next to it (roles,
+    // vars files, templates, files), loads and checks them again, and sends each module call
+    // to the hosts' agents.
+    let abs = std::fs::canonicalize(r.playbook).with_context(|| format!("cannot read {path}"))?;
+    let dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let mut files = Vec::new();
+    collect_files(&dir, &mut files)?;
+    let body = json!({
+        "playbook": abs.display().to_string(),
+        "files": files.iter().map(|(p, t)| json!({"path": p, "text": t})).collect::<Vec<_>>(),
+        "limit": r.limit,
         "check": r.check,
         "diff": r.diff,
-        "extra_vars": extra.keys().collect::<Vec<_>>(),
-        "plays": plays,
-        "reason": reason,
+        "extra_vars": extra,
+        "tags": r.tags,
+        "skip_tags": r.skip_tags,
     });
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    let long = std::time::Duration::from_secs(6 * 3600);
+    let v = if json_out {
+        c.post_long("/api/v1/ansible/run", &body, long)?
     } else {
-        for p in v["plays"].as_array().into_iter().flatten() {
-            let hosts = p["hosts"]["hosts"].as_array().map_or_else(|| "-".to_owned(), |h| h.len().to_string());
-            eprintln!(
-                "play {} ({}): pattern {} matches {} host(s); {} task(s) selected by tags",
-                s(&p["name"]),
-                s(&p["at"]),
-                s(&p["hosts"]["pattern"]),
-                hosts,
-                s(&p["tasks_selected"])
-            );
+        // The output as the run goes, line by line; the last line carries the result.
+        let mut body = body;
+        body["stream"] = json!(true);
+        let mut result = None;
+        c.post_lines("/api/v1/ansible/run", &body, long, &mut |v| {
+            if let Some(l) = v.get("line").and_then(Value::as_str) {
+                println!("{l}");
+            } else if let Some(r) = v.get("result") {
+                result = Some(r.clone());
+            } else if let Some(e) = v.get("error").and_then(Value::as_str) {
+                bail!("{path}: {e}");
+            } else if v.get("refused").is_some() {
+                result = Some(v);
+            }
+            Ok(())
+        })?;
+        result.ok_or_else(|| anyhow!("{path}: the controller's answer ended before the run's result"))?
+    };
+    if v["refused"] == json!(true) {
+        if json_out {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            for l in v["problems"].as_array().into_iter().flatten() {
+                eprintln!("{}", s(l));
+            }
         }
-        eprintln!(
-            "{path}: valid ({} tasks; modules: {})",
-            pb.task_count(),
-            pb.modules().into_iter().collect::<Vec<_>>().join(", ")
+        bail!(
+            "refusing to run {path}: the controller found unsupported or invalid constructs (listed above); nothing was run"
         );
     }
-    bail!("{path}: {reason}")
+    if json_out {
+        let mut out = v.clone();
+        if let Some(m) = out.as_object_mut() {
+            m.remove("output");
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    let code = v["exit_code"].as_i64().unwrap_or(1);
+    if code != 0 {
+        // ansible-playbook's codes: 2 when a host failed, 4 when one was unreachable.
+        std::process::exit(i32::try_from(code).unwrap_or(1));
+    }
+    Ok(())
+}
+
+/// Every readable text file under `dir` (hidden directories skipped), for the controller.
+fn collect_files(dir: &Path, out: &mut Vec<(String, String)>) -> Result<()> {
+    const MAX_FILES: usize = 5_000;
+    const MAX_BYTES: u64 = 4 * 1024 * 1024;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).with_context(|| format!("cannot read the directory {}", d.display()))?;
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                if !name.starts_with('.') {
+                    stack.push(p);
+                }
+            } else if meta.is_file() && meta.len() <= MAX_BYTES {
+                if let Ok(text) = std::fs::read_to_string(&p) {
+                    out.push((p.display().to_string(), text));
+                }
+                if out.len() > MAX_FILES {
+                    bail!(
+                        "{} has more than {MAX_FILES} files next to the playbook; put the playbook in its own directory",
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `-e` values as Ansible reads them: `@file` (YAML/JSON), a JSON/YAML mapping, or

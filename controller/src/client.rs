@@ -148,6 +148,46 @@ impl Client {
         self.finish(&format!("POST {path}"), r)
     }
 
+    /// POST whose answer is JSON lines written as the work goes (a playbook run's output):
+    /// calls `each` with every line's value, waiting up to `timeout` for the whole answer.
+    pub fn post_lines(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+        each: &mut dyn FnMut(Value) -> Result<()>,
+    ) -> Result<()> {
+        use std::io::BufRead;
+        let mut resp = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .header("Authorization", &self.auth()?)
+            .send_json(body)
+            .map_err(|e| anyhow!("cannot reach the controller at {}: {e}", self.base))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| "no error message".into());
+            bail!("POST {path}: controller answered {status}: {msg}");
+        }
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| anyhow!("POST {path}: the answer broke off: {e}"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v: Value = serde_json::from_str(&line).with_context(|| format!("POST {path}: a line is not JSON"))?;
+            each(v)?;
+        }
+        Ok(())
+    }
+
     /// GET of a document (a report, a zip): its bytes, or the API's error.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
         let mut resp = self

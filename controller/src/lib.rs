@@ -7,6 +7,7 @@
 //! It never trusts a field an agent sends about who it is: the host is the one its client
 //! certificate names. It acknowledges a report only after the store committed it.
 
+pub mod ansible_run;
 pub mod antivirus;
 pub mod api;
 pub mod api_ansible;

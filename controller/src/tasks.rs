@@ -93,6 +93,9 @@ pub fn message_for(app: &App, t: &TaskRecord) -> Option<ControllerMessage> {
     if t.kind == crate::vc::KIND {
         return crate::vc::task_message(app, t);
     }
+    if t.kind == "ansible" {
+        return crate::ansible_run::message(t);
+    }
     task_message(t)
 }
 

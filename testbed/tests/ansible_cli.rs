@@ -1,6 +1,7 @@
 //! `mangrove ansible …` against a running testbed, with the real `ansible-inventory` reading
 //! our dynamic inventory (through Ansible's script plugin) and our static YAML; a playbook
-//! with an unsupported module refused before anything runs; an import applied by an operator
+//! with an unsupported module refused before anything runs, a valid one run (an operator's
+//! right, refused to an auditor); an import applied by an operator
 //! and refused to an auditor.
 //!
 //! Needs ansible-core in the project venv (`mangrove testbed deps --install`; `MANGROVE_VENV`
@@ -111,15 +112,24 @@ fn ansible_reads_our_inventories_alike_refuses_unsupported_playbooks_and_imports
     assert!(said.contains("bad.yml:7: module community.general.nonexistent_module is not supported"), "{said}");
     assert!(!said.contains("ok: [") && !said.contains("changed: ["), "{said}");
 
-    // A valid playbook: its hosts resolved, and an honest refusal to pretend it ran.
+    // A valid playbook runs through the agents (debug is evaluated by the runner itself);
+    // an auditor may not run one.
     let good = work.path().join("good.yml");
     std::fs::write(&good, "- hosts: dc:!role_hypervisor\n  tasks:\n    - debug: {msg: hi}\n").expect("write");
-    let out = tb.mg(&["--json", "ansible", "run", good.to_str().expect("utf-8")]);
-    assert!(!out.status.success());
+    let good = good.to_str().expect("utf-8");
+    let out = tb.mg(&["--json", "ansible", "run", good]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(v["plays"][0]["hosts"]["hosts"], serde_json::json!(["web-app-01"]));
-    assert_eq!(v["ran"], false);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not built yet"));
+    assert_eq!(v["plays"][0]["hosts"], serde_json::json!(["web-app-01"]));
+    assert_eq!(v["ran"], true);
+    assert_eq!(v["stats"]["web-app-01"]["ok"], 2, "{v}");
+    let out = tb.mg(&["ansible", "run", good]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("TASK [debug] ****") && text.contains("ok: [web-app-01] => {"), "{text}");
+    assert!(text.contains("PLAY RECAP"), "{text}");
+    let refused = tb.mg_as(&tb.user_token("auditor"), &["ansible", "run", good]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("403"), "{}", String::from_utf8_lossy(&refused.stderr));
 
     // A templated pattern of the usual form takes its value from -e, else its default.
     let templated = work.path().join("templated.yml");
@@ -135,7 +145,7 @@ fn ansible_reads_our_inventories_alike_refuses_unsupported_playbooks_and_imports
         }
         let out = tb.mg(&args);
         let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-        assert_eq!(v["plays"][0]["hosts"]["hosts"], want, "-e {extra:?}");
+        assert_eq!(v["plays"][0]["hosts"], want, "-e {extra:?}");
     }
 
     // Import: an auditor may plan but not apply; an operator applies, and it is audited.
