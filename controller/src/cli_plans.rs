@@ -48,7 +48,8 @@ pub fn run(cmd: PlansCmd, client: &Client, json_out: bool) -> Result<()> {
 
 fn read_plan_file(file: &Path) -> Result<String> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    String::from_utf8(bytes).map_err(|e| anyhow!("{}: not UTF-8 text (at byte {})", file.display(), e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow!("{}: not UTF-8 text (at byte {})", file.display(), e.utf8_error().valid_up_to()))
 }
 
 fn groups_line(groups: &Value) -> String {
@@ -57,7 +58,8 @@ fn groups_line(groups: &Value) -> String {
         .map(|gs| {
             gs.iter()
                 .map(|g| {
-                    let names: Vec<String> = g["systems"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
+                    let names: Vec<String> =
+                        g["systems"].as_array().map(|a| a.iter().map(s).collect()).unwrap_or_default();
                     format!("P{}: {}", s(&g["priority"]), names.join(", "))
                 })
                 .collect::<Vec<_>>()
@@ -141,7 +143,9 @@ fn diff(c: &Client, name: &str, file: Option<&Path>, from: Option<i64>, to: Opti
     let unified = text_diff.unified_diff().context_radius(3).header(&old_label, &new_label).to_string();
     let differ = !unified.is_empty();
     let out = json!({"from": old_label, "to": new_label, "differ": differ, "diff": unified});
-    emit(json_out, &out, |v| if differ { s(&v["diff"]) } else { format!("no differences between {old_label} and {new_label}\n") });
+    emit(json_out, &out, |v| {
+        if differ { s(&v["diff"]) } else { format!("no differences between {old_label} and {new_label}\n") }
+    });
     if differ {
         std::process::exit(1);
     }

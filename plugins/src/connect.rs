@@ -161,9 +161,7 @@ impl Connection {
         let auth = if c.application_credential_id.is_some() {
             crate::openstack::OpenstackAuth::ApplicationCredential {
                 id: self.require(&c.application_credential_id, "application_credential_id")?.to_string(),
-                secret: self
-                    .require(&c.application_credential_secret, "application_credential_secret")?
-                    .to_string(),
+                secret: self.require(&c.application_credential_secret, "application_credential_secret")?.to_string(),
             }
         } else {
             crate::openstack::OpenstackAuth::Password {

@@ -6,6 +6,7 @@
 //! Security for Linux).
 
 pub mod antivirus;
+pub mod cloudinit;
 pub mod connect;
 pub mod error;
 pub mod http;

@@ -149,6 +149,7 @@ fn create_and_delete_instance() {
         disk_bytes: 1 << 30,
         network: Some("default".into()),
         tags: BTreeMap::from([("system".to_string(), "web".to_string())]),
+        user_data: None,
     };
     let op = d.create_instance(&spec).expect("create");
     let OpState::Succeeded { result: Some(uuid) } = &op.state else { panic!("{op:?}") };

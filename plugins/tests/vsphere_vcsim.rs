@@ -314,6 +314,7 @@ fn clone_refuses_duplicates_and_delete_is_idempotent() {
         disk_bytes: 0,
         network: None,
         tags: Default::default(),
+        user_data: None,
     };
     let done = finish(&driver, driver.create_instance(&spec).expect("clone"));
     let OpState::Succeeded { result: Some(new_id) } = done.state else { panic!("no VM id: {done:?}") };

@@ -221,6 +221,7 @@ fn create_and_delete_an_instance() {
         disk_bytes: GIB,
         network: Some("dr-drill".into()),
         tags: BTreeMap::from([("system".to_string(), "web".to_string())]),
+        user_data: None,
     };
     let done = finish(&d, d.create_instance(&spec).expect("create"));
     let OpState::Succeeded { result: Some(id) } = done.state else { panic!("{done:?}") };

@@ -44,12 +44,16 @@ pub async fn dr_catalog(app: &Arc<App>) -> (DrCatalog, Vec<String>) {
             }
         }
     }
-    let dr_platform = app.inventory.as_deref().and_then(|inv| {
-        inv.sites.iter().find(|s| s.name == "dr").map(|s| s.platform.name.clone())
-    });
+    let dr_platform = app
+        .inventory
+        .as_deref()
+        .and_then(|inv| inv.sites.iter().find(|s| s.name == "dr").map(|s| s.platform.name.clone()));
     let conn = dr_platform.as_deref().and_then(|p| app.platforms.connection(p)).cloned();
     let Some(conn) = conn.filter(|c| c.kind == plugins::PlatformKind::Openstack) else {
-        warnings.push("no OpenStack platform is configured for the DR site: its images, networks and flavors were not checked".into());
+        warnings.push(
+            "no OpenStack platform is configured for the DR site: its images, networks and flavors were not checked"
+                .into(),
+        );
         return (catalog, warnings);
     };
     let name = conn.name.clone();
@@ -70,9 +74,14 @@ pub async fn dr_catalog(app: &Arc<App>) -> (DrCatalog, Vec<String>) {
             catalog.networks = Some(networks);
             catalog.flavors = Some(flavors);
         }
-        Ok(Ok(Err(e))) => warnings.push(format!("the DR site's catalog could not be read ({e}): images, networks and flavors were not checked")),
+        Ok(Ok(Err(e))) => warnings.push(format!(
+            "the DR site's catalog could not be read ({e}): images, networks and flavors were not checked"
+        )),
         Ok(Err(e)) => warnings.push(format!("platform {name}: reading the catalog failed unexpectedly ({e})")),
-        Err(_) => warnings.push(format!("platform {name}: no answer within {} s; images, networks and flavors were not checked", CATALOG_DEADLINE.as_secs())),
+        Err(_) => warnings.push(format!(
+            "platform {name}: no answer within {} s; images, networks and flavors were not checked",
+            CATALOG_DEADLINE.as_secs()
+        )),
     }
     (catalog, warnings)
 }
@@ -103,8 +112,13 @@ pub async fn apply(app: &Arc<App>, origin: &str, text: &str, user: &str) -> Resu
         Applied::Unchanged(v) => (v, true),
     };
     if !unchanged {
-        app.audit(user, "plan.apply", Some(&plan.name), json!({"version": version, "origin": origin, "digest": record.digest}))
-            .await;
+        app.audit(
+            user,
+            "plan.apply",
+            Some(&plan.name),
+            json!({"version": version, "origin": origin, "digest": record.digest}),
+        )
+        .await;
     }
     Ok(ApplyOutcome { name: plan.name.clone(), version, unchanged, groups: groups_json(&plan, &inv), warnings })
 }

@@ -26,10 +26,11 @@ const COLUMNS: &str = "SELECT name, version, text, digest, origin, applied_by, a
 impl RecoveryPlanStore for SqliteStore {
     async fn apply_plan(&self, record: &PlanRecord) -> Result<Applied, StoreError> {
         let mut tx = write_tx(&self.pool).await?;
-        let newest = sqlx::query("SELECT version, digest FROM recovery_plans WHERE name = ? ORDER BY version DESC LIMIT 1")
-            .bind(&record.name)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let newest =
+            sqlx::query("SELECT version, digest FROM recovery_plans WHERE name = ? ORDER BY version DESC LIMIT 1")
+                .bind(&record.name)
+                .fetch_optional(&mut *tx)
+                .await?;
         let (last, digest): (i64, Option<String>) = match &newest {
             Some(r) => (r.try_get("version")?, Some(r.try_get("digest")?)),
             None => (0, None),
