@@ -262,6 +262,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
                     ),
                 },
             )?;
+            // DR drills' isolated network, where the controller is the one thing reachable.
+            containers::create_drill_network(&dir, &plan)?;
+            containers::connect_controller_to_drill(&plan)?;
             let name = plan.controller_name();
             container_net = Some(ContainerNet { plan, image, controller_ip: ip.to_string() });
             (format!("https://{ip}:{}", layout.ports.api), ip.to_string(), Box::new(move || containers::running(&name)))
@@ -526,8 +529,10 @@ fn start_agent_containers(
             env.push(("MANGROVE_AGENT_TOKEN".to_string(), agent_token(admin, m.name)?));
         }
         // The systems' guest VMs run clamd on the image's custom signature database.
-        if m.system.is_some() {
+        if let Some(system) = m.system {
             env.push(("MANGROVE_CLAMD".to_string(), "1".to_string()));
+            // Its small real service: the system's data dir over HTTP (the image's `web`).
+            env.push(("MANGROVE_SERVE_DIR".to_string(), format!("/srv/{system}")));
         }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);

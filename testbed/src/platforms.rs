@@ -10,6 +10,7 @@
 //! ```text
 //! <dir>/platforms/vcsim/        the vCenter simulator's files (password 0600, shape, TLS, log)
 //! <dir>/platforms/openstack/    the OpenStack simulator's config (0600) and state
+//! <dir>/instances/<server id>/  the state dir of a realised server's agent (`openstack::realize`)
 //! <dir>/platforms/credentials/  one credentials file per platform (0600), for the controller
 //! <dir>/govc.env                GOVC_URL … (0600): govc, pyvmomi scripts
 //! <dir>/clouds.yaml             cloud `camau-dr` (0600): the openstack CLI, openstacksdk
@@ -204,13 +205,17 @@ fn start_openstack(layout: &Layout, mangrove: &Path) -> Result<OpenstackSide, St
          state_dir = \"state\"\ninventory = {inv:?}\nhost = \"127.0.0.1\"\ntoken_ttl = \"1h\"\naction_delay = \"2s\"\n\n\
          [ports]\nidentity = {}\ncompute = {}\nvolume = {}\nimage = {}\nnetwork = {}\n\n\
          [admin]\nname = \"admin\"\npassword = {password:?}\nproject = \"admin\"\n\n\
-         [application_credential]\nid = {ac_id:?}\nsecret = {ac_secret:?}\nname = \"mangrove-dr\"\n",
+         [application_credential]\nid = {ac_id:?}\nsecret = {ac_secret:?}\nname = \"mangrove-dr\"\n\n\
+         # Servers booted with an agent's cloud-init user data run that agent as a process.\n\
+         [realize]\nmode = \"processes\"\ntestbed_dir = {tb:?}\nagent_bin = {agent:?}\n",
         p.identity,
         p.compute,
         p.volume,
         p.image,
         p.network,
         inv = layout.inventory_path.display().to_string(),
+        tb = layout.dir.display().to_string(),
+        agent = mangrove.with_file_name("mangrove-agent").display().to_string(),
     );
     write_file(&config, &text, 0o600).map_err(fail)?;
     let sim_cfg = SimConfig::load(&config).map_err(|e| e.to_string())?;

@@ -255,6 +255,32 @@ pub struct Server {
     pub launched_at: Option<i64>,
     pub fault: Option<ServerFault>,
     pub pending: Option<Pending<ServerOp>>,
+    /// The agent process or container that runs it, when its user data asked for an agent
+    /// and the simulator realises servers (see `realize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realized: Option<Realization>,
+}
+
+/// What runs a realised server. Holds no secret: the token stays in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Realization {
+    pub mode: super::realize::RealizeMode,
+    /// The agent's pid, or the container's name; empty until started.
+    pub handle: String,
+    pub state_dir: String,
+    pub state: RealizeState,
+}
+
+/// Where a realisation stands. A build completes only once it is `Running` (ERROR when
+/// `Failed`); a delete completes only once the realisation is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum RealizeState {
+    Starting,
+    Running,
+    Failed { message: String },
+    Stopping,
 }
 
 /// A Cinder backend pool.
@@ -376,6 +402,15 @@ impl State {
             let Some(p) = s.pending.clone() else { continue };
             if p.due_ms > now_ms {
                 continue;
+            }
+            // A realised server is ACTIVE once its agent runs, and gone once it is stopped.
+            let mut p = p;
+            match (&p.op, s.realized.as_ref().map(|r| &r.state)) {
+                (ServerOp::Build, Some(RealizeState::Starting)) | (ServerOp::Delete, Some(_)) => continue,
+                (ServerOp::Build, Some(RealizeState::Failed { message })) if p.fail.is_none() => {
+                    p.fail = Some(format!("Build of instance {} aborted: {message}", s.id));
+                }
+                _ => {}
             }
             changed = true;
             s.pending = None;
