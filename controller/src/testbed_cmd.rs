@@ -181,7 +181,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
 
     // The platforms first: the controller's config names them, and the proxy agent reads one.
     let mut ksc = None;
-    let platforms = match opts.hosts {
+    let mut platforms = match opts.hosts {
         HostsMode::Processes => {
             progress("starting the platform simulators (vCenter, OpenStack)");
             let p = testbed::platforms::start(&layout, &mangrove, &vcsim_cache_dir());
@@ -203,7 +203,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
             ksc = add_ksc(&layout, testbed::ksc::launch::start_process(&layout, &mangrove))?;
             Some(p)
         }
-        // Containers cannot reach the host's loopback simulators yet: the platforms stay off.
+        // Started with the networks below: the controller's container reaches them there.
         HostsMode::Containers => None,
     };
 
@@ -232,6 +232,17 @@ pub fn up(opts: UpOptions) -> Result<()> {
             let net = plan.net(&opts.controller_site).clone();
             let ip = net.controller();
             layout.write_container_controller_config(ip)?;
+            // The DR site's OpenStack simulator, on the address the host holds on the
+            // controller's network; it realises DR instances as containers of this testbed.
+            let mounts = testbed::backup_storage::container_mounts(&layout, "")?;
+            let realize = testbed::openstack::realize::container_config(&dir, &plan, &image, ip, mounts);
+            let p = testbed::platforms::start_for_containers(&layout, &mangrove, net.gateway(), &realize);
+            match &p.openstack {
+                Ok(o) => progress(&format!("OpenStack: simulator at {}", o.auth_url)),
+                Err(why) => progress(&format!("OpenStack side is OFF: {why}")),
+            }
+            append_file(&layout.controller_config(), &p.controller_section())?;
+            platforms = Some(p);
             ksc = add_ksc(
                 &layout,
                 testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),

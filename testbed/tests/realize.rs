@@ -19,8 +19,6 @@ use plugins::http::HttpOptions;
 use plugins::hypervisor::{CreateSpec, Hypervisor, InstanceSource, OpState, Operation, VmInfo, wait};
 use plugins::openstack::{OpenstackAuth, OpenstackConfig, OpenstackDriver};
 use serde_json::Value;
-use testbed::openstack::realize::RealizeConfig;
-use testbed::openstack::{AdminUser, AppCredential, SimConfig, SimPorts, SimUsers, serve};
 
 const GIB: u64 = 1 << 30;
 
@@ -157,19 +155,19 @@ fn containers_a_drill_instance_runs_isolated_enrolls_and_serves_its_systems_page
         "web-app-01 serves no page"
     );
 
-    // The DR side's simulator, realising servers as containers of this testbed.
+    // The testbed's own OpenStack simulator, which the controller's container reaches too.
     let plan = testbed::containers::plan_of(&dir).expect("the testbed's networks");
-    let storage = dir.join("storage/srv/backup");
-    let mounts = vec![(storage.display().to_string(), "/srv/backup".to_string(), false)];
-    let realize = testbed::openstack::realize::container_config(
-        &dir,
-        &plan,
-        "mangrove-host:latest",
-        plan.dc.controller(),
-        mounts,
+    let sim: toml::Value = toml::from_str(
+        &std::fs::read_to_string(dir.join("platforms/openstack/sim.toml")).expect("the simulator's config"),
+    )
+    .expect("sim.toml parses");
+    let auth_url = format!(
+        "http://{}:{}/v3",
+        sim["host"].as_str().expect("host"),
+        sim["ports"]["identity"].as_integer().expect("identity port")
     );
-    let sim = openstack_sim(realize);
-    let d = connect(&sim.auth_url, SIM_PASSWORD);
+    let password = std::fs::read_to_string(dir.join("platforms/openstack/admin.secret")).expect("admin password");
+    let d = connect(&auth_url, password.trim());
 
     let name = "drill-web-app-01";
     let token = token_of(&tb.json(&["token", "create", "--role", "agent", "--host", name, "--ttl", "10m"]));
@@ -196,7 +194,10 @@ fn containers_a_drill_instance_runs_isolated_enrolls_and_serves_its_systems_page
     // Isolated: the DC's guest is out of reach; the backup repositories are mounted.
     let (reached, _) = docker(&["exec", &container, "ping", "-c1", "-W1", &guest_ip]);
     assert!(!reached, "a drill instance reached the DC");
-    assert!(docker(&["exec", &container, "test", "-d", "/srv/backup"]).0, "no /srv/backup in the instance");
+    assert!(
+        docker(&["exec", &container, "test", "-d", "/srv/backup/dr-san"]).0,
+        "no backup repository in the instance"
+    );
 
     // What a restore puts in the serve dir is what the instance serves.
     let page = dir.join("hosts/web-app-01/srv/web/index.html");
@@ -214,60 +215,4 @@ fn enroll_port(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("testbed.toml")).expect("testbed.toml");
     let v: toml::Value = toml::from_str(&text).expect("testbed.toml parses");
     v.get("ports").and_then(|p| p.get("enroll")).and_then(toml::Value::as_integer).expect("ports.enroll").to_string()
-}
-
-const SIM_PASSWORD: &str = "dr-admin-pw";
-
-/// An OpenStack simulator on its own runtime and free loopback ports, stopped on drop.
-struct Sim {
-    auth_url: String,
-    _dir: tempfile::TempDir,
-    _rt: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-fn openstack_sim(realize: RealizeConfig) -> Sim {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let inv = inventory::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/camau.yaml"))
-        .expect("inventory/examples/camau.yaml loads");
-    let p = testbed::layout::free_ports(5).expect("free loopback ports");
-    let cfg = SimConfig {
-        state_dir: dir.path().join("state"),
-        host: "127.0.0.1".parse().expect("loopback"),
-        ports: SimPorts { identity: p[0], compute: p[1], volume: p[2], image: p[3], network: p[4] },
-        token_ttl: Duration::from_secs(3600),
-        action_delay: Duration::from_millis(300),
-        users: SimUsers {
-            admin: AdminUser { name: "admin".into(), password: SIM_PASSWORD.into(), project: "admin".into() },
-            application_credential: AppCredential {
-                id: "1b912ae9f5da442988473ad25f2eca85".into(),
-                secret: "ac-secret".into(),
-                name: "mangrove-dr".into(),
-            },
-        },
-        inventory: inv,
-        realize: Some(realize),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = rt.spawn(serve(cfg, async move {
-        let _ = rx.await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for &port in &p {
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(!task.is_finished(), "the simulator stopped at start");
-            assert!(Instant::now() < deadline, "the simulator did not listen on port {port} within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    Sim { auth_url: format!("http://127.0.0.1:{}/v3", p[0]), _dir: dir, _rt: rt, stop: Some(tx) }
 }

@@ -37,7 +37,7 @@
 //! ```toml
 //! state_dir = "/var/tmp/testbed/openstack"    # created if missing
 //! inventory = "camau.yaml"                     # relative to this file; used to seed
-//! host = "127.0.0.1"                           # loopback only
+//! host = "127.0.0.1"                           # loopback (or a private testbed network)
 //! token_ttl = "1h"                             # s, m, h, d as in the inventory, or e.g. "500ms"
 //! action_delay = "2s"
 //! [ports]
@@ -254,8 +254,15 @@ impl SimConfig {
 
     /// Checks what serde cannot: loopback only, distinct ports, non-empty credentials.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.host.is_loopback() {
-            return Err(format!("host: {} is not a loopback address; the simulator serves loopback only", self.host));
+        // A container testbed's simulator listens on the gateway of a testbed docker network
+        // (private, unmasqueraded, local to this machine), where the controller's container
+        // reaches it.
+        let testbed_net = matches!(self.host, IpAddr::V4(a) if a.is_private());
+        if !self.host.is_loopback() && !testbed_net {
+            return Err(format!(
+                "host: {} is not a loopback address; the simulator serves loopback (or a private testbed network) only",
+                self.host
+            ));
         }
         let p = self.ports;
         let mut all = [p.identity, p.compute, p.volume, p.image, p.network];
