@@ -668,3 +668,48 @@ pub fn iso_keystone(ms: i64) -> String {
     let f = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000000Z");
     datetime(ms.div_euclid(1000)).format(&f).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openstack::realize::RealizeMode;
+
+    /// A seeded server with a due `op` and a realisation in `state` (none if `None`).
+    fn server_with(op: ServerOp, state: Option<RealizeState>) -> State {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/camau.yaml");
+        let mut st = super::super::seed(&inventory::load_file(&p).expect("camau.yaml loads"));
+        st.servers.truncate(1);
+        let s = &mut st.servers[0];
+        s.status = "BUILD".into();
+        s.pending = Some(Pending { op, due_ms: 0, fail: None });
+        s.realized = state.map(|state| Realization {
+            mode: RealizeMode::Processes,
+            handle: String::new(),
+            state_dir: "/x".into(),
+            state,
+        });
+        st
+    }
+
+    #[test]
+    fn a_realised_server_is_active_once_it_runs_and_gone_once_it_stopped() {
+        let failed = RealizeState::Failed { message: "docker run: no such image".into() };
+        for (op, state, want) in [
+            (ServerOp::Build, None, "ACTIVE"),
+            (ServerOp::Build, Some(RealizeState::Starting), "BUILD"),
+            (ServerOp::Build, Some(RealizeState::Running), "ACTIVE"),
+            (ServerOp::Build, Some(failed), "ERROR"),
+            (ServerOp::Delete, Some(RealizeState::Stopping), "BUILD"),
+            (ServerOp::Delete, None, "gone"),
+        ] {
+            let mut st = server_with(op, state.clone());
+            st.tick(1);
+            let got = st.servers.first().map_or("gone", |s| s.status.as_str());
+            assert_eq!(got, want, "{op:?} with {state:?}");
+            if want == "ERROR" {
+                let fault = st.servers[0].fault.as_ref().map(|f| f.message.as_str()).unwrap_or_default();
+                assert!(fault.contains("no such image"), "{fault}");
+            }
+        }
+    }
+}
