@@ -182,7 +182,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
     // The platforms first: the controller's config names them, and the proxy agent reads one.
     let mut ksc = None;
     let mut dns = None;
-    let platforms = match opts.hosts {
+    let mut platforms = match opts.hosts {
         HostsMode::Processes => {
             progress("starting the platform simulators (vCenter, OpenStack)");
             let p = testbed::platforms::start(&layout, &mangrove, &vcsim_cache_dir());
@@ -205,7 +205,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
             dns = add_dns(&layout, testbed::bind::start_for(&layout, [127, 0, 2]))?;
             Some(p)
         }
-        // Containers cannot reach the host's loopback simulators yet: the platforms stay off.
+        // Started with the networks below: the controller's container reaches them there.
         HostsMode::Containers => None,
     };
 
@@ -234,6 +234,17 @@ pub fn up(opts: UpOptions) -> Result<()> {
             let net = plan.net(&opts.controller_site).clone();
             let ip = net.controller();
             layout.write_container_controller_config(ip)?;
+            // The DR site's OpenStack simulator, on the address the host holds on the
+            // controller's network; it realises DR instances as containers of this testbed.
+            let mounts = testbed::backup_storage::container_mounts(&layout, "")?;
+            let realize = testbed::openstack::realize::container_config(&dir, &plan, &image, ip, mounts);
+            let p = testbed::platforms::start_for_containers(&layout, &mangrove, net.gateway(), &realize);
+            match &p.openstack {
+                Ok(o) => progress(&format!("OpenStack: simulator at {}", o.auth_url)),
+                Err(why) => progress(&format!("OpenStack side is OFF: {why}")),
+            }
+            append_file(&layout.controller_config(), &p.controller_section())?;
+            platforms = Some(p);
             ksc = add_ksc(
                 &layout,
                 testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),
@@ -266,6 +277,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
                     ),
                 },
             )?;
+            // DR drills' isolated network, where the controller is the one thing reachable.
+            containers::create_drill_network(&dir, &plan)?;
+            containers::connect_controller_to_drill(&plan)?;
             let name = plan.controller_name();
             container_net = Some(ContainerNet { plan, image, controller_ip: ip.to_string() });
             (format!("https://{ip}:{}", layout.ports.api), ip.to_string(), Box::new(move || containers::running(&name)))
@@ -551,8 +565,10 @@ fn start_agent_containers(
             env.push(("MANGROVE_AGENT_TOKEN".to_string(), agent_token(admin, m.name)?));
         }
         // The systems' guest VMs run clamd on the image's custom signature database.
-        if m.system.is_some() {
+        if let Some(system) = m.system {
             env.push(("MANGROVE_CLAMD".to_string(), "1".to_string()));
+            // Its small real service: the system's data dir over HTTP (the image's `web`).
+            env.push(("MANGROVE_SERVE_DIR".to_string(), format!("/srv/{system}")));
         }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);

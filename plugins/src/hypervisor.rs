@@ -235,7 +235,10 @@ pub enum InstanceSource {
 }
 
 /// What [`Hypervisor::create_instance`] builds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Its `Debug` leaves the user data out and serializing it skips the user data: it carries a
+/// one-time token (see [`crate::cloudinit`]) that must reach no log and no journal.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreateSpec {
     pub name: String,
     pub source: InstanceSource,
@@ -246,9 +249,35 @@ pub struct CreateSpec {
     pub network: Option<String>,
     /// Tags (metadata) to set on the new instance.
     pub tags: BTreeMap<String, String>,
-    /// Cloud-init user data (OpenStack); it may carry a one-time token: never logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Cloud-init user data, plain text (the OpenStack driver base64-encodes it for Nova).
+    /// Drivers that cannot pass it refuse a spec that has it.
+    #[serde(default, skip_serializing)]
     pub user_data: Option<String>,
+}
+
+impl std::fmt::Debug for CreateSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSpec")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .field("vcpus", &self.vcpus)
+            .field("memory_bytes", &self.memory_bytes)
+            .field("disk_bytes", &self.disk_bytes)
+            .field("network", &self.network)
+            .field("tags", &self.tags)
+            .field("user_data", &self.user_data.as_ref().map(|u| format!("<{} bytes>", u.len())))
+            .finish()
+    }
+}
+
+impl CreateSpec {
+    /// The refusal of a driver that cannot pass user data, when the spec carries some.
+    pub(crate) fn refuse_user_data(&self, kind: &'static str) -> Result<(), PlatformError> {
+        match self.user_data {
+            Some(_) => Err(PlatformError::Unsupported { kind, what: "cloud-init user data".into() }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// State of a long-running operation.
@@ -392,6 +421,24 @@ mod tests {
         assert_eq!("shutdown".parse::<PowerAction>().map(PowerAction::target), Ok(PowerState::Off));
         let err = "reboot".parse::<PowerAction>().expect_err("reboot is no power action");
         assert!(err.contains("reboot") && err.contains("shutdown"), "{err}");
+    }
+
+    #[test]
+    fn create_spec_never_shows_its_user_data() {
+        let spec = CreateSpec {
+            name: "web-1".into(),
+            source: InstanceSource::Image("img".into()),
+            vcpus: 1,
+            memory_bytes: 1,
+            disk_bytes: 1,
+            network: None,
+            tags: BTreeMap::new(),
+            user_data: Some("MANGROVE_AGENT_TOKEN=secret-token".into()),
+        };
+        let shown = format!("{spec:?}");
+        assert!(!shown.contains("secret-token") && shown.contains("<33 bytes>"), "{shown}");
+        let json = serde_json::to_string(&spec).unwrap_or_default();
+        assert!(json.contains("web-1") && !json.contains("secret-token"), "{json}");
     }
 
     #[test]

@@ -369,6 +369,8 @@ impl Hypervisor for LibvirtDriver {
     /// Defines a domain whose disk is the image or volume path and starts it. Refuses a name
     /// that already exists.
     fn create_instance(&self, spec: &CreateSpec) -> Result<Operation, PlatformError> {
+        // A NoCloud seed disk would carry it; this driver does not build one.
+        spec.refuse_user_data("libvirt")?;
         let conn = self.conn();
         if spec.name.trim().is_empty() {
             return Err(PlatformError::Config("an instance needs a name".into()));

@@ -97,10 +97,20 @@ pub fn container_mounts(layout: &Layout, machine: &str) -> Result<Vec<(String, S
     Ok(mounts)
 }
 
-/// A system's data: a few documents, a dump and a 2 MiB file, the same on every run.
+/// A system's data: the index page its web service serves, a few documents, a dump and a
+/// 2 MiB file, the same on every run.
 fn seed_data(dir: &Path, system: &str) -> Result<(), TestbedError> {
     fs::create_dir_all(dir.join("documents")).map_err(crate::layout::io(dir))?;
-    let files: [(&str, Vec<u8>); 4] = [
+    let files: [(&str, Vec<u8>); 5] = [
+        // The page the system's small web service serves (and a drill's probe checks).
+        (
+            "index.html",
+            format!(
+                "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{system}</title></head>\n\
+                 <body><h1>{system}</h1>\n<p>Hệ thống {system} — dữ liệu mẫu của testbed.</p></body></html>\n"
+            )
+            .into_bytes(),
+        ),
         ("documents/báo cáo quý 3.txt", format!("Báo cáo của hệ thống {system}, quý 3.\n").into_bytes()),
         ("documents/công văn 123-UBND.txt", "Công văn số 123/UBND về việc sao lưu dữ liệu.\n".into()),
         (

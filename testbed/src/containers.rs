@@ -148,6 +148,54 @@ pub fn create_networks(dir: &Path) -> Result<Plan, TestbedError> {
         .unwrap_or(TestbedError::Tool { what: "docker network create".into(), message: "no free subnet".into() }))
 }
 
+/// The isolated network of DR drills (Neutron `dr-drill`): no router, so nothing on it
+/// reaches the DC or the DR network. The controller gets a leg on it (`.10`) and is the one
+/// thing an instance there reaches, through a host route to the controller's own address
+/// ([`drill_routes`]), so its agent can enroll. The host holds `.1`, as on the other networks.
+/// Its /24 is `10.78.<the DC network's third octet>`, unique per testbed as the DC one is.
+pub fn create_drill_network(dir: &Path, plan: &Plan) -> Result<Net, TestbedError> {
+    let net = drill_net(plan);
+    let label = format!("{LABEL}={}", dir.display());
+    docker(
+        &[
+            "network",
+            "create",
+            "--subnet",
+            &net.subnet(),
+            "--gateway",
+            &net.gateway().to_string(),
+            "--label",
+            &label,
+            "-o",
+            "com.docker.network.bridge.enable_ip_masquerade=false",
+            &net.name,
+        ],
+        "docker network create (drill)",
+    )?;
+    Ok(net)
+}
+
+/// The drill network of `plan`'s testbed (see [`create_drill_network`]).
+pub fn drill_net(plan: &Plan) -> Net {
+    Net { site: "drill".into(), name: format!("{}-drill", plan.prefix), base: [10, 78, plan.dc.base[2]] }
+}
+
+/// Gives the controller container its leg on the drill network.
+pub fn connect_controller_to_drill(plan: &Plan) -> Result<(), TestbedError> {
+    let net = drill_net(plan);
+    docker(
+        &["network", "connect", "--ip", &net.controller().to_string(), &net.name, &plan.controller_name()],
+        "connecting the controller to the drill network",
+    )
+    .map(|_| ())
+}
+
+/// The routes of an instance on the drill network: the controller's address (on its own
+/// site's network) through the controller's drill leg, and nothing else.
+pub fn drill_routes(plan: &Plan, controller_ip: Ipv4Addr) -> Vec<(String, String)> {
+    vec![(format!("{controller_ip}/32"), drill_net(plan).controller().to_string())]
+}
+
 /// Starts the router: on both networks, forwarding between them.
 pub fn start_router(plan: &Plan, dir: &Path, image: &str) -> Result<(), TestbedError> {
     let label = format!("{LABEL}={}", dir.display());

@@ -44,6 +44,8 @@ pub const PACKAGES: &[&str] = &[
     "sip-tester",
     "snmpd",
     "clamdscan",
+    // `busybox httpd`: the small real service of each basic system (see WEB_RUN).
+    "busybox",
 ];
 
 /// Bumped when the way the base is made changes in a way the package list does not show.
@@ -78,6 +80,22 @@ exec mangrove-agent run --state-dir "$STATE"
 /// The bytes the testbed's custom ClamAV signature matches (a file holding them is "infected"),
 /// and the name clamd reports for it. No freshclam in the testbed: this one signature is clamd's
 /// whole database.
+/// A basic system's small real service: its data dir over HTTP on port 80 (`busybox httpd`,
+/// which serves `index.html` for `/`). The dir is `MANGROVE_SERVE_DIR` (set by the testbed on a
+/// system's guest machine, and on a DR instance from its enroll file); unset, nothing is served.
+const WEB_RUN: &str = r#"#!/bin/sh
+exec 2>&1
+DIR="$MANGROVE_SERVE_DIR"
+if [ -z "$DIR" ] && [ -s /etc/mangrove/enroll.env ]; then
+    DIR="$(sed -n 's/^MANGROVE_SERVE_DIR=//p' /etc/mangrove/enroll.env)"
+fi
+if [ -z "$DIR" ]; then
+    exec sleep infinity
+fi
+mkdir -p "$DIR"
+exec busybox httpd -f -v -p 80 -h "$DIR"
+"#;
+
 pub const CLAMAV_TEST_MARKER: &str = "MANGROVE-TESTBED-MALWARE-MARKER-0001";
 pub const CLAMAV_TEST_SIGNATURE: &str = "Mangrove.Testbed.Marker-1.UNOFFICIAL";
 
@@ -138,8 +156,9 @@ pub fn host_tag(agent_bin: &Path) -> Result<(String, String), TestbedError> {
     let bytes = fs::read(agent_bin).map_err(io(agent_bin))?;
     let full = hex::encode(Sha256::digest(&bytes));
     // The base is part of what the host image is made of.
-    let tag =
-        short_hash(format!("{full} {} {AGENT_RUN} {CLAMD_RUN} {}", base_tag(), clamav_test_database()).as_bytes());
+    let tag = short_hash(
+        format!("{full} {} {AGENT_RUN} {CLAMD_RUN} {WEB_RUN} {}", base_tag(), clamav_test_database()).as_bytes(),
+    );
     Ok((format!("{HOST_REPO}:{tag}"), full))
 }
 
@@ -202,12 +221,14 @@ pub fn build(spec: &ImageSpec, progress: &dyn Fn(&str)) -> Result<Built, Testbed
         fs::copy(&spec.agent_bin, ctx.join("mangrove-agent")).map_err(io(&spec.agent_bin))?;
         write_file(&ctx.join("run"), AGENT_RUN, 0o755)?;
         write_file(&ctx.join("clamd-run"), CLAMD_RUN, 0o755)?;
+        write_file(&ctx.join("web-run"), WEB_RUN, 0o755)?;
         write_file(&ctx.join("mangrove-testbed.ndb"), &clamav_test_database(), 0o644)?;
         let dockerfile = format!(
             "FROM {base}\n\
              COPY mangrove-agent /usr/local/bin/mangrove-agent\n\
              COPY run /etc/service/mangrove-agent/run\n\
              COPY clamd-run /etc/service/clamd/run\n\
+             COPY web-run /etc/service/web/run\n\
              COPY mangrove-testbed.ndb /var/lib/clamav/mangrove-testbed.ndb\n\
              LABEL org.mangrove.agent-sha256=\"{agent_hash}\"\n\
              CMD [\"/usr/bin/runsvdir\", \"-P\", \"/etc/service\"]\n"

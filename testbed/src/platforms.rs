@@ -10,17 +10,19 @@
 //! ```text
 //! <dir>/platforms/vcsim/        the vCenter simulator's files (password 0600, shape, TLS, log)
 //! <dir>/platforms/openstack/    the OpenStack simulator's config (0600) and state
+//! <dir>/instances/<server id>/  the state dir of a realised server's agent (`openstack::realize`)
 //! <dir>/platforms/credentials/  one credentials file per platform (0600), for the controller
 //! <dir>/govc.env                GOVC_URL … (0600): govc, pyvmomi scripts
 //! <dir>/clouds.yaml             cloud `camau-dr` (0600): the openstack CLI, openstacksdk
 //! ```
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::layout::{Layout, TestbedError, write_file};
 use crate::openstack::SimConfig;
+use crate::openstack::realize::{RealizeConfig, RealizeMode};
 use crate::vcsim::{self, StartOptions, VcsimAvailability};
 
 /// The vCenter simulator's one user.
@@ -149,7 +151,28 @@ fn platform_of(layout: &Layout, kind: inventory::PlatformKind) -> Option<&invent
 /// Starts the platform simulators of `layout`'s inventory. `mangrove` is the binary whose
 /// hidden `testbed openstack-sim` runs the OpenStack simulator.
 pub fn start(layout: &Layout, mangrove: &Path, cache_dir: &Path) -> Platforms {
-    Platforms { vsphere: start_vsphere(layout, cache_dir), openstack: start_openstack(layout, mangrove) }
+    let realize = RealizeConfig {
+        mode: RealizeMode::Processes,
+        testbed_dir: layout.dir.clone(),
+        agent_bin: Some(mangrove.with_file_name("mangrove-agent")),
+        image: None,
+        mounts: Vec::new(),
+        networks: Vec::new(),
+    };
+    Platforms {
+        vsphere: start_vsphere(layout, cache_dir),
+        openstack: start_openstack(layout, mangrove, Ipv4Addr::LOCALHOST, &realize),
+    }
+}
+
+/// The platforms of a container testbed: the OpenStack simulator only (vcsim stays off), on
+/// `host` (the gateway of the controller's docker network, which the host holds), realising
+/// servers as containers per `realize`.
+pub fn start_for_containers(layout: &Layout, mangrove: &Path, host: Ipv4Addr, realize: &RealizeConfig) -> Platforms {
+    Platforms {
+        vsphere: Err("container hosts run without the vCenter simulator".into()),
+        openstack: start_openstack(layout, mangrove, host, realize),
+    }
 }
 
 fn start_vsphere(layout: &Layout, cache_dir: &Path) -> Result<VsphereSide, String> {
@@ -190,7 +213,12 @@ fn start_vsphere(layout: &Layout, cache_dir: &Path) -> Result<VsphereSide, Strin
     })
 }
 
-fn start_openstack(layout: &Layout, mangrove: &Path) -> Result<OpenstackSide, String> {
+fn start_openstack(
+    layout: &Layout,
+    mangrove: &Path,
+    host: Ipv4Addr,
+    realize: &RealizeConfig,
+) -> Result<OpenstackSide, String> {
     let site = platform_of(layout, inventory::PlatformKind::Openstack).ok_or("the inventory has no OpenStack site")?;
     let dir = layout.dir.join("platforms").join("openstack");
     let fail = |e: TestbedError| e.to_string();
@@ -201,16 +229,18 @@ fn start_openstack(layout: &Layout, mangrove: &Path) -> Result<OpenstackSide, St
     let config = dir.join("sim.toml");
     let text = format!(
         "# Written by `mangrove testbed up`: the OpenStack simulator of the DR site.\n\
-         state_dir = \"state\"\ninventory = {inv:?}\nhost = \"127.0.0.1\"\ntoken_ttl = \"1h\"\naction_delay = \"2s\"\n\n\
+         state_dir = \"state\"\ninventory = {inv:?}\nhost = \"{host}\"\ntoken_ttl = \"1h\"\naction_delay = \"2s\"\n\n\
          [ports]\nidentity = {}\ncompute = {}\nvolume = {}\nimage = {}\nnetwork = {}\n\n\
          [admin]\nname = \"admin\"\npassword = {password:?}\nproject = \"admin\"\n\n\
-         [application_credential]\nid = {ac_id:?}\nsecret = {ac_secret:?}\nname = \"mangrove-dr\"\n",
+         [application_credential]\nid = {ac_id:?}\nsecret = {ac_secret:?}\nname = \"mangrove-dr\"\n\n\
+         # Servers booted with an agent's cloud-init user data really run that agent.\n{realize}",
         p.identity,
         p.compute,
         p.volume,
         p.image,
         p.network,
         inv = layout.inventory_path.display().to_string(),
+        realize = realize_section(realize)?,
     );
     write_file(&config, &text, 0o600).map_err(fail)?;
     let sim_cfg = SimConfig::load(&config).map_err(|e| e.to_string())?;
@@ -220,8 +250,8 @@ fn start_openstack(layout: &Layout, mangrove: &Path) -> Result<OpenstackSide, St
         &layout.log("openstack-sim"),
     )
     .map_err(fail)?;
-    wait_listening(SocketAddr::from(([127, 0, 0, 1], p.identity)), launched.pid, &layout.log("openstack-sim"))?;
-    let auth_url = format!("http://127.0.0.1:{}/v3", p.identity);
+    wait_listening(SocketAddr::from((host, p.identity)), launched.pid, &layout.log("openstack-sim"))?;
+    let auth_url = format!("http://{host}:{}/v3", p.identity);
     let clouds = layout.dir.join("clouds.yaml");
     write_file(&clouds, &crate::openstack::clouds_yaml(&sim_cfg, "camau-dr"), 0o600).map_err(fail)?;
     let credentials = layout.dir.join("platforms").join("credentials").join(format!("{}.toml", site.platform.name));
@@ -238,6 +268,15 @@ fn start_openstack(layout: &Layout, mangrove: &Path) -> Result<OpenstackSide, St
         clouds_yaml: clouds,
         pid: launched.pid,
     })
+}
+
+/// The `[realize]` table of the simulator's config.
+fn realize_section(realize: &RealizeConfig) -> Result<String, String> {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        realize: &'a RealizeConfig,
+    }
+    toml::to_string(&File { realize }).map_err(|e| format!("cannot write the simulator's [realize]: {e}"))
 }
 
 /// Waits until `addr` accepts connections, or the process exits, or 30 s pass.

@@ -54,6 +54,7 @@ fn start() -> Sim {
             },
         },
         inventory: inv,
+        realize: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

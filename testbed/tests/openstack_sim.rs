@@ -97,6 +97,7 @@ fn config(dir: &Path, action_delay: Duration, token_ttl: Duration) -> SimConfig 
             },
         },
         inventory: camau(),
+        realize: None,
     }
 }
 

@@ -29,7 +29,8 @@ pub async fn user_data(ctx: &Ctx<'_>, host: &str, system: &str) -> Result<String
         .into_iter()
         .find_map(|p| p.paths.first().cloned())
         .map(|p| format!("{RESTORE_TARGET}{p}"));
-    Ok(plugins::cloudinit::agent_user_data(&ctx.app.cfg.enroll_endpoint(), &token.token, serve.as_deref()))
+    plugins::cloudinit::agent_user_data(&ctx.app.cfg.enroll_endpoint(), &token.token, serve.as_deref())
+        .map_err(|e| format!("no user data for {host}: {e}"))
 }
 
 /// Waits until `host`'s agent has enrolled and is connected.

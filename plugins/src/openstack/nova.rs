@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -378,6 +379,10 @@ impl OpenstackDriver {
             "max_count": 1,
             "metadata": spec.tags,
         });
+        if let Some(text) = &spec.user_data {
+            // Nova takes user data base64-encoded (at most 64 KiB encoded).
+            server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(text.as_bytes()));
+        }
         match &spec.source {
             InstanceSource::Image(image) => server["imageRef"] = json!(image),
             InstanceSource::Volume(volume) => {

@@ -374,6 +374,8 @@ impl Hypervisor for VsphereDriver {
     }
 
     fn create_instance(&self, spec: &CreateSpec) -> Result<Operation, PlatformError> {
+        // A clone takes a guest customization spec, not cloud-init user data.
+        spec.refuse_user_data("vsphere")?;
         self.clone_vm(spec)
     }
 

@@ -37,7 +37,7 @@
 //! ```toml
 //! state_dir = "/var/tmp/testbed/openstack"    # created if missing
 //! inventory = "camau.yaml"                     # relative to this file; used to seed
-//! host = "127.0.0.1"                           # loopback only
+//! host = "127.0.0.1"                           # loopback (or a private testbed network)
 //! token_ttl = "1h"                             # s, m, h, d as in the inventory, or e.g. "500ms"
 //! action_delay = "2s"
 //! [ports]
@@ -64,6 +64,7 @@ mod keystone;
 mod neutron;
 mod nova;
 mod paging;
+pub mod realize;
 pub mod seed;
 pub mod state;
 
@@ -100,6 +101,8 @@ pub struct SimConfig {
     pub users: SimUsers,
     /// Seeds the state when no state file exists.
     pub inventory: Inventory,
+    /// Whether and how servers whose user data enrolls an agent really run (`[realize]`).
+    pub realize: Option<realize::RealizeConfig>,
 }
 
 /// One port per service.
@@ -163,6 +166,8 @@ pub struct SimConfigFile {
     pub action_delay: String,
     pub admin: AdminUser,
     pub application_credential: AppCredential,
+    #[serde(default)]
+    pub realize: Option<realize::RealizeConfig>,
 }
 
 fn loopback() -> IpAddr {
@@ -241,6 +246,7 @@ impl SimConfig {
             action_delay: parse_sim_duration(&file.action_delay).map_err(|e| bad(format!("action_delay: {e}")))?,
             users: SimUsers { admin: file.admin, application_credential: file.application_credential },
             inventory,
+            realize: file.realize,
         };
         cfg.validate().map_err(bad)?;
         Ok(cfg)
@@ -248,8 +254,15 @@ impl SimConfig {
 
     /// Checks what serde cannot: loopback only, distinct ports, non-empty credentials.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.host.is_loopback() {
-            return Err(format!("host: {} is not a loopback address; the simulator serves loopback only", self.host));
+        // A container testbed's simulator listens on the gateway of a testbed docker network
+        // (private, unmasqueraded, local to this machine), where the controller's container
+        // reaches it.
+        let testbed_net = matches!(self.host, IpAddr::V4(a) if a.is_private());
+        if !self.host.is_loopback() && !testbed_net {
+            return Err(format!(
+                "host: {} is not a loopback address; the simulator serves loopback (or a private testbed network) only",
+                self.host
+            ));
         }
         let p = self.ports;
         let mut all = [p.identity, p.compute, p.volume, p.image, p.network];
@@ -271,6 +284,9 @@ impl SimConfig {
         }
         if self.token_ttl.is_zero() {
             return Err("token_ttl: must be above zero".into());
+        }
+        if let Some(r) = &self.realize {
+            r.validate()?;
         }
         Ok(())
     }
@@ -442,6 +458,7 @@ pub async fn serve(cfg: SimConfig, shutdown: impl Future<Output = ()> + Send + '
     cfg.validate().map_err(|message| SimError::Config { path: cfg.state_dir.clone(), message })?;
     let store = Store::open(&cfg)?;
     let sim = Arc::new(Sim { store, tokens: Mutex::new(HashMap::new()), faults: faults::Faults::default(), cfg });
+    resume_realizations(&sim)?;
     let p = sim.cfg.ports;
     let routers = [
         (Service::Identity, p.identity, keystone::router(sim.clone())),
@@ -499,6 +516,31 @@ pub async fn serve(cfg: SimConfig, shutdown: impl Future<Output = ()> + Send + '
             Ok(Err(e)) => return Err(SimError::Runtime(e)),
             Err(e) => return Err(SimError::Runtime(std::io::Error::other(e))),
         }
+    }
+    Ok(())
+}
+
+/// After a restart: a build whose realisation was under way lost its token with the old
+/// process, so it ends in ERROR; a teardown under way is done again (it is idempotent).
+fn resume_realizations(sim: &Arc<Sim>) -> Result<(), SimError> {
+    use state::RealizeState;
+    let stopping = sim.store.write(|st| {
+        let mut stopping = Vec::new();
+        for s in &mut st.servers {
+            let Some(r) = s.realized.as_mut() else { continue };
+            match r.state {
+                RealizeState::Starting => {
+                    r.state = RealizeState::Failed { message: "the simulator restarted while the agent started".into() }
+                }
+                RealizeState::Stopping => stopping.push((s.id.clone(), r.clone())),
+                _ => {}
+            }
+        }
+        Ok::<_, ()>(stopping)
+    })?;
+    for (id, r) in stopping.unwrap_or_default() {
+        let sim = sim.clone();
+        tokio::task::spawn_blocking(move || realize::teardown(sim, id, r));
     }
     Ok(())
 }

@@ -410,8 +410,15 @@ async fn create_server(State(sim): State<Arc<Sim>>, Extension(mv): Extension<Mic
     let now = now_ms() / 1000;
     let sim2 = sim.clone();
     let id2 = id.clone();
-    sim.store.write(move |st| {
+    let enroll = user_data_enroll(&sim, &body)?;
+    let realize = enroll.is_some();
+    let state_dir = sim.cfg.realize.as_ref().map(|r| r.state_dir(&id).display().to_string()).unwrap_or_default();
+    let realize_mode = sim.cfg.realize.as_ref().map(|r| r.mode);
+    let (name, network) = sim.store.write(move |st| {
         let plan = plan_create(st, &body, mv)?;
+        let name = plan.name.clone();
+        let network =
+            plan.nics.first().and_then(|(nid, _)| st.networks.iter().find(|n| &n.id == nid)).map(|n| n.name.clone());
         let host = st.place(&plan.flavor, plan.image_id.is_some());
         // Allocate addresses before changing anything, so a full subnet changes nothing.
         let mut new_ports = Vec::new();
@@ -486,9 +493,19 @@ async fn create_server(State(sim): State<Arc<Sim>>, Extension(mv): Extension<Mic
             launched_at: None,
             fault: None,
             pending: Some(Pending { op: ServerOp::Build, due_ms, fail }),
+            realized: realize_mode.filter(|_| realize).map(|mode| Realization {
+                mode,
+                handle: String::new(),
+                state_dir,
+                state: RealizeState::Starting,
+            }),
         });
-        Ok::<_, ApiError>(())
+        Ok::<_, ApiError>((name, network))
     })??;
+    if let Some(env) = enroll {
+        let (sim, id) = (sim.clone(), id.clone());
+        tokio::task::spawn_blocking(move || super::realize::start(sim, id, name, network, env));
+    }
     let admin_pass: String = random_hex()[..12].to_owned();
     let mut resp = (
         StatusCode::ACCEPTED,
@@ -502,6 +519,26 @@ async fn create_server(State(sim): State<Arc<Sim>>, Extension(mv): Extension<Mic
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
+}
+
+/// The agent enroll file in the request's `user_data` (base64, as Nova takes it), when this
+/// simulator realises servers. User data that is not an agent's enroll file is accepted and
+/// ignored, as cloud-init would ignore what it does not know; bad base64 is refused as Nova
+/// refuses it.
+fn user_data_enroll(sim: &Sim, body: &Value) -> Result<Option<plugins::cloudinit::EnrollEnv>, ApiError> {
+    use base64::Engine as _;
+    let Some(encoded) = body.pointer("/server/user_data").and_then(Value::as_str) else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| bad("Invalid input for field/attribute user_data. Value: <hidden>. is not a base64 string"))?;
+    if bytes.len() > 65535 {
+        return Err(bad("Invalid input for field/attribute user_data: longer than 65535 bytes"));
+    }
+    if sim.cfg.realize.is_none() {
+        return Ok(None);
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(plugins::cloudinit::parse_enroll_env(&text).ok())
 }
 
 fn conflict(action: &str, id: &str, what: &str, value: &str) -> ApiError {
@@ -548,15 +585,24 @@ async fn server_action(State(sim): State<Arc<Sim>>, Path(id): Path<String>, body
 
 async fn delete_server(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> ApiResult {
     let due_ms = due(&sim);
-    sim.store.write(|st| {
+    let teardown = sim.store.write(|st| {
         let s = st.servers.iter_mut().find(|s| s.id == id).ok_or_else(|| not_found_server(&id))?;
         if s.pending.as_ref().is_none_or(|p| p.op != ServerOp::Delete) {
             s.task_state = Some("deleting".into());
             s.updated = now_ms() / 1000;
             s.pending = Some(Pending { op: ServerOp::Delete, due_ms, fail: None });
         }
-        Ok::<_, ApiError>(())
+        // The realisation goes first; the delete completes once it has (see `State::tick`).
+        let teardown = s.realized.as_mut().filter(|r| r.state != RealizeState::Stopping).map(|r| {
+            r.state = RealizeState::Stopping;
+            r.clone()
+        });
+        Ok::<_, ApiError>(teardown)
     })??;
+    if let Some(r) = teardown {
+        let (sim, id) = (sim.clone(), id.clone());
+        tokio::task::spawn_blocking(move || super::realize::teardown(sim, id, r));
+    }
     empty(StatusCode::NO_CONTENT)
 }
 

@@ -300,6 +300,7 @@ fn servers(st: &mut State) {
             launched_at: Some(SEED_TIME),
             fault: None,
             pending: None,
+            realized: None,
         });
     }
     let Some(proxy) = st.servers.iter().find(|s| s.name == "dr-backup-proxy-01").map(|s| s.id.clone()) else {

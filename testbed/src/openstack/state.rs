@@ -255,6 +255,32 @@ pub struct Server {
     pub launched_at: Option<i64>,
     pub fault: Option<ServerFault>,
     pub pending: Option<Pending<ServerOp>>,
+    /// The agent process or container that runs it, when its user data asked for an agent
+    /// and the simulator realises servers (see `realize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realized: Option<Realization>,
+}
+
+/// What runs a realised server. Holds no secret: the token stays in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Realization {
+    pub mode: super::realize::RealizeMode,
+    /// The agent's pid, or the container's name; empty until started.
+    pub handle: String,
+    pub state_dir: String,
+    pub state: RealizeState,
+}
+
+/// Where a realisation stands. A build completes only once it is `Running` (ERROR when
+/// `Failed`); a delete completes only once the realisation is gone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum RealizeState {
+    Starting,
+    Running,
+    Failed { message: String },
+    Stopping,
 }
 
 /// A Cinder backend pool.
@@ -376,6 +402,15 @@ impl State {
             let Some(p) = s.pending.clone() else { continue };
             if p.due_ms > now_ms {
                 continue;
+            }
+            // A realised server is ACTIVE once its agent runs, and gone once it is stopped.
+            let mut p = p;
+            match (&p.op, s.realized.as_ref().map(|r| &r.state)) {
+                (ServerOp::Build, Some(RealizeState::Starting)) | (ServerOp::Delete, Some(_)) => continue,
+                (ServerOp::Build, Some(RealizeState::Failed { message })) if p.fail.is_none() => {
+                    p.fail = Some(format!("Build of instance {} aborted: {message}", s.id));
+                }
+                _ => {}
             }
             changed = true;
             s.pending = None;
@@ -632,4 +667,49 @@ pub fn iso_micro(secs: i64) -> String {
 pub fn iso_keystone(ms: i64) -> String {
     let f = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000000Z");
     datetime(ms.div_euclid(1000)).format(&f).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openstack::realize::RealizeMode;
+
+    /// A seeded server with a due `op` and a realisation in `state` (none if `None`).
+    fn server_with(op: ServerOp, state: Option<RealizeState>) -> State {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../inventory/examples/camau.yaml");
+        let mut st = super::super::seed(&inventory::load_file(&p).expect("camau.yaml loads"));
+        st.servers.truncate(1);
+        let s = &mut st.servers[0];
+        s.status = "BUILD".into();
+        s.pending = Some(Pending { op, due_ms: 0, fail: None });
+        s.realized = state.map(|state| Realization {
+            mode: RealizeMode::Processes,
+            handle: String::new(),
+            state_dir: "/x".into(),
+            state,
+        });
+        st
+    }
+
+    #[test]
+    fn a_realised_server_is_active_once_it_runs_and_gone_once_it_stopped() {
+        let failed = RealizeState::Failed { message: "docker run: no such image".into() };
+        for (op, state, want) in [
+            (ServerOp::Build, None, "ACTIVE"),
+            (ServerOp::Build, Some(RealizeState::Starting), "BUILD"),
+            (ServerOp::Build, Some(RealizeState::Running), "ACTIVE"),
+            (ServerOp::Build, Some(failed), "ERROR"),
+            (ServerOp::Delete, Some(RealizeState::Stopping), "BUILD"),
+            (ServerOp::Delete, None, "gone"),
+        ] {
+            let mut st = server_with(op, state.clone());
+            st.tick(1);
+            let got = st.servers.first().map_or("gone", |s| s.status.as_str());
+            assert_eq!(got, want, "{op:?} with {state:?}");
+            if want == "ERROR" {
+                let fault = st.servers[0].fault.as_ref().map(|f| f.message.as_str()).unwrap_or_default();
+                assert!(fault.contains("no such image"), "{fault}");
+            }
+        }
+    }
 }
