@@ -44,7 +44,7 @@ pub fn plans(c: &Client, json_out: bool) -> Result<()> {
 }
 
 /// Waits for a run to finish, drawing its progress on stderr when `follow`.
-fn wait_run(c: &Client, id: &str, follow: bool) -> Result<Value> {
+pub(crate) fn wait_run(c: &Client, id: &str, follow: bool) -> Result<Value> {
     let started = Instant::now();
     let mut drawn = false;
     loop {
@@ -80,7 +80,7 @@ fn wait_run(c: &Client, id: &str, follow: bool) -> Result<Value> {
     }
 }
 
-fn started_runs(v: &Value) -> Vec<String> {
+pub(crate) fn started_runs(v: &Value) -> Vec<String> {
     v["runs"]
         .as_array()
         .map(|a| a.iter().filter_map(|r| r["id"].as_str().map(str::to_string)).collect())

@@ -175,7 +175,7 @@ pub fn up(opts: UpOptions) -> Result<()> {
         std::fs::copy(&inventory, &copy).with_context(|| format!("cannot copy {}", inventory.display()))?;
         inventory = copy;
     }
-    let layout = Layout::prepare(&dir, &inventory)?;
+    let mut layout = Layout::prepare(&dir, &inventory)?;
     let mangrove = std::env::current_exe()?;
     let agent_bin = sibling_binary("mangrove-agent")?;
 
@@ -250,7 +250,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
                 testbed::ksc::launch::start_container(&layout, &plan, &image, &mangrove, &opts.controller_site),
             )?;
             append_file(&layout.controller_config(), &testbed::devices::controller_section(Some(plan.net("dc").base)))?;
-            // On the host's loopback: the containers cannot reach it there yet (see testbed::bind).
+            // On the address the host holds on the controller's network, like the simulators:
+            // the controller's container updates and asks it there.
+            layout.dns.server = std::net::SocketAddr::new(net.gateway().into(), layout.dns.server.port());
             dns = add_dns(&layout, testbed::bind::start_for(&layout, plan.net("dc").base))?;
             progress(&format!("starting the controller in a container at {ip} ({} network)", net.site));
             let log = layout.log("controller");
@@ -345,6 +347,9 @@ pub fn up(opts: UpOptions) -> Result<()> {
     if let Err(e) = seed_capacity_history(&admin) {
         progress(&format!("capacity history not seeded (reports show today only): {e:#}"));
     }
+    if container_net.is_some() {
+        first_backups(&admin)?;
+    }
     if opts.inventory.is_none() {
         apply_shipped_plan(&layout, &admin)?;
     }
@@ -381,6 +386,43 @@ pub fn up(opts: UpOptions) -> Result<()> {
     progress("running; press Ctrl-C to stop");
     wait_for_ctrl_c();
     down(&dir)
+}
+
+/// A first backup of every system's files, checked by `restic check`: a drill can start at
+/// once from a verified restore point.
+fn first_backups(admin: &Client) -> Result<()> {
+    let plans = admin.get("/api/v1/backups/plans")?;
+    let files: Vec<(String, String)> = plans
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["kind"] == "files")
+        .filter_map(|p| Some((p["system"].as_str()?.to_string(), p["plan"].as_str()?.to_string())))
+        .collect();
+    if files.is_empty() {
+        return Ok(());
+    }
+    progress(&format!("first backups of {} systems, then their check", files.len()));
+    // The first system alone: its backup creates the shared repositories (two hosts running
+    // `restic init` on one new repository at once would leave it with mixed keys).
+    let (first, rest) = files.split_at(1);
+    for (step, batch) in [("run", first), ("run", rest), ("verify", &files[..])] {
+        let mut runs = Vec::new();
+        for (system, plan) in batch {
+            let v = admin.post(
+                &format!("/api/v1/backups/systems/{}/{step}", crate::cli::urlencode(system)),
+                &json!({"plan": plan}),
+            )?;
+            runs.extend(crate::cli_backups::started_runs(&v).into_iter().map(|id| (system.clone(), id)));
+        }
+        for (system, id) in runs {
+            let r = crate::cli_backups::wait_run(admin, &id, false)?;
+            if r["status"] != "ok" {
+                bail!("the first backup {step} of {system} failed (run {id}): {}", r["error"].as_str().unwrap_or("-"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the shipped recovery plan into the testbed dir and applies it: a drill of the six

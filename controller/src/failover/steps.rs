@@ -416,7 +416,7 @@ mod tests {
         let boot = |wl: &str| steps.iter().find(|s| s.key == format!("dr.boot:{wl}")).expect("boot").after.clone();
         // web-portal (P2) waits for every P1 system's end; qlvbdh (P1) waits for e-mail.
         let web = boot("web-portal-app-01");
-        for k in ["probe:email:0", "probe:qlvbdh:0", "prompt:dvc-portal:0"] {
+        for k in ["probe:email:0", "probe:qlvbdh:0", "probe:dvc-portal:0"] {
             assert!(web.iter().any(|a| a == k), "{web:?} lacks {k}");
         }
         assert!(boot("qlvbdh-app-01").iter().any(|a| a == "probe:email:0"));

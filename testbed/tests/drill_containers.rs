@@ -1,0 +1,73 @@
+//! The testbed drill, end to end and real: in the container testbed, `drill start camau-all
+//! --mode test --follow` boots a DR container per system on the isolated drill network, whose
+//! agent enrolls and restores the system's verified backup with restic; the test zone of the
+//! testbed's BIND is switched to it; each probe fetches the system's page through that zone;
+//! everything is removed again and the removal verified. Production records and the DC
+//! containers are untouched.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::ContainerTestbed;
+use serde_json::Value;
+
+fn containers() -> std::collections::BTreeSet<String> {
+    let out = Command::new("docker").args(["ps", "--format", "{{.Names}}"]).output().expect("docker ps");
+    assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_test_drill_recovers_the_six_systems_at_dr_and_leaves_nothing_behind() {
+    let tb = ContainerTestbed::up(None, 22);
+    let up = std::fs::read_to_string(tb.dir.path().join("testbed.toml")).expect("testbed.toml");
+    assert!(up.contains("[dns]"), "the testbed runs BIND: {up}");
+    let before = containers();
+    let check = tb.mg(&["drill", "check", "camau-all", "--mode", "test"]);
+    assert!(
+        check.status.success(),
+        "pre-flight: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let started = std::time::Instant::now();
+    let out = tb.mg(&["drill", "start", "camau-all", "--mode", "test", "--follow"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = text.lines().next().and_then(|l| l.strip_prefix("run: ")).expect("`run: ID` first").trim().to_string();
+    eprintln!("test drill {run} took {:.1} s", started.elapsed().as_secs_f64());
+
+    let report = tb.json(&["drill", "report", &run, "--format", "json"]);
+    assert_eq!(report["result"], "succeeded", "{report}");
+    let systems = report["systems"].as_array().cloned().unwrap_or_default();
+    assert_eq!(systems.len(), 6, "{report}");
+    for s in &systems {
+        assert!(s["rto_seconds"].as_f64().is_some() && s["rpo_seconds"].as_f64().is_some(), "{s}");
+        assert_eq!(s["pass"], true, "{s}");
+    }
+    // Each probe saw the system's own page, restored from its backup, through the test zone.
+    let steps = report["steps"].as_array().cloned().unwrap_or_default();
+    let probe = |system: &str| steps.iter().find(|s| s["key"] == format!("probe:{system}:0")).cloned().expect("probe");
+    for name in ["qlvbdh", "dvc-portal", "email", "web-portal", "cong-bao", "cbccvc"] {
+        let p = probe(name);
+        assert_eq!(p["result"], "succeeded", "{p}");
+        assert!(p["output"]["detail"].as_str().is_some_and(|d| d.contains("status 200")), "{p}");
+        let switch = steps.iter().find(|s| s["key"] == format!("dns.switch:{name}")).expect("switch");
+        assert_eq!(switch["output"]["zone"], "drill.camau.gov.vn", "production zone touched: {switch}");
+        let restore = steps.iter().find(|s| s["key"] == format!("dr.restore:{name}-app-01")).expect("restore");
+        assert!(restore["output"]["snapshot"].as_str().is_some(), "{restore}");
+    }
+    // Nothing left: no container of the run, the clean-up verified by re-inventory.
+    let after = containers();
+    let extra: Vec<&String> = after.difference(&before).collect();
+    assert!(extra.is_empty(), "the drill left containers: {extra:?}");
+    assert!(steps.iter().any(|s| s["key"] == "cleanup.verify" && s["result"] == "succeeded"));
+    // The HTML record renders in Vietnamese.
+    let html = tb.mg(&["drill", "report", &run, "--format", "html", "--lang", "vi"]);
+    let page = String::from_utf8_lossy(&html.stdout);
+    assert!(page.contains("Biên bản diễn tập khôi phục thảm họa") && page.contains("qlvbdh"), "{page}");
+    let _: Value = report;
+}
