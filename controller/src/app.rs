@@ -157,15 +157,7 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// A valid host name for a certificate: DNS labels of letters, digits and hyphens.
 pub fn valid_host_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    inventory::is_dns_name(name)
 }
 
 impl App {

@@ -37,7 +37,7 @@ pub use model::{
     PlatformKind, Priority, Retention, SecurityLevel, Site, SnapshotPlanSpec, System, SystemBackup, TagMatch, VideoApi,
     VideoEndpoint, Workload, WorkloadSelector, glob_matches,
 };
-pub use validate::is_valid_name;
+pub use validate::{is_dns_name, is_valid_name};
 
 /// Most problems reported for one file; the rest are likely consequences of the first.
 const MAX_DIAGNOSTICS: usize = 100;

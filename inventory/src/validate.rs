@@ -13,6 +13,20 @@ use crate::yaml::PosIndex;
 /// Longest name accepted (a DNS label).
 const MAX_NAME_LEN: usize = 63;
 
+/// A DNS name: labels of 1–63 letters, digits and `-` (not at either end) split by `.`, at
+/// most 253 bytes in all (RFC 1123 host names).
+pub fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 /// Whether `name` is a valid name for a site, machine, system, endpoint or group:
 /// lowercase ASCII letters, digits, `-` and `.`, starting and ending with a letter or digit.
 pub fn is_valid_name(name: &str) -> bool {

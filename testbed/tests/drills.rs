@@ -93,6 +93,22 @@ fn plans_are_refused_with_their_line_kept_as_versions_and_diffed() {
     assert!(text.contains("+dns: { zone: camau.gov.vn, test_zone: drill.camau.gov.vn, ttl: 30 }"), "{text}");
     let none = tb.mg(&["plans", "diff", "camau-all", &f]);
     assert_eq!(none.status.code(), Some(0), "{}", stdout(&none));
+    // DR headroom by the plan's priority groups (e-mail is P1 in the plan, P2 in the inventory).
+    let h = tb.json(&["capacity", "headroom", "--plan", "camau-all"]);
+    let groups: Vec<(String, Vec<String>)> = h["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let systems =
+                g["systems"].as_array().into_iter().flatten().filter_map(|x| x.as_str().map(String::from)).collect();
+            (g["priority"].as_str().unwrap_or_default().to_string(), systems)
+        })
+        .collect();
+    assert_eq!(groups[0], ("P1".to_string(), vec!["dvc-portal".to_string(), "email".into(), "qlvbdh".into()]), "{h}");
+    assert_eq!(groups.len(), 4, "{h}");
+    let unknown = tb.mg(&["capacity", "headroom", "--plan", "nope"]);
+    assert!(!unknown.status.success() && stderr(&unknown).contains("no recovery plan named nope (plans: camau-all)"));
     // Applying is audited, naming the person.
     let audit = audited(&tb, "plan.apply");
     assert!(audit.iter().any(|e| e["actor"] == "admin" && e["target"] == "camau-all"), "{audit:?}");

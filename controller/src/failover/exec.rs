@@ -122,16 +122,19 @@ pub async fn find_vm(app: &App, site: &str, name: &str) -> Result<Option<VmInfo>
     on_platform(app, site, move |d| Ok(d.inventory()?.vms.into_iter().find(|v| v.name == name))).await
 }
 
-async fn final_backup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
-    let system = system_of(spec)?;
-    let plan = ctx
-        .app
-        .backups
+/// The system's backup plan of files (the one restores come from).
+fn files_plan(app: &App, system: &str) -> Result<crate::backup::plans::Plan, String> {
+    app.backups
         .plans_of(system)
         .into_iter()
         .find(|p| p.kind == crate::backup::plans::PlanKind::Files)
         .cloned()
-        .ok_or_else(|| format!("{system} has no file backup plan"))?;
+        .ok_or_else(|| format!("{system} has no file backup plan"))
+}
+
+async fn final_backup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let system = system_of(spec)?;
+    let plan = files_plan(ctx.app, system)?;
     let run = crate::backup::runs::start_backup(ctx.app, &plan, &ctx.by()).await.map_err(|e| e.to_string())?;
     let done = wait_backup_run(ctx.app, &run.id).await?;
     Ok(json!({"backup_run": run.id, "snapshot": done.snapshot_id, "finished_at": done.finished_at}))
@@ -240,14 +243,7 @@ async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     let system = system_of(spec)?;
     let host = instance_name(ctx.run, ctx.mode, wl);
     super::agents::wait_connected(ctx.app, &host, Duration::from_secs(600)).await?;
-    let plan = ctx
-        .app
-        .backups
-        .plans_of(system)
-        .into_iter()
-        .find(|p| p.kind == crate::backup::plans::PlanKind::Files)
-        .cloned()
-        .ok_or_else(|| format!("{system} has no file backup plan"))?;
+    let plan = files_plan(ctx.app, system)?;
     let snapshot = restore_point(ctx, system).await?;
     let req = crate::backup::runs::RestoreRequest {
         plan: &plan,

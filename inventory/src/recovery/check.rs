@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::model::{PlanSystem, Probe, ProbeTarget, RecoveryMethod, RecoveryPlan};
 use crate::error::{Diagnostic, InventoryError};
 use crate::model::Inventory;
-use crate::{Positions, is_valid_name};
+use crate::{Positions, is_dns_name, is_valid_name};
 
 /// What the DR site has, as far as the caller knows. `None` means "not known": the name is
 /// then not checked here (the drill's pre-checks look again before anything starts).
@@ -340,19 +340,6 @@ fn find_cycle(plan: &RecoveryPlan, index: &HashMap<&str, usize>) -> Option<(usiz
         }
     }
     None
-}
-
-/// Letters, digits and `-` in labels of 1–63 split by `.`, at most 253 in all.
-fn is_dns_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 /// `: the DR site has a, b, c` style tail for "unknown X" messages (at most 12 names).
