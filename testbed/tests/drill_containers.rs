@@ -68,3 +68,64 @@ fn a_test_drill_recovers_the_six_systems_at_dr_and_leaves_nothing_behind() {
     let page = String::from_utf8_lossy(&html.stdout);
     assert!(page.contains("Biên bản diễn tập khôi phục thảm họa") && page.contains("qlvbdh"), "{page}");
 }
+
+#[test]
+fn with_the_dc_cut_off_a_disaster_run_recovers_the_systems_from_their_newest_verified_backups() {
+    // The controller lives at DR, where losing the DC cannot take it.
+    let tb = ContainerTestbed::up_with(None, 22, &["--controller-site", "dr"]);
+    let d = tb.dir_arg();
+    let cut = tb.mg(&["testbed", "fault", "partition", "dc", "dr", "--dir", &d]);
+    assert!(cut.status.success(), "{}", String::from_utf8_lossy(&cut.stderr));
+    // Each system's newest backup run: its restore points (one per repository).
+    let newest: std::collections::HashMap<String, Vec<String>> = ["qlvbdh", "email"]
+        .iter()
+        .map(|s| {
+            let points = tb.json(&["backup", "list", s]);
+            let points = points.as_array().cloned().unwrap_or_default();
+            let run = points.first().map(|p| p["run"].clone()).expect("a restore point");
+            let ids =
+                points.iter().filter(|p| p["run"] == run).filter_map(|p| p["id"].as_str().map(String::from)).collect();
+            (s.to_string(), ids)
+        })
+        .collect();
+
+    let out = tb.mg_as_user("operator", &["drill", "start", "camau-all", "--mode", "disaster"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let run = text.lines().next().and_then(|l| l.strip_prefix("run: ")).expect("`run: ID` first").trim().to_string();
+    let list = tb.mg_as_user("operator2", &["--json", "approvals", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("approvals");
+    let id = list
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["run"] == run.as_str()))
+        .map(|a| a["id"].to_string())
+        .expect("request");
+    let ok = tb.mg_as_user("operator2", &["approvals", "approve", &id]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let follow = tb.mg_as_user("operator", &["drill", "follow", &run]);
+    assert!(
+        follow.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&follow.stdout),
+        String::from_utf8_lossy(&follow.stderr)
+    );
+
+    let report = tb.json(&["drill", "report", &run, "--format", "json"]);
+    assert_eq!((report["result"].as_str(), report["mode"].as_str()), (Some("succeeded"), Some("disaster")), "{report}");
+    let steps = report["steps"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !steps.iter().any(|s| s["kind"] == "dc.power_off" || s["kind"] == "backup.final"),
+        "a DC step in disaster mode"
+    );
+    for (system, snapshots) in &newest {
+        let restore = steps.iter().find(|s| s["key"] == format!("dr.restore:{system}-app-01")).expect("restore");
+        let used = restore["output"]["snapshot"].as_str().unwrap_or_default().to_string();
+        assert!(snapshots.contains(&used), "{system}: restored {used}, not from the newest backup {snapshots:?}");
+        let switch = steps.iter().find(|s| s["key"] == format!("dns.switch:{system}")).expect("switch");
+        assert_eq!(switch["output"]["zone"], "camau.gov.vn", "{switch}");
+    }
+    assert!(
+        report["systems"].as_array().is_some_and(|s| s.len() == 6 && s.iter().all(|x| x["pass"] == true)),
+        "{report}"
+    );
+}

@@ -313,9 +313,14 @@ impl ContainerTestbed {
     /// `testbed up --hosts containers` on `inventory` (the built-in Cà Mau one if `None`),
     /// expecting `hosts` machines ready.
     pub fn up(inventory: Option<&str>, hosts: usize) -> ContainerTestbed {
+        Self::up_with(inventory, hosts, &[])
+    }
+
+    /// [`ContainerTestbed::up`] with more arguments for `testbed up` (`--controller-site dr`).
+    pub fn up_with(inventory: Option<&str>, hosts: usize, extra: &[&str]) -> ContainerTestbed {
         let dir = tempfile::Builder::new().prefix("mangrove-e2e-ct-").tempdir().expect("tempdir");
         let mut cmd = Command::new(bin("mangrove"));
-        cmd.args(["testbed", "up", "--detach", "--hosts", "containers", "--dir"]).arg(dir.path());
+        cmd.args(["testbed", "up", "--detach", "--hosts", "containers", "--dir"]).arg(dir.path()).args(extra);
         if let Some(text) = inventory {
             let inv = dir.path().join("inventory.yaml");
             std::fs::write(&inv, text).expect("inventory");
@@ -338,6 +343,24 @@ impl ContainerTestbed {
     pub fn mg(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(bin("mangrove"));
         c.args(args);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        run(&mut c)
+    }
+
+    /// `mangrove ARGS` as the testbed user `name` (users.txt).
+    pub fn mg_as_user(&self, name: &str, args: &[&str]) -> std::process::Output {
+        let users = std::fs::read_to_string(self.dir.path().join("users.txt")).expect("users.txt");
+        let token = users
+            .lines()
+            .find_map(|l| {
+                let mut p = l.split(' ');
+                (p.next() == Some(name)).then(|| p.nth(1).map(str::to_string)).flatten()
+            })
+            .expect("user in users.txt");
+        let mut c = Command::new(bin("mangrove"));
+        c.args(args).env("MANGROVE_TOKEN", token);
         for (k, v) in &self.env {
             c.env(k, v);
         }
