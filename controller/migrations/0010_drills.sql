@@ -41,5 +41,5 @@ CREATE TABLE drill_approvals (
     expires_at    INTEGER NOT NULL,
     decided_by    TEXT,
     decided_at    INTEGER,
-    decision      TEXT                      -- approved | refused | expired
+    decision      TEXT                      -- approved | refused | expired | withdrawn
 );

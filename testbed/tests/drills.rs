@@ -164,6 +164,23 @@ fn a_planned_failover_does_nothing_until_a_second_operator_approves() {
         !st.iter()
             .any(|x| x["key"].as_str().is_some_and(|k| k.starts_with("dc.power_off")) && x["state"] == "succeeded")
     }));
+    // A request withdrawn before approval leaves the inbox, and cannot be approved after.
+    let again = tb.mg_as(&op1, &["drill", "start", "camau-all", "--mode", "planned"]);
+    let second = run_id(&again);
+    let pending: Value =
+        serde_json::from_slice(&tb.mg_as(&op2, &["--json", "approvals", "list"]).stdout).expect("JSON");
+    let second_id = pending
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["run"] == second.as_str()))
+        .map(|a| a["id"].to_string())
+        .expect("request");
+    assert!(tb.mg_as(&op1, &["drill", "abort", &second]).status.success());
+    assert_eq!(status(&tb, &second)["state"], "aborted");
+    let pending: Value =
+        serde_json::from_slice(&tb.mg_as(&op2, &["--json", "approvals", "list"]).stdout).expect("JSON");
+    assert!(!pending.as_array().into_iter().flatten().any(|a| a["run"] == second.as_str()), "{pending}");
+    let late = tb.mg_as(&op2, &["approvals", "approve", &second_id]);
+    assert!(!late.status.success() && stderr(&late).contains("withdrawn"), "{}", stderr(&late));
     let refused = audited(&tb, "drill.approve.refused");
     assert!(refused.iter().any(|e| e["actor"] == "operator"), "the refused self-approval is audited: {refused:?}");
     assert!(audited(&tb, "drill.approve").iter().any(|e| e["actor"] == "operator2" && e["target"] == run.as_str()));

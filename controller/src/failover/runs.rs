@@ -205,7 +205,7 @@ pub async fn decide(app: &Arc<App>, approval_id: i64, by: &Principal, approve: b
     } else {
         StateChange { from: &["awaiting_approval"], to: "refused", finished_at: Some(now), ..Default::default() }
     };
-    app.store.change_drill_state(&a.run, &change).await?;
+    let moved = app.store.change_drill_state(&a.run, &change).await?;
     app.audit(
         &by.user,
         if approve { "drill.approve" } else { "drill.refuse" },
@@ -213,6 +213,10 @@ pub async fn decide(app: &Arc<App>, approval_id: i64, by: &Principal, approve: b
         json!({"approval": approval_id}),
     )
     .await;
+    if !moved {
+        let state = app.store.drill(&a.run).await?.map_or_else(|| "gone".to_string(), |r| r.state);
+        return Err(AppError::Conflict(format!("run {} is {state}: there is nothing left to approve", a.run)));
+    }
     if approve {
         drive(app.clone(), a.run.clone());
     }
@@ -243,13 +247,14 @@ pub async fn act(app: &Arc<App>, id: &str, action: &str, by: &Principal) -> Resu
     };
     let run = app.store.drill(id).await?.ok_or_else(|| AppError::NotFound(format!("no run {id}")))?;
     if action == "abort" && run.state == "awaiting_approval" {
-        let change = StateChange {
-            from: &["awaiting_approval"],
-            to: "aborted",
-            finished_at: Some(now_ms()),
-            ..Default::default()
-        };
+        // Withdrawn before anyone approved it: the request leaves the inbox too.
+        let now = now_ms();
+        let change =
+            StateChange { from: &["awaiting_approval"], to: "aborted", finished_at: Some(now), ..Default::default() };
         app.store.change_drill_state(id, &change).await?;
+        for a in app.store.approvals(true).await?.iter().filter(|a| a.run == id) {
+            app.store.decide_approval(a.id, &by.user, "withdrawn", now).await?;
+        }
     } else if !app.store.change_drill_state(id, &StateChange { from, to, ..Default::default() }).await? {
         return Err(AppError::Conflict(format!("run {id} is {}: cannot {action} it", run.state)));
     }
