@@ -406,11 +406,11 @@ fn first_backups(admin: &Client) -> Result<()> {
     // The first system alone: its backup creates the shared repositories (two hosts running
     // `restic init` on one new repository at once would leave it with mixed keys).
     let (first, rest) = files.split_at(1);
-    for (step, batch) in [("run", first), ("run", rest), ("verify", &files[..])] {
+    for batch in [first, rest] {
         let mut runs = Vec::new();
         for (system, plan) in batch {
             let v = admin.post(
-                &format!("/api/v1/backups/systems/{}/{step}", crate::cli::urlencode(system)),
+                &format!("/api/v1/backups/systems/{}/run", crate::cli::urlencode(system)),
                 &json!({"plan": plan}),
             )?;
             runs.extend(crate::cli_backups::started_runs(&v).into_iter().map(|id| (system.clone(), id)));
@@ -418,7 +418,31 @@ fn first_backups(admin: &Client) -> Result<()> {
         for (system, id) in runs {
             let r = crate::cli_backups::wait_run(admin, &id, false)?;
             if r["status"] != "ok" {
-                bail!("the first backup {step} of {system} failed (run {id}): {}", r["error"].as_str().unwrap_or("-"));
+                bail!("the first backup of {system} failed (run {id}): {}", r["error"].as_str().unwrap_or("-"));
+            }
+        }
+    }
+    // `restic check` locks its repository exclusively and the systems share repositories: one
+    // system at a time, again after a pause when a scheduled backup held the lock.
+    for (system, plan) in &files {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let v = admin.post(
+                &format!("/api/v1/backups/systems/{}/verify", crate::cli::urlencode(system)),
+                &json!({"plan": plan}),
+            )?;
+            let mut failed = None;
+            for id in crate::cli_backups::started_runs(&v) {
+                let r = crate::cli_backups::wait_run(admin, &id, false)?;
+                if r["status"] != "ok" {
+                    failed = Some((id, r["error"].as_str().unwrap_or("-").to_string()));
+                }
+            }
+            match failed {
+                None => break,
+                Some((_, e)) if e.contains("locked") && tries < 5 => std::thread::sleep(Duration::from_secs(5)),
+                Some((id, e)) => bail!("the first check of {system}'s backup failed (run {id}): {e}"),
             }
         }
     }
