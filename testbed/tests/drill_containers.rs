@@ -11,8 +11,14 @@ use std::process::Command;
 
 use common::ContainerTestbed;
 
-fn containers() -> std::collections::BTreeSet<String> {
-    let out = Command::new("docker").args(["ps", "--format", "{{.Names}}"]).output().expect("docker ps");
+/// The running containers of this testbed only: the tests run side by side, and the other
+/// testbed's containers come and go meanwhile.
+fn containers(tb: &ContainerTestbed) -> std::collections::BTreeSet<String> {
+    let label = format!("label={}={}", testbed::containers::LABEL, tb.dir.path().display());
+    let out = Command::new("docker")
+        .args(["ps", "--filter", &label, "--format", "{{.Names}}"])
+        .output()
+        .expect("docker ps");
     assert!(out.status.success(), "docker ps failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
@@ -22,7 +28,8 @@ fn a_test_drill_recovers_the_six_systems_at_dr_and_leaves_nothing_behind() {
     let tb = ContainerTestbed::up(None, 22);
     let up = std::fs::read_to_string(tb.dir.path().join("testbed.toml")).expect("testbed.toml");
     assert!(up.contains("[dns]"), "the testbed runs BIND: {up}");
-    let before = containers();
+    let before = containers(&tb);
+    assert!(!before.is_empty(), "the testbed's own containers are labelled");
     let check = tb.mg(&["drill", "check", "camau-all", "--mode", "test"]);
     assert!(
         check.status.success(),
@@ -59,7 +66,7 @@ fn a_test_drill_recovers_the_six_systems_at_dr_and_leaves_nothing_behind() {
         assert!(restore["output"]["snapshot"].as_str().is_some(), "{restore}");
     }
     // Nothing left: no container of the run, the clean-up verified by re-inventory.
-    let after = containers();
+    let after = containers(&tb);
     let extra: Vec<&String> = after.difference(&before).collect();
     assert!(extra.is_empty(), "the drill left containers: {extra:?}");
     assert!(steps.iter().any(|s| s["key"] == "cleanup.verify" && s["result"] == "succeeded"));
