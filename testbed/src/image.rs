@@ -206,6 +206,14 @@ fn which(program: &str) -> bool {
 /// Idempotent: with both layers present it only checks and returns.
 pub fn build(spec: &ImageSpec, progress: &dyn Fn(&str)) -> Result<Built, TestbedError> {
     docker_version()?;
+    // One build at a time on this machine: two testbeds coming up together (tests run side by
+    // side) would otherwise both debootstrap into the same root filesystem and break each
+    // other. The second waits, then finds the layers built. Released when `_lock` drops.
+    fs::create_dir_all(&spec.cache_dir).map_err(io(&spec.cache_dir))?;
+    let lock_path = spec.cache_dir.join("build.lock");
+    let _lock =
+        fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+    _lock.lock().map_err(io(&lock_path))?;
     let base = base_tag();
     let (tag, agent_hash) = host_tag(&spec.agent_bin)?;
     let mut built = Built { tag: tag.clone(), base_tag: base.clone(), base_built: false, host_built: false };
