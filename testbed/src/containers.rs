@@ -74,8 +74,15 @@ impl Plan {
 }
 
 pub(crate) fn docker(args: &[&str], what: &str) -> Result<String, TestbedError> {
+    docker_with_env(args, &[], what)
+}
+
+/// [`docker`] with variables in the docker client's own environment: `-e NAME` in `args`
+/// passes one into the container without its value appearing in any process list.
+fn docker_with_env(args: &[&str], env: &[(String, String)], what: &str) -> Result<String, TestbedError> {
     let out = Command::new("docker")
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .map_err(|source| TestbedError::Spawn { program: "docker".into(), source })?;
@@ -295,15 +302,16 @@ pub fn start(plan: &Plan, dir: &Path, image: &str, spec: &ContainerSpec<'_>) -> 
     if let Some(ip) = spec.ip {
         args.extend(["--ip".to_string(), ip.to_string()]);
     }
-    for (k, v) in &spec.env {
-        args.extend(["-e".to_string(), format!("{k}={v}")]);
+    // Names only: the values (an agent's bootstrap token) go through docker's environment.
+    for (k, _) in &spec.env {
+        args.extend(["-e".to_string(), k.clone()]);
     }
     for (from, to, ro) in &spec.mounts {
         args.extend(["-v".to_string(), format!("{from}:{to}{}", if *ro { ":ro" } else { "" })]);
     }
     args.extend(["--entrypoint".into(), "/bin/sh".into(), image.into(), "-c".into(), boot]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    docker(&refs, &format!("starting container {}", spec.name)).map(|_| ())
+    docker_with_env(&refs, &spec.env, &format!("starting container {}", spec.name)).map(|_| ())
 }
 
 /// Removes every container and network labelled with this testbed's dir; returns how many
