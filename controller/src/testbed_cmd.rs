@@ -403,50 +403,59 @@ fn first_backups(admin: &Client) -> Result<()> {
         return Ok(());
     }
     progress(&format!("first backups of {} systems, then their check", files.len()));
-    // The first system alone: its backup creates the shared repositories (two hosts running
-    // `restic init` on one new repository at once would leave it with mixed keys).
-    let (first, rest) = files.split_at(1);
-    for batch in [first, rest] {
-        let mut runs = Vec::new();
-        for (system, plan) in batch {
-            let v = admin.post(
-                &format!("/api/v1/backups/systems/{}/run", crate::cli::urlencode(system)),
-                &json!({"plan": plan}),
-            )?;
-            runs.extend(crate::cli_backups::started_runs(&v).into_iter().map(|id| (system.clone(), id)));
-        }
-        for (system, id) in runs {
-            let r = crate::cli_backups::wait_run(admin, &id, false)?;
-            if r["status"] != "ok" {
-                bail!("the first backup of {system} failed (run {id}): {}", r["error"].as_str().unwrap_or("-"));
-            }
-        }
-    }
-    // `restic check` locks its repository exclusively and the systems share repositories: one
-    // system at a time, again after a pause when a scheduled backup held the lock.
+    // One system at a time: the systems share repositories, and restic (0.14, Debian's) makes
+    // them unsafe to share at once: two `restic init` of a new repository leave it with mixed
+    // keys, a reader can meet a snapshot file another run is still writing, and retention and
+    // `restic check` lock a repository exclusively. A run that meets a lock the controller's
+    // own scheduler holds is tried again after a pause.
     for (system, plan) in &files {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let v = admin.post(
-                &format!("/api/v1/backups/systems/{}/verify", crate::cli::urlencode(system)),
-                &json!({"plan": plan}),
-            )?;
-            let mut failed = None;
-            for id in crate::cli_backups::started_runs(&v) {
-                let r = crate::cli_backups::wait_run(admin, &id, false)?;
-                if r["status"] != "ok" {
-                    failed = Some((id, r["error"].as_str().unwrap_or("-").to_string()));
-                }
-            }
-            match failed {
-                None => break,
-                Some((_, e)) if e.contains("locked") && tries < 5 => std::thread::sleep(Duration::from_secs(5)),
-                Some((id, e)) => bail!("the first check of {system}'s backup failed (run {id}): {e}"),
-            }
-        }
+        run_until_unlocked(
+            admin,
+            "backup",
+            system,
+            &format!("/api/v1/backups/systems/{}/run", crate::cli::urlencode(system)),
+            plan,
+        )?;
+    }
+    for (system, plan) in &files {
+        run_until_unlocked(
+            admin,
+            "check",
+            system,
+            &format!("/api/v1/backups/systems/{}/verify", crate::cli::urlencode(system)),
+            plan,
+        )?;
     }
     Ok(())
+}
+
+/// POSTs `path` (a backup or a check of `system`'s `plan`) and waits for its runs; again, up
+/// to five times with a pause, while one ends on a locked repository.
+fn run_until_unlocked(admin: &Client, what: &str, system: &str, path: &str, plan: &str) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        // The scheduler may have started the same plan's run just now: wait for it to end.
+        let v = match admin.post(path, &json!({"plan": plan})) {
+            Err(e) if e.to_string().contains("already running") && tries < 5 => {
+                std::thread::sleep(Duration::from_secs(5));
+                continue;
+            }
+            other => other?,
+        };
+        let mut failed = None;
+        for id in crate::cli_backups::started_runs(&v) {
+            let r = crate::cli_backups::wait_run(admin, &id, false)?;
+            if r["status"] != "ok" {
+                failed = Some((id, r["error"].as_str().unwrap_or("-").to_string()));
+            }
+        }
+        match failed {
+            None => return Ok(()),
+            Some((_, e)) if e.contains("locked") && tries < 5 => std::thread::sleep(Duration::from_secs(5)),
+            Some((id, e)) => bail!("the first {what} of {system} failed (run {id}): {e}"),
+        }
+    }
 }
 
 /// Writes the shipped recovery plan into the testbed dir and applies it: a drill of the six

@@ -4,7 +4,7 @@
 //! system's RPO is measured: the age of its newest restore point that no check or drill has
 //! shown bad. A breach is logged, shown in the metrics and listed by the API until it ends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,9 +33,50 @@ fn due(runs: &[crate::store::BackupRun], plan: &Plan, kind: &str, cron: &str, si
     next_run(&cron, last / 1000).map(|s| s * 1000)
 }
 
+/// The repositories runs are using now: the scheduler starts one run per repository at a
+/// time. Systems share repositories, and Debian's restic (0.14) makes sharing one at once
+/// unsafe: `restic check` and retention lock it exclusively (the run started second fails on
+/// the lock), and a run can read a snapshot file another is still writing. What waits is
+/// started on a later pass, when it is still due.
+#[derive(Debug, Default)]
+struct Busy(BTreeSet<String>);
+
+impl Busy {
+    /// From the runs still running (a backup uses every repository of its plan; a check or a
+    /// restore, the one it names).
+    fn of(running: &[crate::store::BackupRun], plans: &[Plan]) -> Busy {
+        let mut busy = Busy::default();
+        for r in running.iter().filter(|r| r.status == "running") {
+            match &r.repository {
+                Some(repo) => {
+                    busy.0.insert(repo.clone());
+                }
+                None => {
+                    if let Some(p) = plans.iter().find(|p| p.system == r.system && p.plan == r.plan) {
+                        busy.starting(p);
+                    }
+                }
+            }
+        }
+        busy
+    }
+
+    fn may_start(&self, plan: &Plan) -> bool {
+        !plan.repositories.iter().any(|r| self.0.contains(&r.name))
+    }
+
+    fn starting(&mut self, plan: &Plan) {
+        self.0.extend(plan.repositories.iter().map(|r| r.name.clone()));
+    }
+}
+
 /// One pass: start what is due, then measure RPO.
 pub async fn tick(app: &Arc<App>, started: i64) {
     let now = now_ms();
+    let mut busy = match app.store.list_runs(None, 1000).await {
+        Ok(runs) => Busy::of(&runs, &app.backups.plans),
+        Err(e) => return tracing::warn!(error = %e, "backup runs not read; nothing started"),
+    };
     for plan in &app.backups.plans {
         // One read of the system's recent runs serves the three schedules.
         let runs = match app.store.list_runs(Some(&plan.system), 200).await {
@@ -49,18 +90,23 @@ pub async fn tick(app: &Arc<App>, started: i64) {
             PlanKind::Files => "backup",
             PlanKind::PlatformSnapshots => super::snapshots::KIND,
         };
-        if due(&runs, plan, kind, &plan.schedule, started).is_some_and(|t| t <= now)
-            && let Err(e) = runs::start(app, plan, SCHEDULER).await
-        {
-            tracing::warn!(system = plan.system, plan = plan.plan, error = %e, "scheduled backup not started");
+        if due(&runs, plan, kind, &plan.schedule, started).is_some_and(|t| t <= now) && busy.may_start(plan) {
+            match runs::start(app, plan, SCHEDULER).await {
+                Ok(_) => busy.starting(plan),
+                Err(e) => {
+                    tracing::warn!(system = plan.system, plan = plan.plan, error = %e, "scheduled backup not started")
+                }
+            }
         }
         if let Some(cron) = &plan.check
             && due(&runs, plan, "check", cron, started).is_some_and(|t| t <= now)
+            && busy.may_start(plan)
         {
             let week = now / 1000 / (7 * 86_400);
             let subset = format!("{}/12", week % 12 + 1);
-            if let Err(e) = runs::start_checks(app, plan, Some(&subset), SCHEDULER).await {
-                tracing::warn!(system = plan.system, error = %e, "scheduled check not started");
+            match runs::start_checks(app, plan, Some(&subset), SCHEDULER).await {
+                Ok(_) => busy.starting(plan),
+                Err(e) => tracing::warn!(system = plan.system, error = %e, "scheduled check not started"),
             }
         }
         if let Some(cron) = &plan.restore_test
@@ -143,4 +189,63 @@ pub fn spawn(app: Arc<App>, every: Duration) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::BackupRun;
+
+    fn plans() -> Vec<Plan> {
+        let inv = inventory::parse_str(include_str!("../../../inventory/examples/camau.yaml"), "camau.yaml")
+            .expect("example");
+        super::super::plans::plans(&inv).expect("plans")
+    }
+
+    fn running(kind: &str, system: &str, repository: Option<&str>) -> BackupRun {
+        BackupRun {
+            id: format!("{kind}-{system}"),
+            kind: kind.into(),
+            system: system.into(),
+            plan: "files".into(),
+            host: String::new(),
+            repository: repository.map(str::to_string),
+            snapshot_id: None,
+            requested_by: SCHEDULER.into(),
+            started_at: 0,
+            finished_at: None,
+            status: "running".into(),
+            error: None,
+            result: None,
+        }
+    }
+
+    #[test]
+    fn one_scheduled_run_per_repository_at_a_time() {
+        let plans = plans();
+        let plan = |s: &str| plans.iter().find(|p| p.system == s && p.plan == "files").expect("plan");
+        let (q, e) = (plan("qlvbdh"), plan("email"));
+        let shared = &q.repositories[0].name;
+        assert!(e.repositories.iter().any(|r| &r.name == shared), "the example's systems share {shared}");
+
+        // Another system's backup (all its repositories), check or restore of a shared one
+        // holds a run off.
+        for r in [
+            running("backup", "email", None),
+            running("check", "email", Some(shared)),
+            running("restore", "email", Some(shared)),
+        ] {
+            assert!(!Busy::of(&[r.clone()], &plans).may_start(q), "{r:?}");
+        }
+        // A run on another repository does not.
+        assert!(Busy::of(&[running("check", "email", Some("elsewhere"))], &plans).may_start(q));
+
+        // Finished runs hold nothing; what one pass starts counts for the rest of the pass.
+        let mut done = running("check", "email", Some(shared));
+        done.status = "ok".into();
+        let mut busy = Busy::of(&[done], &plans);
+        assert!(busy.may_start(q));
+        busy.starting(e);
+        assert!(!busy.may_start(q));
+    }
 }
