@@ -638,7 +638,10 @@ enum ImageCmd {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MANGROVE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: logs that go to files (the testbed's, systemd's) stay plain
+    // text that grep and the tests can read.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
 }
 
 fn main() {
