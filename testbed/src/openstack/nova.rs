@@ -502,6 +502,9 @@ async fn create_server(State(sim): State<Arc<Sim>>, Extension(mv): Extension<Mic
         });
         Ok::<_, ApiError>((name, network))
     })??;
+    // The simulator's own record of every instance it was asked to create: how a test proves a
+    // client did not boot the same thing twice.
+    tracing::info!(server = %id, name = %name, "openstack simulator: server created");
     if let Some(env) = enroll {
         let (sim, id) = (sim.clone(), id.clone());
         tokio::task::spawn_blocking(move || super::realize::start(sim, id, name, network, env));
@@ -599,6 +602,7 @@ async fn delete_server(State(sim): State<Arc<Sim>>, Path(id): Path<String>) -> A
         });
         Ok::<_, ApiError>(teardown)
     })??;
+    tracing::info!(server = %id, "openstack simulator: server deleted");
     if let Some(r) = teardown {
         let (sim, id) = (sim.clone(), id.clone());
         tokio::task::spawn_blocking(move || super::realize::teardown(sim, id, r));

@@ -411,3 +411,107 @@ pub fn poll_hosts(
 pub fn state_of<'a>(hs: &'a [Value], name: &str) -> &'a str {
     hs.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str()).unwrap_or("missing")
 }
+
+/// Where the testbed's own logs stand now: a drill's entries are those written after it.
+pub struct LogMarks {
+    named: u64,
+    openstack: u64,
+}
+
+impl LogMarks {
+    /// The current ends of BIND's log and the OpenStack simulator's log of testbed `dir`.
+    pub fn now(dir: &Path) -> LogMarks {
+        let len = |p: PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+        LogMarks { named: len(named_log(dir)), openstack: len(openstack_log(dir)) }
+    }
+
+    /// Checks a finished drill (`drill status --json`) against what the platforms themselves
+    /// logged since the marks: every `dr.boot` created its instance exactly once at the
+    /// simulator (a boot repeated after a crash must find the instance, never make a second),
+    /// and each DNS switch and record clean-up reached BIND at least once and no more often
+    /// than the step was attempted.
+    pub fn assert_each_step_once(&self, dir: &Path, status: &Value) {
+        let since = |p: PathBuf, from: u64| {
+            let text = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            String::from_utf8_lossy(&text[usize::try_from(from).unwrap_or(0).min(text.len())..]).into_owned()
+        };
+        let sim = since(openstack_log(dir), self.openstack);
+        let updates = testbed::bind::logged_updates(&since(named_log(dir), self.named));
+        let run = status["run"].as_str().expect("run id in the status");
+        for st in status["steps"].as_array().into_iter().flatten() {
+            let key = st["key"].as_str().unwrap_or_default();
+            let attempts = st["attempts"].as_u64().unwrap_or(0) as usize;
+            if let Some(wl) = key.strip_prefix("dr.boot:") {
+                let name =
+                    st["result"]["name"].as_str().unwrap_or_else(|| panic!("{run}: {key} names no instance: {st}"));
+                let created =
+                    sim.lines().filter(|l| l.contains("server created") && l.contains(&format!("name={name}"))).count();
+                assert_eq!(created, 1, "{run}: the simulator created {name} ({wl}) {created} times");
+            }
+            let kind = if key.starts_with("dns.switch:") {
+                "add"
+            } else if key.starts_with("cleanup.dns:") {
+                "delete-rrset"
+            } else {
+                continue;
+            };
+            let field = if kind == "add" { "records" } else { "removed" };
+            for rec in st["result"][field].as_array().into_iter().flatten() {
+                let fqdn = rec.as_str().and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+                // A switch replaces the record set (delete, then add, in one UPDATE, logged
+                // together): a delete followed by an add at the name is a switch's, not a
+                // clean-up's.
+                let n = updates
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, u)| {
+                        u.action == kind
+                            && u.name == fqdn
+                            && (kind == "add"
+                                || !updates.get(i + 1).is_some_and(|next| next.action == "add" && next.name == fqdn))
+                    })
+                    .count();
+                assert!(
+                    (1..=attempts).contains(&n),
+                    "{run}: {key} ({attempts} attempt(s)) reached BIND {n} times for {fqdn}"
+                );
+            }
+        }
+    }
+}
+
+fn named_log(dir: &Path) -> PathBuf {
+    dir.join("bind").join("named.log")
+}
+
+fn openstack_log(dir: &Path) -> PathBuf {
+    dir.join("logs").join("openstack-sim.log")
+}
+
+/// The latest start time of any step of a run's status (RFC 3339 strings sort by time).
+pub fn latest_start(v: &Value) -> String {
+    v["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["started"].as_str())
+        .max()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// How long after `restarted` the run resumed — a step started after `marker` (the latest
+/// start before the kill) or the run ended — asking `drill status` through `mg`; `None` if it
+/// did not within 30 s.
+pub fn resumed_after(mg: impl Fn(&[&str]) -> Output, run: &str, marker: &str, restarted: Instant) -> Option<Duration> {
+    while restarted.elapsed() < Duration::from_secs(30) {
+        let o = mg(&["--json", "drill", "status", run]);
+        if let Ok(v) = serde_json::from_slice::<Value>(&o.stdout)
+            && (latest_start(&v).as_str() > marker || v["state"] != "running")
+        {
+            return Some(restarted.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
