@@ -123,10 +123,7 @@ pub fn province_records(inv: &Inventory, net: [u8; 3]) -> Vec<ZoneRecord> {
                 .filter(|w| w.site == "dc")
                 .find_map(v4)
                 .or_else(|| workloads.iter().find_map(v4))
-                .map(|a| match a.octets() {
-                    [192, 0, 2, last] => Ipv4Addr::new(net[0], net[1], net[2], last),
-                    _ => a,
-                })
+                .map(|a| crate::containers::testbed_address(a, net).unwrap_or(a))
                 .unwrap_or(Ipv4Addr::LOCALHOST);
             ZoneRecord { name: s.name.clone(), address }
         })

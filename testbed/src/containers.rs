@@ -95,6 +95,17 @@ fn docker_with_env(args: &[&str], env: &[(String, String)], what: &str) -> Resul
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// Where an inventory address lives in the testbed: the documentation range 192.0.2.0/24
+/// that example inventories use maps onto the site's network (`192.0.2.51` →
+/// `10.77.16.51`), so DNS records and the machines agree; other addresses are not the
+/// testbed's to place.
+pub fn testbed_address(address: Ipv4Addr, net: [u8; 3]) -> Option<Ipv4Addr> {
+    match address.octets() {
+        [192, 0, 2, last] => Some(Ipv4Addr::new(net[0], net[1], net[2], last)),
+        _ => None,
+    }
+}
+
 /// The name prefix of a testbed's containers and networks, from its dir.
 pub fn prefix(dir: &Path) -> String {
     use sha2::{Digest, Sha256};

@@ -10,7 +10,7 @@ use inventory::recovery::{Probe, ProbeTarget};
 use crate::app::App;
 
 /// One connection or request's time limit.
-const ONE_TRY: Duration = Duration::from_secs(5);
+pub(super) const ONE_TRY: Duration = Duration::from_secs(5);
 
 /// Largest body read from a probed page.
 const MAX_BODY: u64 = 1 << 20;
