@@ -256,7 +256,7 @@ async fn restore(
         .ok_or_else(|| AppError::NotFound(format!("{system} has no restore point {}", req.snapshot)))?;
     let plans = plans_of(&app, &system, Some(&snapshot.plan))?;
     let plan = plans.first().ok_or_else(|| AppError::NotFound(format!("no plan {}", snapshot.plan)))?;
-    let rr = RestoreRequest { plan, snapshot, host, target: path, drill: false, force: req.force };
+    let rr = RestoreRequest { plan, snapshot, host, target: path, drill: false, force: req.force, place: Vec::new() };
     let result = runs::start_restore(&app, &rr, &p.user).await;
     let detail = match &result {
         Ok(r) => json!({"snapshot": snapshot.snapshot_id, "to": req.to, "force": req.force, "run": r.id}),

@@ -647,6 +647,17 @@ fn start_agent_containers(
         }
         let s = state.display().to_string();
         let name = containers::container_name(&layout.dir, m.name);
+        // At its inventory address (mapped onto the site's network), where the production
+        // DNS records the testbed serves point.
+        let address = layout
+            .inventory
+            .workload(m.name)
+            .and_then(|w| w.address)
+            .or_else(|| layout.inventory.hosts.iter().find(|h| h.name == m.name).and_then(|h| h.address));
+        let ip = match address {
+            Some(std::net::IpAddr::V4(a)) => containers::testbed_address(a, plan.net(m.site).base),
+            _ => None,
+        };
         // `mangrove` for the delay proxy of `fault latency`; the backup storage every host
         // mounts, and the data of the systems this host backs up.
         let mut mounts =
@@ -660,7 +671,7 @@ fn start_agent_containers(
                 name: &name,
                 hostname: m.name,
                 site: m.site,
-                ip: None,
+                ip,
                 env,
                 mounts,
                 command: "/usr/bin/runsvdir -P /etc/service".into(),

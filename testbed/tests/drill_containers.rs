@@ -133,6 +133,74 @@ fn with_the_dc_cut_off_a_disaster_run_recovers_the_systems_from_their_newest_ver
         report["systems"].as_array().is_some_and(|s| s.len() == 6 && s.iter().all(|x| x["pass"] == true)),
         "{report}"
     );
+
+    // The DC is back. What changed at DR while the systems ran there must come home: a file
+    // written into qlvbdh's served data at its DR instance.
+    let heal = tb.mg(&["testbed", "fault", "heal", "--dir", &d]);
+    assert!(heal.status.success(), "{}", String::from_utf8_lossy(&heal.stderr));
+    let step = |key: &str| steps.iter().find(|s| s["key"] == key).cloned().unwrap_or_else(|| panic!("no step {key}"));
+    let prefix = testbed::containers::prefix(tb.dir.path());
+    let instance = |wl: &str| {
+        format!("os-{}.{prefix}", step(&format!("dr.boot:{wl}"))["output"]["instance"].as_str().expect("instance id"))
+    };
+    let exec = |container: &str, script: &str| {
+        let out = Command::new("docker").args(["exec", container, "sh", "-c", script]).output().expect("docker exec");
+        assert!(out.status.success(), "{container}: {script}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    exec(&instance("qlvbdh-app-01"), "echo written-at-dr > /var/lib/mangrove/recovered/srv/qlvbdh/at-dr.txt");
+    // The DC machines' agents reconnect once the path is back.
+    let dc_up = |hs: &[serde_json::Value]| {
+        let dc: Vec<&serde_json::Value> =
+            hs.iter().filter(|h| h["name"].as_str().is_some_and(|n| n.ends_with("-app-01"))).collect();
+        dc.len() == 6 && dc.iter().all(|h| h["state"] == "connected")
+    };
+    assert!(tb.wait(std::time::Duration::from_secs(120), dc_up).is_some(), "the DC machines did not reconnect");
+    let dr_instances: Vec<String> = ["qlvbdh", "dvc-portal", "email", "web-portal", "cong-bao", "cbccvc"]
+        .iter()
+        .map(|s| instance(&format!("{s}-app-01")))
+        .collect();
+
+    let out = tb.mg_as_user("operator", &["drill", "start", "camau-all", "--mode", "failback"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let back = text.lines().next().and_then(|l| l.strip_prefix("run: ")).expect("`run: ID` first").trim().to_string();
+    let list = tb.mg_as_user("operator2", &["--json", "approvals", "list"]);
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("approvals");
+    let id = list
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["run"] == back.as_str()))
+        .map(|a| a["id"].to_string())
+        .expect("the failback waits for a second operator");
+    let ok = tb.mg_as_user("operator2", &["approvals", "approve", &id]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let follow = tb.mg_as_user("operator", &["drill", "follow", &back]);
+    assert!(
+        follow.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&follow.stdout),
+        String::from_utf8_lossy(&follow.stderr)
+    );
+    let fb = tb.json(&["drill", "report", &back, "--format", "json"]);
+    assert_eq!((fb["result"].as_str(), fb["mode"].as_str()), (Some("succeeded"), Some("failback")), "{fb}");
+    let fb_steps = fb["steps"].as_array().cloned().unwrap_or_default();
+    // Home again: the DC machine serves what was written at DR, the production records hold
+    // what they held before the disaster run, the DR instances are gone.
+    let dc = testbed::containers::container_name(tb.dir.path(), "qlvbdh-app-01");
+    assert_eq!(exec(&dc, "cat /srv/qlvbdh/at-dr.txt").trim(), "written-at-dr");
+    let before = step("precheck.dns")["output"]["records"].clone();
+    for system in ["qlvbdh", "email"] {
+        let switch = fb_steps.iter().find(|s| s["key"] == format!("dns.switch:{system}")).expect("switch back");
+        let written = switch["output"]["records"][0].as_str().unwrap_or_default().to_string();
+        let fqdn = format!("{system}.camau.gov.vn A");
+        let held = before[&fqdn][0].as_str().unwrap_or_else(|| panic!("no {fqdn} before the disaster run: {before}"));
+        assert_eq!(written, format!("{fqdn} {held}"), "{switch}");
+    }
+    assert!(fb["systems"].as_array().is_some_and(|s| s.len() == 6 && s.iter().all(|x| x["pass"] == true)), "{fb}");
+    let running = containers(&tb);
+    for i in &dr_instances {
+        assert!(!running.contains(i), "{i} is still running after the failback");
+    }
 }
 
 /// The controller's container killed (SIGKILL to everything in it) at a random moment of a

@@ -51,6 +51,15 @@ pub fn run(backups: &Backups, task: &RestoreTask) -> Result<TaskResult, NotRun> 
             if let Some(probe) = task.probe.as_ref().filter(|p| !p.program.is_empty()) {
                 findings.probe(probe, &target, &deadline);
             }
+            // Only data that came back whole replaces what a host has.
+            if findings.problems.is_empty() && findings.mismatches == 0 {
+                for p in &task.place {
+                    if let Err(problem) = place(&target, &p.from, &p.to) {
+                        findings.problems.push(problem);
+                        break;
+                    }
+                }
+            }
         }
         Err(error) => findings.problems.push(error),
     }
@@ -119,6 +128,79 @@ fn refuse_unless_empty(target: &Path, force: bool) -> Result<(), String> {
 fn restore(repo: &Repository, snapshot: &str, target: &Path) -> Result<(), String> {
     private_dir(target).map_err(|e| format!("cannot create the restore target {}: {e}", target.display()))?;
     unlocking(repo, || repo.restore(snapshot, target, &[])).map(drop).map_err(|e| e.to_string())
+}
+
+/// Where a placement keeps what `to` held while the restored content moves in.
+const REPLACED: &str = ".mangrove-replaced";
+
+/// Puts the restored directory `from` (its path in the snapshot, found under `target`) in
+/// place of the content of `to`. Data directories are often mount points, which cannot be
+/// renamed, so the swap happens inside `to`, entry by entry, on its own filesystem: `to`'s
+/// entries move into `<to>/.mangrove-replaced`, the restored entries move in, the old ones
+/// are removed. `target` must lie inside `to` (the restore stages there) and is left alone.
+/// If an entry cannot move in, the ones moved so far go back to the staging and the old
+/// content comes back: `to` is never left half-replaced. A leftover of an interrupted
+/// attempt is removed first. `to` takes the restored directory's permissions.
+fn place(target: &Path, from: &str, to: &str) -> Result<(), String> {
+    let relative = Path::new(from)
+        .strip_prefix("/")
+        .ok()
+        .filter(|r| r.components().all(|c| matches!(c, Component::Normal(_))) && r.components().next().is_some())
+        .ok_or_else(|| format!("a placement's source must be an absolute path without . or ..: {from:?}"))?;
+    let to = checked_target(to).map_err(|e| format!("placement of {from}: {e}"))?;
+    let staged = target.join(relative);
+    if !staged.is_dir() {
+        return Err(format!("the snapshot holds no directory {from}; {} was left as it was", to.display()));
+    }
+    let staging_root = target
+        .strip_prefix(&to)
+        .ok()
+        .and_then(|r| r.components().next())
+        .map(|c| to.join(c))
+        .ok_or_else(|| format!("the restore must stage inside {} to put {from} there", to.display()))?;
+    let aside = to.join(REPLACED);
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(|e| format!("cannot remove the leftover {}: {e}", aside.display()))?;
+    }
+    let err = |what: &str, p: &Path, e: std::io::Error| format!("cannot {what} {}: {e}", p.display());
+    std::fs::create_dir(&aside).map_err(|e| err("create", &aside, e))?;
+    let old: Vec<PathBuf> = entries(&to)?.into_iter().filter(|p| *p != aside && *p != staging_root).collect();
+    for p in &old {
+        let dest = aside.join(p.file_name().unwrap_or_default());
+        std::fs::rename(p, &dest).map_err(|e| err("move aside", p, e))?;
+    }
+    let mut moved = Vec::new();
+    for p in entries(&staged)? {
+        let dest = to.join(p.file_name().unwrap_or_default());
+        if let Err(e) = std::fs::rename(&p, &dest) {
+            // Back as it was: the new entries to the staging, the old ones home.
+            for (src, dst) in moved.iter().rev() {
+                let _ = std::fs::rename(dst, src);
+            }
+            for o in &old {
+                let _ = std::fs::rename(aside.join(o.file_name().unwrap_or_default()), o);
+            }
+            return Err(format!("{}; {} was left as it was", err("move in", &p, e), to.display()));
+        }
+        moved.push((p, dest));
+    }
+    if let Ok(meta) = std::fs::metadata(&staged)
+        && let Err(e) = std::fs::set_permissions(&to, meta.permissions())
+    {
+        tracing::warn!(path = %to.display(), error = %e, "the restored directory's permissions were not applied");
+    }
+    if let Err(e) = std::fs::remove_dir_all(&aside) {
+        tracing::warn!(path = %aside.display(), error = %e, "the replaced content was not removed");
+    }
+    tracing::info!(from, to = %to.display(), entries = moved.len(), "restored content moved into place");
+    Ok(())
+}
+
+/// The entries of directory `dir`.
+fn entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    std::fs::read_dir(dir)
+        .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect())
+        .map_err(|e| format!("cannot list {}: {e}", dir.display()))
 }
 
 /// What the restore found, step by step.
@@ -319,5 +401,41 @@ mod tests {
         }
         assert_eq!(manifest_candidates(dir.path()), vec![wanted.clone()]);
         assert_eq!(original_path(dir.path(), &wanted), "/var/lib/mangrove/backup/manifests/erp-nightly.json");
+    }
+
+    #[test]
+    fn a_placed_directory_replaces_the_content_whole_and_a_missing_one_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = dir.path().join("srv/site");
+        // The restore stages inside the destination (a mount point cannot be renamed).
+        let target = live.join(".mangrove-failback-d-1");
+        let restored = target.join("var/lib/mangrove/recovered/srv/site");
+        std::fs::create_dir_all(restored.join("sub")).expect("mkdir");
+        std::fs::write(restored.join("index.html"), "from DR").expect("write");
+        std::fs::write(restored.join("sub/new.txt"), "written at DR").expect("write");
+        std::fs::write(live.join("index.html"), "old").expect("write");
+        std::fs::write(live.join("deleted-at-dr.txt"), "gone").expect("write");
+        let live_s = live.to_str().expect("utf-8");
+
+        // Nothing under the snapshot path: an error, and the live directory is untouched.
+        let missing = place(&target, "/var/lib/mangrove/recovered/srv/other", live_s);
+        assert!(missing.expect_err("missing").contains("holds no directory"));
+        assert_eq!(std::fs::read_to_string(live.join("index.html")).expect("read"), "old");
+        for bad in ["relative", "/a/../b", "/"] {
+            assert!(place(&target, bad, live_s).is_err(), "{bad}");
+        }
+        assert!(place(&target, "/var/lib/mangrove/recovered/srv/site", "/srv").is_err(), "too near the root");
+        let elsewhere = dir.path().join("other/dir");
+        std::fs::create_dir_all(&elsewhere).expect("mkdir");
+        let outside = place(&target, "/var/lib/mangrove/recovered/srv/site", elsewhere.to_str().expect("utf-8"));
+        assert!(outside.expect_err("staging outside").contains("must stage inside"));
+
+        place(&target, "/var/lib/mangrove/recovered/srv/site", live_s).expect("placed");
+        assert_eq!(std::fs::read_to_string(live.join("index.html")).expect("read"), "from DR");
+        assert_eq!(std::fs::read_to_string(live.join("sub/new.txt")).expect("read"), "written at DR");
+        assert!(!live.join("deleted-at-dr.txt").exists(), "the old content is replaced whole, not merged");
+        assert!(!live.join(REPLACED).exists(), "the old content is removed");
+        assert!(target.exists(), "the staging is left for the restore's clean-up");
+        assert!(!restored.join("index.html").exists(), "moved, not copied");
     }
 }

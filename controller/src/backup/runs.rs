@@ -168,6 +168,8 @@ pub struct RestoreRequest<'a> {
     /// A drill: verify every file, then remove the target.
     pub drill: bool,
     pub force: bool,
+    /// Restored directories to move into place afterwards (`from` in the snapshot → `to`).
+    pub place: Vec<(String, String)>,
 }
 
 pub async fn start_restore(app: &App, req: &RestoreRequest<'_>, by: &str) -> Result<BackupRun, AppError> {
@@ -185,9 +187,11 @@ pub async fn start_restore(app: &App, req: &RestoreRequest<'_>, by: &str) -> Res
     let args = json!({
         "system": req.plan.system, "plan": req.plan.plan, "repository": repo_json(repo),
         "snapshot_id": req.snapshot.snapshot_id, "target": req.target, "force": req.force,
-        "verify": req.drill, "cleanup": req.drill, "manifest_sha256": req.snapshot.manifest_sha256,
+        // A restore that moves data into place verifies it first and leaves no staging behind.
+        "verify": req.drill || !req.place.is_empty(), "cleanup": req.drill || !req.place.is_empty(), "manifest_sha256": req.snapshot.manifest_sha256,
         "probe": if req.drill { req.plan.probe.clone() } else { Vec::new() },
         "timeout_ms": ms(VERIFY_TIMEOUT),
+        "place": req.place.iter().map(|(from, to)| json!({"from": from, "to": to})).collect::<Vec<_>>(),
     });
     let deadline = now.saturating_add(ms(VERIFY_TIMEOUT + DELIVERY_WINDOW));
     let task = TaskRecord::pending(&id, req.host, "restore", args, by, now, deadline);
@@ -282,6 +286,18 @@ pub fn task_message(app: &App, t: &TaskRecord) -> Option<proto::v1::ControllerMe
                 cleanup: a.get("cleanup").and_then(Value::as_bool).unwrap_or(false),
                 timeout_ms: u32_ms(a),
                 manifest_sha256: a.get("manifest_sha256").and_then(Value::as_str).unwrap_or("").to_string(),
+                place: a
+                    .get("place")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        Some(proto::v1::Placement {
+                            from: p.get("from")?.as_str()?.to_string(),
+                            to: p.get("to")?.as_str()?.to_string(),
+                        })
+                    })
+                    .collect(),
             });
         }
         _ => return None,

@@ -128,7 +128,8 @@ pub async fn drill(app: &App, plan: &Plan, by: &str) -> Result<crate::store::Bac
         .ok_or_else(|| crate::app::AppError::NotFound(format!("{} has no restore point to drill", plan.system)))?;
     let host = plan.restore_host.clone().unwrap_or_else(|| plan.host.clone());
     let target = format!("/var/tmp/mangrove-drill/{}-{}", plan.system, now_ms());
-    let req = RestoreRequest { plan, snapshot, host: &host, target: &target, drill: true, force: false };
+    let req =
+        RestoreRequest { plan, snapshot, host: &host, target: &target, drill: true, force: false, place: Vec::new() };
     runs::start_restore(app, &req, by).await
 }
 
@@ -235,7 +236,7 @@ mod tests {
             running("check", "email", Some(shared)),
             running("restore", "email", Some(shared)),
         ] {
-            assert!(!Busy::of(&[r.clone()], &plans).may_start(q), "{r:?}");
+            assert!(!Busy::of(std::slice::from_ref(&r), &plans).may_start(q), "{r:?}");
         }
         // A run on another repository does not.
         assert!(Busy::of(&[running("check", "email", Some("elsewhere"))], &plans).may_start(q));

@@ -33,16 +33,23 @@ pub async fn user_data(ctx: &Ctx<'_>, host: &str, system: &str) -> Result<String
         .map_err(|e| format!("no user data for {host}: {e}"))
 }
 
+/// Whether `host`'s agent has enrolled and is connected now.
+pub async fn is_connected(app: &App, host: &str) -> Result<bool, String> {
+    let down_after = i64::try_from(app.cfg.liveness.down_after.0.as_millis()).unwrap_or(i64::MAX);
+    Ok(app.store.get_host(host).await.map_err(|e| e.to_string())?.is_some_and(|h| {
+        matches!(
+            crate::hosts::state(h.enrolled_at.is_some(), h.last_seen, &h.problems, now_ms(), down_after),
+            crate::hosts::HostState::Connected | crate::hosts::HostState::Degraded
+        )
+    }))
+}
+
 /// Waits until `host`'s agent has enrolled and is connected.
 pub async fn wait_connected(app: &App, host: &str, timeout: Duration) -> Result<(), String> {
     let started = Instant::now();
-    let down_after = i64::try_from(app.cfg.liveness.down_after.0.as_millis()).unwrap_or(i64::MAX);
     loop {
-        if let Some(h) = app.store.get_host(host).await.map_err(|e| e.to_string())? {
-            let state = crate::hosts::state(h.enrolled_at.is_some(), h.last_seen, &h.problems, now_ms(), down_after);
-            if matches!(state, crate::hosts::HostState::Connected | crate::hosts::HostState::Degraded) {
-                return Ok(());
-            }
+        if is_connected(app, host).await? {
+            return Ok(());
         }
         if started.elapsed() > timeout {
             return Err(format!("the agent of {host} did not connect within {} s", timeout.as_secs()));

@@ -19,6 +19,8 @@ pub async fn run(ctx: &Ctx<'_>, key: &str) -> Result<Value, String> {
         "precheck.restore_points" => restore_points(ctx).await,
         "precheck.dns" => dns(ctx).await,
         "precheck.dc" => dc(ctx).await,
+        "precheck.failback" => failback(ctx).await,
+        "precheck.dc_agents" => dc_agents(ctx).await,
         other => Err(format!("unknown pre-check {other}")),
     }
 }
@@ -121,11 +123,78 @@ async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
     Ok(Value::Object(found))
 }
 
+/// The zone answers; outside test runs, also what the plan's records hold before anything
+/// switches them (a failback puts those values back).
 async fn dns(ctx: &Ctx<'_>) -> Result<Value, String> {
     let dns = ctx.plan.dns.as_ref().ok_or("the plan has no dns settings")?;
     let zone = if ctx.mode == Mode::Test { &dns.test_zone } else { &dns.zone };
-    let soa = super::dns::check_zone(ctx.app, zone.trim_end_matches('.')).await?;
-    Ok(json!({"zone": zone, "soa": soa}))
+    let zone = zone.trim_end_matches('.');
+    let soa = super::dns::check_zone(ctx.app, zone).await?;
+    let mut records = serde_json::Map::new();
+    if matches!(ctx.mode, Mode::Planned | Mode::Disaster) {
+        for s in &ctx.plan.systems {
+            for r in &s.dns {
+                let fqdn = format!("{}.{zone}", r.name);
+                let values = super::dns::lookup(ctx.app, &fqdn, r.rtype.as_str()).await?;
+                records.insert(format!("{fqdn} {}", r.rtype.as_str()), json!(values));
+            }
+        }
+    }
+    Ok(json!({"zone": zone, "soa": soa, "records": records}))
+}
+
+/// The run a failback reverses: the plan's newest planned or disaster run that succeeded,
+/// with each workload's DR instance still there (and, for restored ones, its agent connected).
+async fn failback(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let runs = ctx.app.store.drills(500).await.map_err(|e| e.to_string())?;
+    let reversed = runs
+        .iter()
+        .find(|r| r.plan == ctx.run.plan && matches!(r.mode.as_str(), "planned" | "disaster") && r.state == "succeeded")
+        .ok_or_else(|| {
+            format!(
+                "plan {} has no planned or disaster run that succeeded: nothing runs at DR to fail back",
+                ctx.run.plan
+            )
+        })?;
+    let mut problems = Vec::new();
+    let mut instances = Vec::new();
+    for s in &ctx.plan.systems {
+        for w in &s.recover {
+            let name = super::exec::instance_name(reversed, Mode::Disaster, &w.workload);
+            match super::exec::find_vm(ctx.app, "dr", &name).await? {
+                None => problems.push(format!("{name} is not at the DR site")),
+                Some(_)
+                    if w.method == RecoveryMethod::Restore && !super::agents::is_connected(ctx.app, &name).await? =>
+                {
+                    problems.push(format!("the agent of {name} is not connected"))
+                }
+                Some(vm) => instances.push(json!({"name": name, "id": vm.id})),
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    Ok(json!({"reverses": reversed.id, "mode": reversed.mode, "instances": instances}))
+}
+
+/// The DC machines a failback restores into are up, their agents connected.
+async fn dc_agents(ctx: &Ctx<'_>) -> Result<Value, String> {
+    let mut down = Vec::new();
+    let mut up = 0;
+    for s in &ctx.plan.systems {
+        for w in s.recover.iter().filter(|w| w.method == RecoveryMethod::Restore) {
+            if super::agents::is_connected(ctx.app, &w.workload).await? {
+                up += 1;
+            } else {
+                down.push(w.workload.clone());
+            }
+        }
+    }
+    if !down.is_empty() {
+        return Err(format!("not connected at the DC (power them on first): {}", down.join(", ")));
+    }
+    Ok(json!({"connected": up}))
 }
 
 async fn dc(ctx: &Ctx<'_>) -> Result<Value, String> {

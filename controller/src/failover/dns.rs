@@ -30,11 +30,18 @@ fn updater(cfg: &crate::config::DnsConfig, zone: &str) -> Result<Updater, String
     Updater::new(cfg.server, zone, key, cfg.timeout.0).map_err(|e| e.to_string())
 }
 
-/// Points `name.zone` (`rtype`) at `address`, replacing what was there. Idempotent.
-pub async fn replace(app: &App, zone: &str, name: &str, rtype: &str, ttl: u32, address: &str) -> Result<(), String> {
-    let (cfg, zone, name, kind, address) =
-        (settings(app)?, zone.to_string(), name.to_string(), kind(rtype)?, address.to_string());
-    blocking(move || updater(&cfg, &zone)?.replace(&name, kind, ttl, &[address]).map_err(|e| e.to_string())).await
+/// Points `name.zone` (`rtype`) at `values`, replacing what was there. Idempotent.
+pub async fn replace(
+    app: &App,
+    zone: &str,
+    name: &str,
+    rtype: &str,
+    ttl: u32,
+    values: &[String],
+) -> Result<(), String> {
+    let (cfg, zone, name, kind, values) =
+        (settings(app)?, zone.to_string(), name.to_string(), kind(rtype)?, values.to_vec());
+    blocking(move || updater(&cfg, &zone)?.replace(&name, kind, ttl, &values).map_err(|e| e.to_string())).await
 }
 
 /// Removes `name.zone`'s `rtype` records (nothing there is fine).

@@ -73,6 +73,8 @@ pub async fn run(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Outcome, String> {
             StepKind::DcPowerOff => dc_power_off(ctx, spec).await.map(Outcome::Done),
             StepKind::DrBoot => dr_boot(ctx, spec).await.map(Outcome::Done),
             StepKind::DrRestore => dr_restore(ctx, spec).await.map(Outcome::Done),
+            StepKind::DcRestore => dc_restore(ctx, spec).await.map(Outcome::Done),
+            StepKind::DrRetire => dr_retire(ctx, spec).await.map(Outcome::Done),
             StepKind::Readdress => readdress(ctx, spec).await.map(Outcome::Done),
             StepKind::DnsSwitch => dns_switch(ctx, spec).await.map(Outcome::Done),
             StepKind::Probe => probe(ctx, spec, timeout).await.map(Outcome::Done),
@@ -132,9 +134,38 @@ fn files_plan(app: &App, system: &str) -> Result<crate::backup::plans::Plan, Str
         .ok_or_else(|| format!("{system} has no file backup plan"))
 }
 
+/// The plan a failback's final backup follows: the system's file plan, taken at its DR
+/// instance, of the paths the instance serves (under the restore target). A plan of its own
+/// (`failback`), so these restore points, whose paths are DR's, never feed a DR restore.
+pub const FAILBACK_PLAN: &str = "failback";
+
+fn failback_plan(ctx: &Ctx<'_>, system: &str) -> Result<crate::backup::plans::Plan, String> {
+    let mut plan = files_plan(ctx.app, system)?;
+    let sys = ctx.plan.system(system).ok_or_else(|| format!("{system} is not in the plan"))?;
+    let wl = sys
+        .recover
+        .iter()
+        .find(|w| w.method == RecoveryMethod::Restore)
+        .ok_or_else(|| format!("{system} recovers no workload by restore"))?;
+    plan.host = reversed_instance(ctx, &wl.workload)?;
+    plan.plan = FAILBACK_PLAN.to_string();
+    plan.paths = plan.paths.iter().map(|p| format!("{}{p}", super::agents::RESTORE_TARGET)).collect();
+    // The DC's pre-backup commands (database dumps) belong to the DC machine's layout.
+    plan.pre = Vec::new();
+    Ok(plan)
+}
+
+/// The DR instance of `workload` that the reversed run booted.
+fn reversed_instance(ctx: &Ctx<'_>, workload: &str) -> Result<String, String> {
+    ctx.result_of("precheck.failback")
+        .and_then(|r| r["reverses"].as_str())
+        .map(|_| instance_name(ctx.run, Mode::Disaster, workload))
+        .ok_or_else(|| "the failback's pre-check recorded no run to reverse".to_string())
+}
+
 async fn final_backup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     let system = system_of(spec)?;
-    let plan = files_plan(ctx.app, system)?;
+    let plan = if ctx.mode == Mode::Failback { failback_plan(ctx, system)? } else { files_plan(ctx.app, system)? };
     let run = crate::backup::runs::start_backup(ctx.app, &plan, &ctx.by()).await.map_err(|e| e.to_string())?;
     let done = wait_backup_run(ctx.app, &run.id).await?;
     Ok(json!({"backup_run": run.id, "snapshot": done.snapshot_id, "finished_at": done.finished_at}))
@@ -252,6 +283,7 @@ async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
         target: super::agents::RESTORE_TARGET,
         drill: false,
         force: true,
+        place: Vec::new(),
     };
     let run = crate::backup::runs::start_restore(ctx.app, &req, &ctx.by()).await.map_err(|e| e.to_string())?;
     wait_backup_run(ctx.app, &run.id).await?;
@@ -263,22 +295,92 @@ async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     }))
 }
 
+/// Failback: the final backup taken at DR, restored on the DC machine into a staging
+/// directory, verified against its manifest, each path moved into place, the staging removed.
+async fn dc_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let wl = workload_of(spec)?;
+    let system = system_of(spec)?;
+    let plan = files_plan(ctx.app, system)?;
+    let snapshot =
+        final_snapshot(ctx, system).await?.ok_or_else(|| format!("no final backup of {system} at DR is recorded"))?;
+    // One restore per path, staged inside it: data directories are often mount points, and
+    // the agent swaps their content on their own filesystem.
+    let mut runs = Vec::new();
+    for path in &plan.paths {
+        let target = format!("{}/.mangrove-failback-{}", path.trim_end_matches('/'), ctx.run.id);
+        let req = crate::backup::runs::RestoreRequest {
+            plan: &plan,
+            snapshot: &snapshot,
+            host: wl,
+            target: &target,
+            drill: false,
+            force: true,
+            place: vec![(format!("{}{path}", super::agents::RESTORE_TARGET), path.clone())],
+        };
+        let run = crate::backup::runs::start_restore(ctx.app, &req, &ctx.by()).await.map_err(|e| e.to_string())?;
+        wait_backup_run(ctx.app, &run.id).await?;
+        runs.push(run.id);
+    }
+    let started = ctx.run.started_at.unwrap_or(ctx.run.created_at);
+    Ok(json!({
+        "restore_runs": runs, "snapshot": snapshot.snapshot_id, "repository": snapshot.repository,
+        "snapshot_time": snapshot.time, "rpo_seconds": ((started - snapshot.time) / 1000).max(0),
+        "host": wl, "paths": plan.paths,
+    }))
+}
+
+/// Failback: the DR instance goes once the system serves from the DC again.
+async fn dr_retire(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let name = reversed_instance(ctx, workload_of(spec)?)?;
+    let deleted = remove_instance(ctx.app, &name).await?;
+    Ok(json!({"instance": name, "deleted": deleted}))
+}
+
+/// Deletes the DR instance `name` (gone already is fine) and revokes its agent.
+async fn remove_instance(app: &App, name: &str) -> Result<bool, String> {
+    let deleted = match find_vm(app, "dr", name).await? {
+        Some(vm) => {
+            let id = vm.id.clone();
+            on_platform(app, "dr", move |d| {
+                let op = d.delete_instance(&id)?;
+                plugins::hypervisor::wait(d, op, Duration::from_secs(600), |_| {})
+            })
+            .await?;
+            true
+        }
+        None => false,
+    };
+    super::agents::forget(app, name).await;
+    Ok(deleted)
+}
+
 /// The restore point a system recovers from: the final backup of a planned run, else the
 /// newest verified one.
 async fn restore_point(ctx: &Ctx<'_>, system: &str) -> Result<crate::store::SnapshotRecord, String> {
-    let snapshots = ctx.app.store.list_snapshots(system).await.map_err(|e| e.to_string())?;
-    if let Some(id) = ctx.result_of(&format!("backup.final:{system}")).and_then(|r| r["snapshot"].as_str()) {
-        return snapshots
-            .into_iter()
-            .find(|s| s.snapshot_id == id)
-            .ok_or_else(|| format!("the final backup's snapshot {id} of {system} is not recorded"));
+    if let Some(s) = final_snapshot(ctx, system).await? {
+        return Ok(s);
     }
+    let snapshots = ctx.app.store.list_snapshots(system).await.map_err(|e| e.to_string())?;
     newest_verified(&snapshots).cloned().ok_or_else(|| format!("{system} has no verified restore point"))
+}
+
+/// The restore point the run's final backup of `system` made (one per repository; the
+/// first found), if the run took one; an error if it did but none is recorded.
+async fn final_snapshot(ctx: &Ctx<'_>, system: &str) -> Result<Option<crate::store::SnapshotRecord>, String> {
+    let Some(run) = ctx.result_of(&format!("backup.final:{system}")).and_then(|r| r["backup_run"].as_str()) else {
+        return Ok(None);
+    };
+    let snapshots = ctx.app.store.list_snapshots(system).await.map_err(|e| e.to_string())?;
+    snapshots
+        .into_iter()
+        .find(|s| s.run_id == run)
+        .map(Some)
+        .ok_or_else(|| format!("the final backup of {system} (run {run}) recorded no restore point"))
 }
 
 /// The newest restore point whose repository's last check or restore did not fail it.
 pub fn newest_verified(snapshots: &[crate::store::SnapshotRecord]) -> Option<&crate::store::SnapshotRecord> {
-    snapshots.iter().filter(|s| s.verified != "failed").max_by_key(|s| s.time)
+    snapshots.iter().filter(|s| s.verified != "failed" && s.plan != FAILBACK_PLAN).max_by_key(|s| s.time)
 }
 
 async fn readdress(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
@@ -318,15 +420,42 @@ fn records(spec: &StepSpec) -> Vec<(String, String)> {
 
 async fn dns_switch(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     let system = system_of(spec)?;
-    let address = system_address(ctx, system)?;
     let zone = ctx.zone()?;
     let ttl = ctx.plan.dns.as_ref().map_or(60, |d| d.ttl);
+    let before = if ctx.mode == Mode::Failback { Some(records_before_failover(ctx).await?) } else { None };
     let mut written = Vec::new();
     for (name, rtype) in records(spec) {
-        super::dns::replace(ctx.app, &zone, &name, &rtype, ttl, &address).await?;
-        written.push(format!("{name}.{zone} {rtype} {address}"));
+        let values = match &before {
+            // Back to what the record held before the failover switched it.
+            Some(before) => before
+                .get(&format!("{name}.{zone} {rtype}"))
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect::<Vec<_>>())
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    format!("the failover did not record what {name}.{zone} {rtype} held before it; set it by hand")
+                })?,
+            None => vec![system_address(ctx, system)?],
+        };
+        super::dns::replace(ctx.app, &zone, &name, &rtype, ttl, &values).await?;
+        written.push(format!("{name}.{zone} {rtype} {}", values.join(",")));
     }
     Ok(json!({"zone": zone, "records": written}))
+}
+
+/// What the reversed run's DNS pre-check found in the production zone before it switched
+/// anything (`"name.zone TYPE": [values]`).
+async fn records_before_failover(ctx: &Ctx<'_>) -> Result<serde_json::Map<String, Value>, String> {
+    let reversed = ctx
+        .result_of("precheck.failback")
+        .and_then(|r| r["reverses"].as_str())
+        .ok_or("the failback's pre-check recorded no run to reverse")?;
+    let steps = ctx.app.store.drill_steps(reversed).await.map_err(|e| e.to_string())?;
+    steps
+        .into_iter()
+        .find(|s| s.key == "precheck.dns" && s.state == "succeeded")
+        .and_then(|s| s.result?.get("records")?.as_object().cloned())
+        .ok_or_else(|| format!("run {reversed} recorded no DNS records from before it switched them"))
 }
 
 async fn probe(ctx: &Ctx<'_>, spec: &StepSpec, timeout: Duration) -> Result<Value, String> {
@@ -336,8 +465,9 @@ async fn probe(ctx: &Ctx<'_>, spec: &StepSpec, timeout: Duration) -> Result<Valu
     let started = Instant::now();
     let mut last = String::from("not tried");
     let mut tries = 0u32;
-    // Leave a little of the step's time to report the last failure.
-    while started.elapsed() + Duration::from_secs(2) < timeout {
+    // Leave time for a whole try and to report the last failure: a try cut off by the
+    // step's timeout would lose the reason.
+    while started.elapsed() + super::probes::ONE_TRY + Duration::from_secs(2) < timeout || tries == 0 {
         tries += 1;
         match super::probes::once(ctx.app, &p, zone.as_deref()).await {
             Ok(detail) => {
@@ -369,19 +499,7 @@ async fn cleanup(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     }
     let wl = workload_of(spec)?;
     let name = instance_name(ctx.run, ctx.mode, wl);
-    let deleted = match find_vm(ctx.app, "dr", &name).await? {
-        Some(vm) => {
-            let id = vm.id.clone();
-            on_platform(ctx.app, "dr", move |d| {
-                let op = d.delete_instance(&id)?;
-                plugins::hypervisor::wait(d, op, Duration::from_secs(600), |_| {})
-            })
-            .await?;
-            true
-        }
-        None => false,
-    };
-    super::agents::forget(ctx.app, &name).await;
+    let deleted = remove_instance(ctx.app, &name).await?;
     Ok(json!({"instance": name, "deleted": deleted}))
 }
 

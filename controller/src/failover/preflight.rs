@@ -16,6 +16,7 @@ pub fn describe(spec: &StepSpec, run: &DrillRun, mode: Mode, zone: Option<&str>)
     let sys = spec.system.as_deref().unwrap_or("-");
     match spec.kind {
         StepKind::Precheck => format!("check: {}", spec.params["check"].as_str().unwrap_or(&spec.key)),
+        StepKind::FinalBackup if mode == Mode::Failback => format!("take a last backup of {sys} at DR"),
         StepKind::FinalBackup => format!("take a last backup of {sys} at the DC"),
         StepKind::DcPowerOff => format!("power off VM {wl} at the DC"),
         StepKind::DrBoot => format!(
@@ -27,6 +28,8 @@ pub fn describe(spec: &StepSpec, run: &DrillRun, mode: Mode, zone: Option<&str>)
         StepKind::DrRestore => {
             format!("restore {sys}'s restore point into {} through its agent", instance_name(run, mode, wl))
         }
+        StepKind::DcRestore => format!("restore {sys}'s final backup from DR into {wl} at the DC, in place"),
+        StepKind::DrRetire => format!("delete instance {} at DR", instance_name(run, Mode::Disaster, wl)),
         StepKind::Readdress => format!("record the DR address of {}", instance_name(run, mode, wl)),
         StepKind::DnsSwitch => {
             let names: Vec<String> = spec.params["records"]
@@ -35,7 +38,12 @@ pub fn describe(spec: &StepSpec, run: &DrillRun, mode: Mode, zone: Option<&str>)
                 .flatten()
                 .filter_map(|r| r["name"].as_str().map(|n| format!("{n}.{}", zone.unwrap_or("?"))))
                 .collect();
-            format!("point {} at {sys}'s DR address", names.join(", "))
+            let to = if mode == Mode::Failback {
+                "back at what they held before the failover"
+            } else {
+                "at {sys}'s DR address"
+            };
+            format!("point {} {}", names.join(", "), to.replace("{sys}", sys))
         }
         StepKind::Probe => format!(
             "probe {} until it passes",

@@ -19,19 +19,20 @@ pub fn build(run: &DrillRun, steps: &[StepRecord]) -> Value {
         .flatten()
         .map(|sys| {
             let name = sys["name"].as_str().unwrap_or_default();
-            let of_system = |kind: super::steps::StepKind| {
-                specs.iter().filter(move |s| s.kind == kind && s.system.as_deref() == Some(name)).map(|s| s.key.clone())
+            let of_system = |kind: fn(super::steps::StepKind) -> bool| {
+                specs.iter().filter(move |s| kind(s.kind) && s.system.as_deref() == Some(name)).map(|s| s.key.clone())
             };
+            let is_probe = |k: super::steps::StepKind| k == super::steps::StepKind::Probe;
             let probes: Vec<&StepRecord> =
-                of_system(super::steps::StepKind::Probe).filter_map(|k| steps.iter().find(|r| r.key == k)).collect();
-            let probe_count = of_system(super::steps::StepKind::Probe).count();
+                of_system(is_probe).filter_map(|k| steps.iter().find(|r| r.key == k)).collect();
+            let probe_count = of_system(is_probe).count();
             let all_passed =
                 probe_count > 0 && probes.len() == probe_count && probes.iter().all(|r| r.state == "succeeded");
             let rto = all_passed
                 .then(|| probes.iter().filter_map(|r| r.finished_at).max())
                 .flatten()
                 .map(|t| ((t - start) as f64 / 1000.0).max(0.0));
-            let rpo = of_system(super::steps::StepKind::DrRestore)
+            let rpo = of_system(super::steps::StepKind::is_restore)
                 .filter_map(|k| steps.iter().find(|r| r.key == k && r.state == "succeeded"))
                 .filter_map(|r| r.result.as_ref()?.get("rpo_seconds")?.as_f64())
                 .fold(None::<f64>, |m, x| Some(m.map_or(x, |m| m.max(x))));
@@ -41,7 +42,7 @@ pub fn build(run: &DrillRun, steps: &[StepRecord]) -> Value {
                 && match (rpo, rpo_target) {
                     (Some(a), Some(t)) => a <= t as f64,
                     // No restore (image-method workloads only): the RPO is not measured here.
-                    (None, _) => !of_system(super::steps::StepKind::DrRestore).any(|_| true),
+                    (None, _) => !of_system(super::steps::StepKind::is_restore).any(|_| true),
                     (Some(_), None) => true,
                 };
             json!({

@@ -24,6 +24,10 @@ pub enum Mode {
     Planned,
     /// The DC is unreachable: skip DC steps, use the newest verified restore point.
     Disaster,
+    /// Back from DR to the DC, reversing the last planned or disaster run of the plan: a
+    /// final backup at DR, restored into the DC machines in place, the records switched back
+    /// to what they held before, the DR instances removed.
+    Failback,
 }
 
 impl Mode {
@@ -32,9 +36,7 @@ impl Mode {
             "test" => Ok(Mode::Test),
             "planned" => Ok(Mode::Planned),
             "disaster" => Ok(Mode::Disaster),
-            "failback" => Err("mode failback (DR → DC) is not supported yet: fail back by hand, or with a plan whose \
-                               systems run at DR today"
-                .into()),
+            "failback" => Ok(Mode::Failback),
             other => Err(format!("mode {other:?} is not test, planned, disaster or failback")),
         }
     }
@@ -44,6 +46,7 @@ impl Mode {
             Mode::Test => "test",
             Mode::Planned => "planned",
             Mode::Disaster => "disaster",
+            Mode::Failback => "failback",
         }
     }
 
@@ -71,6 +74,12 @@ pub enum StepKind {
     /// Restore the system's restore point into the instance through its agent.
     #[serde(rename = "dr.restore")]
     DrRestore,
+    /// Failback: restore the final backup taken at DR into the DC machine, in place.
+    #[serde(rename = "dc.restore")]
+    DcRestore,
+    /// Failback: remove the DR instance once the system serves from the DC again.
+    #[serde(rename = "dr.retire")]
+    DrRetire,
     /// Record the instance's DR address (what DNS will point at).
     #[serde(rename = "readdress")]
     Readdress,
@@ -92,6 +101,11 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// Whether the step restores data (its output has the restore point's `rpo_seconds`).
+    pub fn is_restore(self) -> bool {
+        matches!(self, StepKind::DrRestore | StepKind::DcRestore)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Precheck => "precheck",
@@ -99,6 +113,8 @@ impl StepKind {
             StepKind::DcPowerOff => "dc.power_off",
             StepKind::DrBoot => "dr.boot",
             StepKind::DrRestore => "dr.restore",
+            StepKind::DcRestore => "dc.restore",
+            StepKind::DrRetire => "dr.retire",
             StepKind::Readdress => "readdress",
             StepKind::DnsSwitch => "dns.switch",
             StepKind::Probe => "probe",
@@ -177,7 +193,8 @@ fn defaults(kind: StepKind) -> (Duration, u32) {
         StepKind::FinalBackup => (m(60), 1),
         StepKind::DcPowerOff => (m(10), 2),
         StepKind::DrBoot => (m(15), 2),
-        StepKind::DrRestore => (m(120), 1),
+        StepKind::DrRestore | StepKind::DcRestore => (m(120), 1),
+        StepKind::DrRetire => (m(15), 3),
         StepKind::Readdress => (m(5), 3),
         StepKind::DnsSwitch => (m(2), 3),
         StepKind::Probe => (m(5), 0),
@@ -196,8 +213,17 @@ pub const PRECHECKS: &[(&str, &str)] = &[
     ("precheck.restore_points", "newest verified restore point within RPO"),
 ];
 
+/// The pre-checks of a failback.
+pub const FAILBACK_PRECHECKS: &[(&str, &str)] = &[
+    ("precheck.failback", "the plan's systems run at DR: the run to reverse, its instances and their agents"),
+    ("precheck.dc_agents", "the DC machines are up and their agents connected"),
+];
+
 /// The steps of `plan` in `mode`.
 pub fn build(plan: &RecoveryPlan, inv: &Inventory, mode: Mode) -> Vec<StepSpec> {
+    if mode == Mode::Failback {
+        return build_failback(plan, inv);
+    }
     let mut out: Vec<StepSpec> = Vec::new();
     for (key, what) in PRECHECKS {
         out.push(StepSpec::new(key.to_string(), StepKind::Precheck, 0, Vec::new()).with(json!({"check": what})));
@@ -326,6 +352,95 @@ pub fn build(plan: &RecoveryPlan, inv: &Inventory, mode: Mode) -> Vec<StepSpec> 
     out
 }
 
+/// A failback, priority group by group (P1 first, as the failover did): per system a final
+/// backup at DR, each restore-method workload's data restored in place on its DC machine, the
+/// records switched back, the probes, then the DR instances removed. Image-method workloads
+/// kept their DC VM's disks: only their records move back.
+fn build_failback(plan: &RecoveryPlan, inv: &Inventory) -> Vec<StepSpec> {
+    let mut out: Vec<StepSpec> = Vec::new();
+    for (key, what) in FAILBACK_PRECHECKS {
+        out.push(StepSpec::new(key.to_string(), StepKind::Precheck, 0, Vec::new()).with(json!({"check": what})));
+    }
+    if plan.dns.is_some() {
+        out.push(
+            StepSpec::new("precheck.dns".into(), StepKind::Precheck, 0, Vec::new())
+                .with(json!({"check": "DNS server reachable, its zones served"})),
+        );
+    }
+    let mut previous: Vec<String> = out.iter().map(|s| s.key.clone()).collect();
+    for (priority, systems) in plan.groups(inv) {
+        let group = priority.get();
+        let mut group_ends = Vec::new();
+        for sys in systems {
+            let name = sys.name.as_str();
+            let mut ready = prompts(&mut out, sys, PromptPoint::Start, group, previous.clone());
+            let restored: Vec<&str> = sys
+                .recover
+                .iter()
+                .filter(|w| w.method == RecoveryMethod::Restore)
+                .map(|w| w.workload.as_str())
+                .collect();
+            if !restored.is_empty() {
+                let key = format!("backup.final:{name}");
+                out.push(StepSpec::new(key.clone(), StepKind::FinalBackup, group, ready).of_system(name));
+                let mut back = Vec::new();
+                for wl in restored {
+                    let k = format!("dc.restore:{wl}");
+                    out.push(
+                        StepSpec::new(k.clone(), StepKind::DcRestore, group, vec![key.clone()])
+                            .of_system(name)
+                            .of_workload(wl),
+                    );
+                    back.push(k);
+                }
+                ready = back;
+            }
+            ready = prompts(&mut out, sys, PromptPoint::BeforeDns, group, ready);
+            if !sys.dns.is_empty() {
+                let key = format!("dns.switch:{name}");
+                let records: Vec<Value> =
+                    sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::DnsSwitch, group, ready)
+                        .of_system(name)
+                        .with(json!({"records": records})),
+                );
+                ready = vec![key];
+            }
+            let mut probed = Vec::new();
+            for (j, p) in sys.probes.iter().enumerate() {
+                let key = format!("probe:{name}:{j}");
+                let mut spec = StepSpec::new(key.clone(), StepKind::Probe, group, ready.clone())
+                    .of_system(name)
+                    .with(serde_json::to_value(p).unwrap_or(Value::Null));
+                spec.timeout_s = p.timeout().as_secs();
+                out.push(spec);
+                probed.push(key);
+            }
+            if probed.is_empty() {
+                probed = ready;
+            }
+            let mut ends = prompts(&mut out, sys, PromptPoint::End, group, probed);
+            let mut retired = Vec::new();
+            for w in &sys.recover {
+                let key = format!("dr.retire:{}", w.workload);
+                out.push(
+                    StepSpec::new(key.clone(), StepKind::DrRetire, group, ends.clone())
+                        .of_system(name)
+                        .of_workload(&w.workload),
+                );
+                retired.push(key);
+            }
+            if !retired.is_empty() {
+                ends = retired;
+            }
+            group_ends.extend(ends);
+        }
+        previous = group_ends;
+    }
+    out
+}
+
 /// Adds the system's prompts at `at`, each after `after` and after the one before; returns
 /// what the next step waits for.
 fn prompts(
@@ -368,7 +483,7 @@ mod tests {
     #[test]
     fn keys_are_unique_and_every_dependency_names_an_earlier_step() {
         let (plan, inv) = camau();
-        for mode in [Mode::Test, Mode::Planned, Mode::Disaster] {
+        for mode in [Mode::Test, Mode::Planned, Mode::Disaster, Mode::Failback] {
             let steps = build(&plan, &inv, mode);
             let mut seen = std::collections::HashSet::new();
             for s in &steps {
@@ -421,5 +536,22 @@ mod tests {
         }
         assert!(boot("qlvbdh-app-01").iter().any(|a| a == "probe:email:0"));
         assert!(!boot("email-app-01").iter().any(|a| a.starts_with("probe:")));
+    }
+
+    #[test]
+    fn failback_backs_up_at_dr_restores_in_place_switches_back_and_then_retires_the_instance() {
+        let (plan, inv) = camau();
+        let steps = build(&plan, &inv, Mode::Failback);
+        let get = |k: &str| steps.iter().find(|s| s.key == k).unwrap_or_else(|| panic!("no step {k}"));
+        assert_eq!(get("dc.restore:qlvbdh-app-01").after, vec!["backup.final:qlvbdh".to_string()]);
+        assert_eq!(get("dns.switch:qlvbdh").after, vec!["dc.restore:qlvbdh-app-01".to_string()]);
+        assert_eq!(get("dr.retire:qlvbdh-app-01").after, vec!["probe:qlvbdh:0".to_string()]);
+        assert!(
+            !steps.iter().any(|s| matches!(s.kind, StepKind::DrBoot | StepKind::DrRestore | StepKind::DcPowerOff)),
+            "a failback boots nothing at DR"
+        );
+        assert!(steps.iter().any(|s| s.key == "precheck.failback"));
+        assert!(Mode::Failback.needs_approval());
+        assert_eq!(Mode::parse("failback"), Ok(Mode::Failback));
     }
 }
