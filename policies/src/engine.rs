@@ -1,9 +1,29 @@
 //! Evaluating controls: each control's Rego is compiled once (at [`Evaluator::new`]) and the
 //! compiled policy is reused for every host; evaluation takes `&self`, so one evaluator serves
 //! many threads (regorus is built with its `arc` feature).
+//!
+//! Two ways to run a control, with the same results:
+//!
+//! * **compiled** (the normal path): the control's `result` rule is compiled to regorus' Rego
+//!   virtual machine (RVM) bytecode at [`Evaluator::new`] and run on a pooled VM, about six
+//!   times faster than the interpreter. A control the RVM compiler does not support (it has
+//!   no `with`, for one) runs on the interpreter instead.
+//! * **interpreted** (the reference): regorus' tree-walking interpreter, which also runs the
+//!   packs' Rego unit tests and the lint. Whenever the VM does not produce a value (an
+//!   evaluation error, an undefined `result`), the host is judged again by the interpreter, so
+//!   error verdicts carry the interpreter's messages. Tests compare both paths on varied facts.
+//!
+//! [`Evaluator::evaluate_level_batch`] judges many hosts at once: each host's document is
+//! converted once, and each control runs over all hosts on one VM before the next control
+//! (its program and caches stay warm); the result is exactly what [`Evaluator::evaluate_level`]
+//! returns host by host.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use regorus::languages::rego::compiler::Compiler;
+use regorus::rvm::program::Program;
+use regorus::rvm::vm::RegoVM;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -76,26 +96,74 @@ struct Compiled {
     /// over building an engine per call (`CompiledPolicy::eval_with_input`); the pool grows
     /// to the number of threads evaluating this control at once.
     pool: Mutex<Vec<regorus::Engine>>,
+    /// `result` compiled to RVM bytecode; `None` when the RVM compiler refused the control.
+    program: Option<Arc<Program>>,
+    /// VMs with `program` loaded, ready for reuse (as `pool`, one per concurrent thread).
+    vms: Mutex<Vec<RegoVM>>,
 }
 
+/// Pops a pooled item; a pool poisoned by a panicking thread is still a valid pool.
+fn take<T>(pool: &Mutex<Vec<T>>) -> Option<T> {
+    pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop()
+}
+
+fn give<T>(pool: &Mutex<Vec<T>>, item: T) {
+    let mut guard: MutexGuard<'_, Vec<T>> = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    guard.push(item);
+}
+
+/// Rego has no unbounded loops, so a bound on executed instructions only limits how large a
+/// fact document may be; the interpreter has none, and the VM's default (25,000) would turn
+/// a host with a few hundred accounts into an error the interpreter does not give.
+const VM_MAX_INSTRUCTIONS: usize = usize::MAX;
+
 impl Compiled {
-    /// Evaluates `result`; a regorus error comes back located in the control's file.
+    /// Evaluates `result` with the interpreter; a regorus error comes back located in the
+    /// control's file.
     fn eval(&self, input: regorus::Value) -> Result<regorus::Value, Diagnostic> {
-        let take = |mut pool: std::sync::MutexGuard<'_, Vec<regorus::Engine>>| pool.pop();
-        let mut engine = self
-            .pool
-            .lock()
-            .map_or_else(|poisoned| take(poisoned.into_inner()), take)
-            .unwrap_or_else(|| self.template.clone());
+        let mut engine = take(&self.pool).unwrap_or_else(|| self.template.clone());
         engine.set_input(input);
         let result = engine.eval_rule(self.rule.clone()).map_err(|e| rego_diagnostic(&self.rego_path, &e));
         // Drop this host's document now rather than when the engine is next used.
         engine.set_input(regorus::Value::Null);
-        match self.pool.lock() {
-            Ok(mut pool) => pool.push(engine),
-            Err(poisoned) => poisoned.into_inner().push(engine),
-        }
+        give(&self.pool, engine);
         result
+    }
+
+    /// A VM with this control's program loaded, from the pool or new.
+    fn vm(&self, program: &Arc<Program>) -> RegoVM {
+        take(&self.vms).unwrap_or_else(|| {
+            let mut vm = RegoVM::new();
+            // As the interpreter: a builtin given a wrong type is an error, not undefined.
+            vm.set_strict_builtin_errors(true);
+            vm.set_max_instructions(VM_MAX_INSTRUCTIONS);
+            vm.load_program(program.clone());
+            vm
+        })
+    }
+
+    /// Judges each host's document in turn (`docs[i]` → `out[i]`) on one VM, falling back to
+    /// the interpreter for a host the VM gives no value for.
+    fn run_batch(&self, docs: &[regorus::Value], out: &mut [Vec<Finding>]) {
+        let Some(program) = &self.program else {
+            for (doc, findings) in docs.iter().zip(out) {
+                findings.push(run(self, doc.clone()));
+            }
+            return;
+        };
+        let mut vm = self.vm(program);
+        for (doc, findings) in docs.iter().zip(out) {
+            vm.set_input(doc.clone());
+            let finding = match vm.execute() {
+                Ok(value) if value != regorus::Value::Undefined => finding_from_value(&self.meta.id, &value),
+                // Re-judged by the reference, so the verdict and its message are the
+                // interpreter's own.
+                _ => run(self, doc.clone()),
+            };
+            findings.push(finding);
+        }
+        vm.set_input(regorus::Value::Null);
+        give(&self.vms, vm);
     }
 }
 
@@ -163,12 +231,12 @@ fn add_module(engine: &mut regorus::Engine, path: &Path, text: &str, package: &s
 /// Loads and prepares the control's `result` rule; compile-time errors (unsafe variables,
 /// unknown functions, conflicting rules) surface here with their location. Returns the
 /// prepared engine, ready to evaluate (or clone) with any input.
-pub(crate) fn compile_control(control: &Control) -> Result<regorus::Engine, Diagnostic> {
+pub(crate) fn compile_control(control: &Control) -> Result<(regorus::Engine, regorus::CompiledPolicy), Diagnostic> {
     let mut engine = load_control(control, false)?;
-    engine
+    let policy = engine
         .compile_with_entrypoint(&result_rule(&control.meta).into())
         .map_err(|e| rego_diagnostic(&control.rego.path, &e))?;
-    Ok(engine)
+    Ok((engine, policy))
 }
 
 impl Evaluator {
@@ -186,13 +254,18 @@ impl Evaluator {
             .controls
             .iter()
             .map(|c| {
-                let template = compile_control(c).map_err(EngineError::Compile)?;
+                let (template, policy) = compile_control(c).map_err(EngineError::Compile)?;
+                let rule = result_rule(&c.meta);
+                // A refusal is not an error: the interpreter runs every valid control.
+                let program = Compiler::compile_from_policy(&policy, &[rule.as_str()]).ok();
                 Ok(Compiled {
                     meta: c.meta.clone(),
                     rego_path: c.rego.path.clone(),
-                    rule: result_rule(&c.meta),
+                    rule,
                     template,
                     pool: Mutex::new(Vec::new()),
+                    program,
+                    vms: Mutex::new(Vec::new()),
                 })
             })
             .collect::<Result<Vec<_>, EngineError>>()?;
@@ -220,14 +293,60 @@ impl Evaluator {
         if let Some(missing) = missing_facts(&compiled.meta, input) {
             return missing;
         }
-        run(compiled, regorus::Value::from(input.clone()))
+        let mut out = vec![Vec::with_capacity(1)];
+        compiled.run_batch(&[to_rego(input)], &mut out);
+        out.pop().and_then(|mut f| f.pop()).unwrap_or_else(|| Finding::error(control_id, "no verdict"))
     }
 
     /// Evaluates every control applicable at `level` against one host's input document,
-    /// filling `params` with each control's values at that level. The document is converted
-    /// once; each control gets a shallow copy with its own `params`.
+    /// filling `params` with each control's values at that level.
     pub fn evaluate_level(&self, level: u8, input: &Value) -> Vec<Finding> {
-        let base = regorus::Value::from(input.clone());
+        self.evaluate_level_batch(level, std::slice::from_ref(input)).pop().unwrap_or_default()
+    }
+
+    /// [`Evaluator::evaluate_level`] for many hosts: `result[i]` holds the findings for
+    /// `inputs[i]`, in the same order and with the same content as `evaluate_level` gives.
+    /// Each document is converted once; each control then runs over every host before the
+    /// next control starts, on one VM (see the module documentation).
+    pub fn evaluate_level_batch(&self, level: u8, inputs: &[Value]) -> Vec<Vec<Finding>> {
+        let applicable: Vec<&Compiled> = self.controls.iter().filter(|c| c.meta.applies_at(level)).collect();
+        let mut out: Vec<Vec<Finding>> = inputs.iter().map(|_| Vec::with_capacity(applicable.len())).collect();
+        let bases: Vec<regorus::Value> = inputs.iter().map(to_rego).collect();
+        let mut docs: Vec<regorus::Value> = Vec::with_capacity(inputs.len());
+        // Hosts whose facts the control can judge: (index into inputs, its document).
+        let mut judged: Vec<usize> = Vec::with_capacity(inputs.len());
+        let mut verdicts: Vec<Vec<Finding>> = Vec::new();
+        for c in applicable {
+            let params = regorus::Value::from(Value::Object(params_at(&c.meta, level)));
+            docs.clear();
+            judged.clear();
+            for (i, (input, base)) in inputs.iter().zip(&bases).enumerate() {
+                if let Some(missing) = missing_facts(&c.meta, input) {
+                    out[i].push(missing);
+                    continue;
+                }
+                match with_params(base, &params) {
+                    Some(doc) => {
+                        docs.push(doc);
+                        judged.push(i);
+                    }
+                    None => out[i].push(Finding::error(&c.meta.id, "input document is not a JSON object")),
+                }
+            }
+            verdicts.clear();
+            verdicts.resize_with(docs.len(), || Vec::with_capacity(1));
+            c.run_batch(&docs, &mut verdicts);
+            for (&i, verdict) in judged.iter().zip(&mut verdicts) {
+                out[i].append(verdict);
+            }
+        }
+        out
+    }
+
+    /// [`Evaluator::evaluate_level`] on the reference path: every control on regorus'
+    /// tree-walking interpreter, never the VM. Slower; kept to check the compiled path.
+    pub fn evaluate_level_interpreted(&self, level: u8, input: &Value) -> Vec<Finding> {
+        let base = to_rego(input);
         self.controls
             .iter()
             .filter(|c| c.meta.applies_at(level))
@@ -235,18 +354,28 @@ impl Evaluator {
                 if let Some(missing) = missing_facts(&c.meta, input) {
                     return missing;
                 }
-                let mut doc = base.clone();
                 let params = regorus::Value::from(Value::Object(params_at(&c.meta, level)));
-                match doc.as_object_mut() {
-                    Ok(obj) => {
-                        obj.insert(regorus::Value::from("params"), params);
-                    }
-                    Err(_) => return Finding::error(&c.meta.id, "input document is not a JSON object"),
+                match with_params(&base, &params) {
+                    Some(doc) => run(c, doc),
+                    None => Finding::error(&c.meta.id, "input document is not a JSON object"),
                 }
-                run(c, doc)
             })
             .collect()
     }
+}
+
+/// The input document as regorus reads it, converted without copying the JSON first;
+/// `Undefined` for a document regorus cannot represent (it then fails as "not an object").
+fn to_rego(input: &Value) -> regorus::Value {
+    regorus::Value::deserialize(input).unwrap_or(regorus::Value::Undefined)
+}
+
+/// A shallow copy of the host's document with the control's `params`; `None` when the
+/// document is not an object.
+fn with_params(base: &regorus::Value, params: &regorus::Value) -> Option<regorus::Value> {
+    let mut doc = base.clone();
+    doc.as_object_mut().ok()?.insert(regorus::Value::from("params"), params.clone());
+    Some(doc)
 }
 
 /// The "facts not collected" error for a control whose collectors did not report.
@@ -269,10 +398,15 @@ fn run(compiled: &Compiled, input: regorus::Value) -> Finding {
             id,
             format!("{} is undefined for this input (the Rego must always define it)", result_rule(&compiled.meta)),
         ),
-        Ok(value) => match serde_json::to_value(&value) {
-            Ok(json) => finding_from_result(id, json),
-            Err(e) => Finding::error(id, format!("result cannot be represented as JSON: {e}")),
-        },
+        Ok(value) => finding_from_value(id, &value),
+    }
+}
+
+/// The finding a control's `result` value makes (see [`finding_from_result`]).
+fn finding_from_value(id: &str, value: &regorus::Value) -> Finding {
+    match serde_json::to_value(value) {
+        Ok(json) => finding_from_result(id, json),
+        Err(e) => Finding::error(id, format!("result cannot be represented as JSON: {e}")),
     }
 }
 
