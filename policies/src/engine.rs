@@ -13,10 +13,9 @@
 //!   evaluation error, an undefined `result`), the host is judged again by the interpreter, so
 //!   error verdicts carry the interpreter's messages. Tests compare both paths on varied facts.
 //!
-//! [`Evaluator::evaluate_level_batch`] judges many hosts at once: each host's document is
-//! converted once, and each control runs over all hosts on one VM before the next control
-//! (its program and caches stay warm); the result is exactly what [`Evaluator::evaluate_level`]
-//! returns host by host.
+//! [`Evaluator::evaluate_level_batch`] judges many hosts in one call: each control's VM is
+//! taken from its pool once, each host's document is converted once; the result is exactly
+//! what [`Evaluator::evaluate_level`] returns host by host.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -142,28 +141,25 @@ impl Compiled {
         })
     }
 
-    /// Judges each host's document in turn (`docs[i]` → `out[i]`) on one VM, falling back to
-    /// the interpreter for a host the VM gives no value for.
-    fn run_batch(&self, docs: &[regorus::Value], out: &mut [Vec<Finding>]) {
-        let Some(program) = &self.program else {
-            for (doc, findings) in docs.iter().zip(out) {
-                findings.push(run(self, doc.clone()));
-            }
-            return;
-        };
-        let mut vm = self.vm(program);
-        for (doc, findings) in docs.iter().zip(out) {
-            vm.set_input(doc.clone());
-            let finding = match vm.execute() {
-                Ok(value) if value != regorus::Value::Undefined => finding_from_value(&self.meta.id, &value),
-                // Re-judged by the reference, so the verdict and its message are the
-                // interpreter's own.
-                _ => run(self, doc.clone()),
-            };
-            findings.push(finding);
+    /// Returns a VM from [`Compiled::vm`] to the pool, without the last host's document.
+    fn give_back(&self, vm: Option<RegoVM>) {
+        if let Some(mut vm) = vm {
+            vm.set_input(regorus::Value::Null);
+            give(&self.vms, vm);
         }
-        vm.set_input(regorus::Value::Null);
-        give(&self.vms, vm);
+    }
+
+    /// Judges one host's document on `vm` (this control's, from [`Compiled::vm`]), falling
+    /// back to the interpreter when the VM gives no value or the control has no program.
+    fn judge(&self, vm: Option<&mut RegoVM>, doc: regorus::Value) -> Finding {
+        let Some(vm) = vm else { return run(self, doc) };
+        vm.set_input(doc.clone());
+        match vm.execute() {
+            Ok(value) if value != regorus::Value::Undefined => finding_from_value(&self.meta.id, &value),
+            // Re-judged by the reference, so the verdict and its message are the
+            // interpreter's own.
+            _ => run(self, doc),
+        }
     }
 }
 
@@ -290,12 +286,13 @@ impl Evaluator {
         let Some(compiled) = self.controls.iter().find(|c| c.meta.id == control_id) else {
             return Finding::error(control_id, format!("pack {} has no control {control_id:?}", self.pack));
         };
-        if let Some(missing) = missing_facts(&compiled.meta, input) {
+        if let Some(missing) = missing_facts(&compiled.meta, security_facts(input)) {
             return missing;
         }
-        let mut out = vec![Vec::with_capacity(1)];
-        compiled.run_batch(&[to_rego(input)], &mut out);
-        out.pop().and_then(|mut f| f.pop()).unwrap_or_else(|| Finding::error(control_id, "no verdict"))
+        let mut vm = compiled.program.as_ref().map(|p| compiled.vm(p));
+        let finding = compiled.judge(vm.as_mut(), to_rego(input));
+        compiled.give_back(vm);
+        finding
     }
 
     /// Evaluates every control applicable at `level` against one host's input document,
@@ -306,39 +303,41 @@ impl Evaluator {
 
     /// [`Evaluator::evaluate_level`] for many hosts: `result[i]` holds the findings for
     /// `inputs[i]`, in the same order and with the same content as `evaluate_level` gives.
-    /// Each document is converted once; each control then runs over every host before the
-    /// next control starts, on one VM (see the module documentation).
+    /// The VMs of the applicable controls are taken from their pools once for the whole
+    /// batch; each host's document is converted once and judged by every control in turn
+    /// (host after host keeps that document in the CPU's caches, which measured faster than
+    /// control after control).
     pub fn evaluate_level_batch(&self, level: u8, inputs: &[Value]) -> Vec<Vec<Finding>> {
-        let applicable: Vec<&Compiled> = self.controls.iter().filter(|c| c.meta.applies_at(level)).collect();
-        let mut out: Vec<Vec<Finding>> = inputs.iter().map(|_| Vec::with_capacity(applicable.len())).collect();
-        let bases: Vec<regorus::Value> = inputs.iter().map(to_rego).collect();
-        let mut docs: Vec<regorus::Value> = Vec::with_capacity(inputs.len());
-        // Hosts whose facts the control can judge: (index into inputs, its document).
-        let mut judged: Vec<usize> = Vec::with_capacity(inputs.len());
-        let mut verdicts: Vec<Vec<Finding>> = Vec::new();
-        for c in applicable {
-            let params = regorus::Value::from(Value::Object(params_at(&c.meta, level)));
-            docs.clear();
-            judged.clear();
-            for (i, (input, base)) in inputs.iter().zip(&bases).enumerate() {
-                if let Some(missing) = missing_facts(&c.meta, input) {
-                    out[i].push(missing);
-                    continue;
-                }
-                match with_params(base, &params) {
-                    Some(doc) => {
-                        docs.push(doc);
-                        judged.push(i);
-                    }
-                    None => out[i].push(Finding::error(&c.meta.id, "input document is not a JSON object")),
-                }
-            }
-            verdicts.clear();
-            verdicts.resize_with(docs.len(), || Vec::with_capacity(1));
-            c.run_batch(&docs, &mut verdicts);
-            for (&i, verdict) in judged.iter().zip(&mut verdicts) {
-                out[i].append(verdict);
-            }
+        let controls: Vec<(&Compiled, regorus::Value)> = self
+            .controls
+            .iter()
+            .filter(|c| c.meta.applies_at(level))
+            .map(|c| (c, regorus::Value::from(Value::Object(params_at(&c.meta, level)))))
+            .collect();
+        let mut vms: Vec<Option<RegoVM>> =
+            controls.iter().map(|(c, _)| c.program.as_ref().map(|p| c.vm(p))).collect();
+        let out = inputs
+            .iter()
+            .map(|input| {
+                let base = to_rego(input);
+                let security = security_facts(input);
+                controls
+                    .iter()
+                    .zip(&mut vms)
+                    .map(|((c, params), vm)| {
+                        if let Some(missing) = missing_facts(&c.meta, security) {
+                            return missing;
+                        }
+                        match with_params(&base, params) {
+                            Some(doc) => c.judge(vm.as_mut(), doc),
+                            None => Finding::error(&c.meta.id, "input document is not a JSON object"),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        for ((c, _), vm) in controls.iter().zip(vms) {
+            c.give_back(vm);
         }
         out
     }
@@ -347,11 +346,12 @@ impl Evaluator {
     /// tree-walking interpreter, never the VM. Slower; kept to check the compiled path.
     pub fn evaluate_level_interpreted(&self, level: u8, input: &Value) -> Vec<Finding> {
         let base = to_rego(input);
+        let security = security_facts(input);
         self.controls
             .iter()
             .filter(|c| c.meta.applies_at(level))
             .map(|c| {
-                if let Some(missing) = missing_facts(&c.meta, input) {
+                if let Some(missing) = missing_facts(&c.meta, security) {
                     return missing;
                 }
                 let params = regorus::Value::from(Value::Object(params_at(&c.meta, level)));
@@ -378,16 +378,21 @@ fn with_params(base: &regorus::Value, params: &regorus::Value) -> Option<regorus
     Some(doc)
 }
 
-/// The "facts not collected" error for a control whose collectors did not report.
-fn missing_facts(meta: &ControlMeta, input: &Value) -> Option<Finding> {
-    let security = input.pointer("/host/facts/security");
-    let missing: Vec<&str> = meta
-        .facts
-        .iter()
-        .filter(|f| security.and_then(|s| s.get(f.as_str())).is_none_or(Value::is_null))
-        .map(String::as_str)
-        .collect();
-    (!missing.is_empty()).then(|| Finding::error(&meta.id, format!("facts not collected: {}", missing.join(", "))))
+/// `input.host.facts.security`, where the collectors' outputs are.
+fn security_facts(input: &Value) -> Option<&Value> {
+    input.get("host")?.get("facts")?.get("security")
+}
+
+/// The "facts not collected" error for a control whose collectors did not report, given the
+/// host's [`security_facts`].
+fn missing_facts(meta: &ControlMeta, security: Option<&Value>) -> Option<Finding> {
+    let collected = |fact: &String| security.and_then(|s| s.get(fact.as_str())).is_some_and(|v| !v.is_null());
+    // The common case, checked without allocating.
+    if meta.facts.iter().all(collected) {
+        return None;
+    }
+    let missing: Vec<&str> = meta.facts.iter().filter(|f| !collected(f)).map(String::as_str).collect();
+    Some(Finding::error(&meta.id, format!("facts not collected: {}", missing.join(", "))))
 }
 
 fn run(compiled: &Compiled, input: regorus::Value) -> Finding {
@@ -402,12 +407,38 @@ fn run(compiled: &Compiled, input: regorus::Value) -> Finding {
     }
 }
 
-/// The finding a control's `result` value makes (see [`finding_from_result`]).
+/// The finding a control's `result` value makes (see [`finding_from_result`]). A well-formed
+/// result is read directly, converting only its evidence to JSON; anything else goes through
+/// `finding_from_result`, which names what is wrong.
 fn finding_from_value(id: &str, value: &regorus::Value) -> Finding {
+    if let Some(finding) = well_formed_finding(id, value) {
+        return finding;
+    }
     match serde_json::to_value(value) {
         Ok(json) => finding_from_result(id, json),
         Err(e) => Finding::error(id, format!("result cannot be represented as JSON: {e}")),
     }
+}
+
+/// `{status, message, evidence}` with a known status, a string message and an object
+/// evidence, and no other key; `None` for anything else.
+fn well_formed_finding(id: &str, value: &regorus::Value) -> Option<Finding> {
+    let obj = value.as_object().ok()?;
+    if obj.len() != 3 {
+        return None;
+    }
+    let field = |name: &str| obj.get(&regorus::Value::from(name));
+    let status = match field("status")?.as_string().ok()?.as_ref() {
+        "pass" => Status::Pass,
+        "fail" => Status::Fail,
+        "not_applicable" => Status::NotApplicable,
+        _ => return None,
+    };
+    let message = field("message")?.as_string().ok()?.to_string();
+    let evidence = field("evidence")?;
+    evidence.as_object().ok()?;
+    let evidence = serde_json::to_value(evidence).ok()?;
+    Some(Finding { control: id.to_owned(), status, message, evidence })
 }
 
 /// Checks `result` has the contract's shape: `{status, message, evidence}` and nothing else.
