@@ -26,6 +26,9 @@ use serde_json::{Value, json};
 
 const ROUNDS: usize = 5;
 
+/// One way of judging every host: the findings per host.
+type Way<'a> = &'a dyn Fn(&Evaluator) -> Vec<Vec<Finding>>;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `cargo bench` passes `--bench`; the rest are ours.
     let mut args = std::env::args().skip(1).filter(|a| !a.starts_with("--"));
@@ -44,8 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let batch = |e: &Evaluator| e.evaluate_level_batch(level, &inputs);
     let per_host = |e: &Evaluator| inputs.iter().map(|i| e.evaluate_level(level, i)).collect();
     let interpreted = |e: &Evaluator| inputs.iter().map(|i| e.evaluate_level_interpreted(level, i)).collect();
-    let runs: [(&str, &dyn Fn(&Evaluator) -> Vec<Vec<Finding>>); 3] =
-        [("batch", &batch), ("per-host", &per_host), ("interpreted", &interpreted)];
+    let runs: [(&str, Way<'_>); 3] = [("batch", &batch), ("per-host", &per_host), ("interpreted", &interpreted)];
     for (name, run) in runs.into_iter().filter(|(name, _)| only.as_deref().is_none_or(|o| o == *name)) {
         let (mut best, mut best_cpu) = (Duration::MAX, Duration::MAX);
         let mut findings = Vec::new();
@@ -65,7 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let cpu = if best_cpu == Duration::MAX {
             "thread CPU time not available".to_owned()
         } else {
-            format!("{:.0} evaluations per CPU-second ({best_cpu:.2?} on the CPU)", evaluations as f64 / best_cpu.as_secs_f64())
+            format!(
+                "{:.0} evaluations per CPU-second ({best_cpu:.2?} on the CPU)",
+                evaluations as f64 / best_cpu.as_secs_f64()
+            )
         };
         println!(
             "{name:>11}: {hosts} hosts at level {level}, {evaluations} control evaluations in {best:.2?} = {:.0} evaluations/s/core ({:.2} µs each, {:.0} µs/host); {cpu}; {by_status:?}",

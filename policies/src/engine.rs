@@ -314,8 +314,7 @@ impl Evaluator {
             .filter(|c| c.meta.applies_at(level))
             .map(|c| (c, regorus::Value::from(Value::Object(params_at(&c.meta, level)))))
             .collect();
-        let mut vms: Vec<Option<RegoVM>> =
-            controls.iter().map(|(c, _)| c.program.as_ref().map(|p| c.vm(p))).collect();
+        let mut vms: Vec<Option<RegoVM>> = controls.iter().map(|(c, _)| c.program.as_ref().map(|p| c.vm(p))).collect();
         let out = inputs
             .iter()
             .map(|input| {

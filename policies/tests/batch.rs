@@ -57,8 +57,26 @@ fn scalar() -> impl Strategy<Value = Value> {
         Just(json!(2.5)),
         Just(json!(NOW - 86_400 * 400)),
         prop::sample::select(vec![
-            "", "0", "4", "10", "300", "yes", "no", "without-password", "prohibit-password", "drop", "accept",
-            "persistent", "volatile", "auto", "chrony", "2", "1,2", "aes128-cbc,aes256-gcm@openssh.com", "027", "022",
+            "",
+            "0",
+            "4",
+            "10",
+            "300",
+            "yes",
+            "no",
+            "without-password",
+            "prohibit-password",
+            "drop",
+            "accept",
+            "persistent",
+            "volatile",
+            "auto",
+            "chrony",
+            "2",
+            "1,2",
+            "aes128-cbc,aes256-gcm@openssh.com",
+            "027",
+            "022",
         ])
         .prop_map(Value::from),
         Just(json!([])),
@@ -75,7 +93,8 @@ fn vary(template: Value, depth: u32) -> BoxedStrategy<Value> {
             let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = map
                 .into_iter()
                 .map(|(k, v)| {
-                    prop_oneof![4 => vary(v, depth - 1).prop_map(move |v| Some((k.clone(), v))), 1 => Just(None)].boxed()
+                    prop_oneof![4 => vary(v, depth - 1).prop_map(move |v| Some((k.clone(), v))), 1 => Just(None)]
+                        .boxed()
                 })
                 .collect();
             prop_oneof![
@@ -111,7 +130,8 @@ fn security() -> impl Strategy<Value = Value> {
 }
 
 fn host_doc() -> impl Strategy<Value = Value> {
-    let backups = vary(json!({"last_success_unix": NOW - 3_600, "restore_tested_unix": NOW - 86_400 * 60, "dr_copy": true}), 1);
+    let backups =
+        vary(json!({"last_success_unix": NOW - 3_600, "restore_tested_unix": NOW - 86_400 * 60, "dr_copy": true}), 1);
     let endpoint = vary(json!({"product": "clamav", "signature_age_days": 2, "running": true}), 1);
     (1u8..=5, security(), backups, endpoint, any::<u16>()).prop_map(|(level, security, backups, endpoint, n)| {
         policies::input(
@@ -154,18 +174,32 @@ fn a_large_fact_document_is_judged_like_the_interpreter() {
     let mut security = template();
     let account = security["accounts"][0].clone();
     let socket = security["listening"][0].clone();
-    security.insert("accounts".into(), Value::Array((0..2_000).map(|i| {
-        let mut a = account.clone();
-        a["name"] = json!(format!("user{i}"));
-        a["uid"] = json!(1000 + i);
-        a["last_login_days"] = json!(i % 200);
-        a
-    }).collect()));
-    security.insert("listening".into(), Value::Array((0..2_000).map(|i| {
-        let mut s = socket.clone();
-        s["port"] = json!(1024 + i);
-        s
-    }).collect()));
+    security.insert(
+        "accounts".into(),
+        Value::Array(
+            (0..2_000)
+                .map(|i| {
+                    let mut a = account.clone();
+                    a["name"] = json!(format!("user{i}"));
+                    a["uid"] = json!(1000 + i);
+                    a["last_login_days"] = json!(i % 200);
+                    a
+                })
+                .collect(),
+        ),
+    );
+    security.insert(
+        "listening".into(),
+        Value::Array(
+            (0..2_000)
+                .map(|i| {
+                    let mut s = socket.clone();
+                    s["port"] = json!(1024 + i);
+                    s
+                })
+                .collect(),
+        ),
+    );
     let doc = policies::input(
         HostRef { name: "big".into(), site: "dc".into(), kind: "vm".into() },
         json!({"security": Value::Object(security)}),

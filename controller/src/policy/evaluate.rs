@@ -84,14 +84,20 @@ pub async fn evaluate_host_with(
     extra: Option<&Assignment>,
 ) -> Result<Outcome, String> {
     let hosts = [(host.to_string(), cause.to_string())];
-    evaluate_hosts_with(app, &hosts, dry_run, extra).await?.pop().unwrap_or_else(|| Err(format!("no outcome for {host}")))
+    evaluate_hosts_with(app, &hosts, dry_run, extra)
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(format!("no outcome for {host}")))
 }
 
 /// Evaluates many hosts now (`(host, cause)` each) and stores their findings: what
 /// [`evaluate_host`] does for each, with the store read once for all and each pack's hosts
 /// judged in one batch (`Evaluator::evaluate_level_batch`). `result[i]` is the outcome of
 /// `hosts[i]`; a host that cannot be evaluated (unknown) fails alone.
-pub async fn evaluate_hosts(app: &Arc<App>, hosts: &[(String, String)]) -> Result<Vec<Result<Outcome, String>>, String> {
+pub async fn evaluate_hosts(
+    app: &Arc<App>,
+    hosts: &[(String, String)],
+) -> Result<Vec<Result<Outcome, String>>, String> {
     evaluate_hosts_with(app, hosts, false, None).await
 }
 
@@ -156,7 +162,11 @@ async fn evaluate_hosts_with(
                 continue;
             }
             let input = policies::input(
-                policies::HostRef { name: host.clone(), site: record.site.clone().unwrap_or_default(), kind: record.kind.clone() },
+                policies::HostRef {
+                    name: host.clone(),
+                    site: record.site.clone().unwrap_or_default(),
+                    kind: record.kind.clone(),
+                },
                 record.facts.clone().unwrap_or(Value::Null),
                 level,
                 now / 1000,
@@ -171,7 +181,10 @@ async fn evaluate_hosts_with(
         }
         // Its place in `results` is taken when the findings are in.
         results.push(Ok(out));
-        judged.push((results.len() - 1, Judged { host: host.clone(), cause: cause.clone(), sc, record, existing, packs }));
+        judged.push((
+            results.len() - 1,
+            Judged { host: host.clone(), cause: cause.clone(), sc, record, existing, packs },
+        ));
     }
     for ((pack, level), (inputs, owners)) in batches {
         let Some(evaluator) = app.policy.evaluator(&pack) else { continue };
