@@ -112,6 +112,14 @@ struct Judged {
     packs: Vec<(String, String, Vec<policies::Finding>)>,
 }
 
+/// The documents of one (pack, level) to judge together, and whose each is: (index into the
+/// batch's `Judged` list, index into its `packs`).
+#[derive(Default)]
+struct Batch {
+    inputs: Vec<Value>,
+    owners: Vec<(usize, usize)>,
+}
+
 async fn evaluate_hosts_with(
     app: &Arc<App>,
     hosts: &[(String, String)],
@@ -130,9 +138,8 @@ async fn evaluate_hosts_with(
     let waivers = app.store.list_waivers().await.map_err(|e| e.to_string())?;
     let mut results: Vec<Result<Outcome, String>> = Vec::with_capacity(hosts.len());
     let mut judged: Vec<(usize, Judged)> = Vec::new();
-    // (pack, level) → the documents to judge, and whose (index into `judged`, index into its packs).
-    let mut batches: std::collections::BTreeMap<(String, u8), (Vec<Value>, Vec<(usize, usize)>)> =
-        std::collections::BTreeMap::new();
+    // The hosts to judge together, per (pack, level).
+    let mut batches: std::collections::BTreeMap<(String, u8), Batch> = std::collections::BTreeMap::new();
     for (host, cause) in hosts {
         let sc = scope::scope(&inv, host, &vms, &assignments);
         let out = Outcome { host: host.clone(), level: sc.level, ..Outcome::default() };
@@ -175,8 +182,8 @@ async fn evaluate_hosts_with(
             .backups(backups.clone())
             .build();
             let batch = batches.entry((pack.clone(), level)).or_default();
-            batch.0.push(input);
-            batch.1.push((index, packs.len()));
+            batch.inputs.push(input);
+            batch.owners.push((index, packs.len()));
             packs.push((pack.clone(), mode.clone(), Vec::new()));
         }
         // Its place in `results` is taken when the findings are in.
@@ -186,7 +193,7 @@ async fn evaluate_hosts_with(
             Judged { host: host.clone(), cause: cause.clone(), sc, record, existing, packs },
         ));
     }
-    for ((pack, level), (inputs, owners)) in batches {
+    for ((pack, level), Batch { inputs, owners }) in batches {
         let Some(evaluator) = app.policy.evaluator(&pack) else { continue };
         let findings = tokio::task::spawn_blocking(move || evaluator.evaluate_level_batch(level, &inputs))
             .await
