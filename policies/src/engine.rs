@@ -308,27 +308,40 @@ impl Evaluator {
     /// (host after host keeps that document in the CPU's caches, which measured faster than
     /// control after control).
     pub fn evaluate_level_batch(&self, level: u8, inputs: &[Value]) -> Vec<Vec<Finding>> {
-        let controls: Vec<(&Compiled, regorus::Value)> = self
+        // Controls with equal parameters (most have none) read the same document, built once
+        // per host: (control, index into `params`).
+        let mut params: Vec<regorus::Value> = Vec::new();
+        let controls: Vec<(&Compiled, usize)> = self
             .controls
             .iter()
             .filter(|c| c.meta.applies_at(level))
-            .map(|c| (c, regorus::Value::from(Value::Object(params_at(&c.meta, level)))))
+            .map(|c| {
+                let p = regorus::Value::from(Value::Object(params_at(&c.meta, level)));
+                let group = params.iter().position(|q| *q == p).unwrap_or_else(|| {
+                    params.push(p);
+                    params.len() - 1
+                });
+                (c, group)
+            })
             .collect();
         let mut vms: Vec<Option<RegoVM>> = controls.iter().map(|(c, _)| c.program.as_ref().map(|p| c.vm(p))).collect();
+        let mut docs: Vec<Option<Option<regorus::Value>>> = Vec::with_capacity(params.len());
         let out = inputs
             .iter()
             .map(|input| {
                 let base = to_rego(input);
                 let security = security_facts(input);
+                docs.clear();
+                docs.resize(params.len(), None);
                 controls
                     .iter()
                     .zip(&mut vms)
-                    .map(|((c, params), vm)| {
+                    .map(|((c, group), vm)| {
                         if let Some(missing) = missing_facts(&c.meta, security) {
                             return missing;
                         }
-                        match with_params(&base, params) {
-                            Some(doc) => c.judge(vm.as_mut(), doc),
+                        match docs[*group].get_or_insert_with(|| with_params(&base, &params[*group])) {
+                            Some(doc) => c.judge(vm.as_mut(), doc.clone()),
                             None => Finding::error(&c.meta.id, "input document is not a JSON object"),
                         }
                     })
@@ -369,9 +382,13 @@ fn to_rego(input: &Value) -> regorus::Value {
     regorus::Value::deserialize(input).unwrap_or(regorus::Value::Undefined)
 }
 
-/// A shallow copy of the host's document with the control's `params`; `None` when the
-/// document is not an object.
+/// A shallow copy of the host's document with the control's `params` (the document itself
+/// when it has them already); `None` when the document is not an object.
 fn with_params(base: &regorus::Value, params: &regorus::Value) -> Option<regorus::Value> {
+    let obj = base.as_object().ok()?;
+    if obj.get(&regorus::Value::from("params")) == Some(params) {
+        return Some(base.clone());
+    }
     let mut doc = base.clone();
     doc.as_object_mut().ok()?.insert(regorus::Value::from("params"), params.clone());
     Some(doc)
