@@ -210,11 +210,16 @@ async fn waive(
         "host" => vec![target],
         _ => hosts_of(&app, Some(&target)).await?,
     };
-    for h in &hosts {
-        let cause = app.take_evaluation_cause(h);
-        if let Err(e) = evaluate::evaluate_host(&app, h, &cause, false).await {
-            tracing::warn!(host = h, error = %e, "re-evaluation after a waiver failed");
+    let batch: Vec<(String, String)> = hosts.iter().map(|h| (h.clone(), app.take_evaluation_cause(h))).collect();
+    match evaluate::evaluate_hosts(&app, &batch).await {
+        Ok(results) => {
+            for ((h, _), r) in batch.iter().zip(results) {
+                if let Err(e) = r {
+                    tracing::warn!(host = h, error = %e, "re-evaluation after a waiver failed");
+                }
+            }
         }
+        Err(e) => tracing::warn!(error = %e, "re-evaluation after a waiver failed"),
     }
     let expired = until <= now_ms();
     Ok(Json(json!({"waiver": stored, "until": rfc3339(until), "already_expired": expired})))
@@ -279,11 +284,14 @@ async fn evaluate_now(
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let mut outcomes: Vec<Outcome> = Vec::new();
-    for h in &hosts {
-        let cause = app.take_evaluation_cause(h);
-        outcomes.push(evaluate::evaluate_host(&app, h, &cause, false).await.map_err(AppError::Upstream)?);
-    }
+    // One batch: the store is read once and each pack's hosts are judged together.
+    let batch: Vec<(String, String)> = hosts.iter().map(|h| (h.clone(), app.take_evaluation_cause(h))).collect();
+    let outcomes: Vec<Outcome> = evaluate::evaluate_hosts(&app, &batch)
+        .await
+        .map_err(AppError::Upstream)?
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(AppError::Upstream)?;
     app.audit(&p.user, "policy.evaluate", req.system.as_deref().or(req.host.as_deref()), json!({"hosts": hosts.len()}))
         .await;
     Ok(Json(json!({"hosts": outcomes})))

@@ -31,7 +31,7 @@ pub fn lint(dir: &Path) -> Vec<Diagnostic> {
 
 fn lint_control(control: &Control, out: &mut Vec<Diagnostic>) {
     let compiled = match compile_control(control) {
-        Ok(policy) => Some(policy),
+        Ok((engine, _)) => Some(engine),
         Err(d) => {
             out.push(d);
             None

@@ -83,61 +83,159 @@ pub async fn evaluate_host_with(
     dry_run: bool,
     extra: Option<&Assignment>,
 ) -> Result<Outcome, String> {
+    let hosts = [(host.to_string(), cause.to_string())];
+    evaluate_hosts_with(app, &hosts, dry_run, extra)
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(format!("no outcome for {host}")))
+}
+
+/// Evaluates many hosts now (`(host, cause)` each) and stores their findings: what
+/// [`evaluate_host`] does for each, with the store read once for all and each pack's hosts
+/// judged in one batch (`Evaluator::evaluate_level_batch`). `result[i]` is the outcome of
+/// `hosts[i]`; a host that cannot be evaluated (unknown) fails alone.
+pub async fn evaluate_hosts(
+    app: &Arc<App>,
+    hosts: &[(String, String)],
+) -> Result<Vec<Result<Outcome, String>>, String> {
+    evaluate_hosts_with(app, hosts, false, None).await
+}
+
+/// One host's share of a batch: what it is judged on, and the findings it gets per pack.
+struct Judged {
+    host: String,
+    cause: String,
+    sc: scope::HostScope,
+    record: crate::store::HostRecord,
+    existing: Vec<FindingRecord>,
+    /// `(pack, mode, findings)` in the order of `sc.packs`, for the packs this controller knows.
+    packs: Vec<(String, String, Vec<policies::Finding>)>,
+}
+
+/// The documents of one (pack, level) to judge together, and whose each is: (index into the
+/// batch's `Judged` list, index into its `packs`).
+#[derive(Default)]
+struct Batch {
+    inputs: Vec<Value>,
+    owners: Vec<(usize, usize)>,
+}
+
+async fn evaluate_hosts_with(
+    app: &Arc<App>,
+    hosts: &[(String, String)],
+    dry_run: bool,
+    extra: Option<&Assignment>,
+) -> Result<Vec<Result<Outcome, String>>, String> {
     let inv = app.inventory.clone().ok_or("the controller was started without an inventory")?;
     let mut assignments = app.store.list_assignments().await.map_err(|e| e.to_string())?;
     assignments.extend(extra.cloned());
     if assignments.is_empty() {
         // The common case on every facts report before any pack is assigned: nothing to read.
-        return Ok(Outcome { host: host.to_string(), ..Outcome::default() });
+        return Ok(hosts.iter().map(|(h, _)| Ok(Outcome { host: h.clone(), ..Outcome::default() })).collect());
     }
     let vms = app.store.list_vms().await.map_err(|e| e.to_string())?;
-    let sc = scope::scope(&inv, host, &vms, &assignments);
-    let mut out = Outcome { host: host.to_string(), level: sc.level, ..Outcome::default() };
-    let Some(level) = sc.level else { return Ok(out) };
-    if sc.packs.is_empty() {
-        return Ok(out);
-    }
-    let record = app.store.get_host(host).await.map_err(|e| e.to_string())?;
-    let Some(record) = record else { return Err(format!("no host named {host}")) };
     let now = now_ms();
     let waivers = app.store.list_waivers().await.map_err(|e| e.to_string())?;
-    let existing = app.store.list_findings(Some(host)).await.map_err(|e| e.to_string())?;
-    let system_names: Vec<String> = sc.systems.iter().map(|s| s.name.clone()).collect();
-    let backups = crate::backup::policy_input(app, &system_names).await;
-    for (pack, mode) in &sc.packs {
-        let Some(evaluator) = app.policy.evaluator(pack) else {
-            tracing::warn!(host, pack, "assigned pack is not known to this controller");
+    let mut results: Vec<Result<Outcome, String>> = Vec::with_capacity(hosts.len());
+    let mut judged: Vec<(usize, Judged)> = Vec::new();
+    // The hosts to judge together, per (pack, level).
+    let mut batches: std::collections::BTreeMap<(String, u8), Batch> = std::collections::BTreeMap::new();
+    for (host, cause) in hosts {
+        let sc = scope::scope(&inv, host, &vms, &assignments);
+        let out = Outcome { host: host.clone(), level: sc.level, ..Outcome::default() };
+        let Some(level) = sc.level else {
+            results.push(Ok(out));
             continue;
         };
-        let input = policies::input(
-            policies::HostRef {
-                name: host.to_string(),
-                site: record.site.clone().unwrap_or_default(),
-                kind: record.kind.clone(),
-            },
-            record.facts.clone().unwrap_or(Value::Null),
-            level,
-            now / 1000,
-        )
-        .systems(sc.systems.clone())
-        .backups(backups.clone())
-        .build();
-        let findings = tokio::task::spawn_blocking(move || evaluator.evaluate_level(level, &input))
+        if sc.packs.is_empty() {
+            results.push(Ok(out));
+            continue;
+        }
+        let record = match app.store.get_host(host).await.map_err(|e| e.to_string())? {
+            Some(record) => record,
+            None => {
+                results.push(Err(format!("no host named {host}")));
+                continue;
+            }
+        };
+        let existing = app.store.list_findings(Some(host)).await.map_err(|e| e.to_string())?;
+        let system_names: Vec<String> = sc.systems.iter().map(|s| s.name.clone()).collect();
+        let backups = crate::backup::policy_input(app, &system_names).await;
+        let index = judged.len();
+        let mut packs = Vec::new();
+        for (pack, mode) in &sc.packs {
+            if app.policy.evaluator(pack).is_none() {
+                tracing::warn!(host, pack, "assigned pack is not known to this controller");
+                continue;
+            }
+            let input = policies::input(
+                policies::HostRef {
+                    name: host.clone(),
+                    site: record.site.clone().unwrap_or_default(),
+                    kind: record.kind.clone(),
+                },
+                record.facts.clone().unwrap_or(Value::Null),
+                level,
+                now / 1000,
+            )
+            .systems(sc.systems.clone())
+            .backups(backups.clone())
+            .build();
+            let batch = batches.entry((pack.clone(), level)).or_default();
+            batch.inputs.push(input);
+            batch.owners.push((index, packs.len()));
+            packs.push((pack.clone(), mode.clone(), Vec::new()));
+        }
+        // Its place in `results` is taken when the findings are in.
+        results.push(Ok(out));
+        judged.push((
+            results.len() - 1,
+            Judged { host: host.clone(), cause: cause.clone(), sc, record, existing, packs },
+        ));
+    }
+    for ((pack, level), Batch { inputs, owners }) in batches {
+        let Some(evaluator) = app.policy.evaluator(&pack) else { continue };
+        let findings = tokio::task::spawn_blocking(move || evaluator.evaluate_level_batch(level, &inputs))
             .await
             .map_err(|e| format!("policy evaluation failed unexpectedly: {e}"))?;
+        for ((j, p), f) in owners.into_iter().zip(findings) {
+            judged[j].1.packs[p].2 = f;
+        }
+    }
+    for (slot, j) in judged {
+        results[slot] = record_outcome(app, j, now, &waivers, &assignments, dry_run).await;
+    }
+    Ok(results)
+}
+
+/// Applies waivers to one host's findings, stores them with their history and (in enforce
+/// mode, or for a dry run) works out the remediations, starting them unless `dry_run`.
+async fn record_outcome(
+    app: &Arc<App>,
+    j: Judged,
+    now: i64,
+    waivers: &[Waiver],
+    assignments: &[Assignment],
+    dry_run: bool,
+) -> Result<Outcome, String> {
+    let Judged { host, cause, sc, record, existing, packs } = j;
+    let host = host.as_str();
+    let mut out = Outcome { host: host.to_string(), level: sc.level, ..Outcome::default() };
+    let level = sc.level.unwrap_or_default();
+    for (pack, mode, findings) in packs {
         let mut rows = Vec::with_capacity(findings.len());
         for f in findings {
             let mut status = status_word(f.status);
             let mut message = f.message.clone();
             if matches!(status.as_str(), "fail" | "error")
-                && let Some(w) = active_waiver(&waivers, &f.control, host, &sc.systems, now)
+                && let Some(w) = active_waiver(waivers, &f.control, host, &sc.systems, now)
             {
                 message = format!("waived until {} by {}: {} ({message})", rfc3339(w.until), w.created_by, w.reason);
                 status = "waived".into();
             }
             let since = existing
                 .iter()
-                .find(|e| e.host == host && e.pack == *pack && e.control == f.control && e.status == status)
+                .find(|e| e.host == host && e.pack == pack && e.control == f.control && e.status == status)
                 .map_or(now, |e| e.since);
             rows.push(FindingRecord {
                 host: host.to_string(),
@@ -157,10 +255,10 @@ pub async fn evaluate_host_with(
         out.failing += rows.iter().filter(|r| r.status == "fail").count();
         if mode == "enforce" || dry_run {
             for r in rows.iter().filter(|r| r.status == "fail") {
-                let Some(meta) = app.policy.control(pack, &r.control) else { continue };
+                let Some(meta) = app.policy.control(&pack, &r.control) else { continue };
                 let (true, Some(task)) = (meta.remediation.safe, meta.remediation.task.as_ref()) else { continue };
                 out.remediations.push(Remediation {
-                    task_id: remediation_id(host, pack, &r.control, r.since),
+                    task_id: remediation_id(host, &pack, &r.control, r.since),
                     host: host.to_string(),
                     control: r.control.clone(),
                     program: task.program.clone(),
@@ -169,11 +267,11 @@ pub async fn evaluate_host_with(
             }
         }
         if !dry_run {
-            app.store.record_findings(host, pack, &rows, cause).await.map_err(|e| e.to_string())?;
+            app.store.record_findings(host, &pack, &rows, &cause).await.map_err(|e| e.to_string())?;
         }
     }
     if !dry_run {
-        start_remediations(app, &out.remediations, &assignments).await;
+        start_remediations(app, &out.remediations, assignments).await;
     }
     Ok(out)
 }

@@ -12,10 +12,19 @@ sec := s if {
 # num accepts a JSON number or a string of decimal digits (`sshd -T` prints numbers as strings).
 num(x) := x if is_number(x)
 
-num(x) := to_number(x) if {
+num(x) := to_number(digits) if {
 	is_string(x)
 	x != ""
 	trim(x, "0123456789") == ""
+	# to_number reads JSON numbers, which have no leading zeros: "027" is 27, "000" is 0.
+	digits := trim_left(x, "0")
+	digits != ""
+}
+
+num(x) := 0 if {
+	is_string(x)
+	x != ""
+	trim(x, "0") == ""
 }
 
 facts := f if {
