@@ -124,12 +124,15 @@ impl Oracle {
         let inventory = format!("{PB_MOUNT}/inventory.ini");
         let playbook = format!("{PB_MOUNT}/site.yml");
         let pythonpath = format!("PYTHONPATH={site}");
+        let callbacks = format!("ANSIBLE_CALLBACK_PLUGINS={PB_MOUNT}/callback_plugins");
         let mut args = vec![
             "exec",
             "-e",
             &pythonpath,
             "-e",
-            "ANSIBLE_STDOUT_CALLBACK=json",
+            "ANSIBLE_STDOUT_CALLBACK=result_json",
+            "-e",
+            &callbacks,
             "-e",
             "ANSIBLE_NOCOLOR=1",
             "-e",
@@ -160,45 +163,21 @@ impl Oracle {
     }
 }
 
-/// (play, task, result word) for each task the host ran, from ansible-playbook's JSON
-/// callback.
-fn ansible_results(v: &Value) -> Vec<(String, String, String)> {
-    let mut out = Vec::new();
-    for play in v["plays"].as_array().into_iter().flatten() {
-        let pname = play["play"]["name"].as_str().unwrap_or("").to_owned();
-        for t in play["tasks"].as_array().into_iter().flatten() {
-            let Some(h) = t["hosts"].get(HOST) else { continue };
-            let word = if h["skipped"] == true {
-                "skipped"
-            } else if h["failed"] == true {
-                "failed"
-            } else if h["changed"] == true {
-                "changed"
-            } else {
-                "ok"
-            };
-            out.push((pname.clone(), t["task"]["name"].as_str().unwrap_or("").to_owned(), word.to_owned()));
-        }
-    }
-    out
-}
-
-/// The same from `mangrove ansible run --json` (an ignored failure is a failure, as in
-/// Ansible's callback; the recap counts it as ignored in both).
-fn mangrove_results(v: &Value) -> Vec<(String, String, String)> {
+/// (play, task, result word) for each task the host ran. Both tools give the same shape:
+/// `mangrove ansible run --json`, and the fixture's `result_json` callback in
+/// ansible-playbook (ansible-core 2.19 moved its `json` callback out to ansible.posix).
+fn results(v: &Value) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
     for play in v["plays"].as_array().into_iter().flatten() {
         let pname = play["name"].as_str().unwrap_or("").to_owned();
         for t in play["tasks"].as_array().into_iter().flatten() {
+            // Neither play gathers facts; mangrove lists the step all the same.
             if t["task"] == "Gathering Facts" {
                 continue;
             }
             let Some(h) = t["hosts"].get(HOST) else { continue };
-            let word = match h["status"].as_str().unwrap_or("") {
-                "ignored" => "failed",
-                w => w,
-            };
-            out.push((pname.clone(), t["task"].as_str().unwrap_or("").to_owned(), word.to_owned()));
+            let word = h["status"].as_str().unwrap_or("").to_owned();
+            out.push((pname.clone(), t["task"].as_str().unwrap_or("").to_owned(), word));
         }
     }
     out
@@ -238,7 +217,7 @@ fn every_supported_module_matches_ansible_playbook_in_check_mode_and_for_real_tw
 
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ansible-diff");
     let dir = tb.dir.path().join("playbook");
-    for rel in ["site.yml", "templates/app.conf.j2", "files/banner.txt"] {
+    for rel in ["site.yml", "templates/app.conf.j2", "files/banner.txt", "callback_plugins/result_json.py"] {
         let to = dir.join(rel);
         std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
         std::fs::copy(src.join(rel), &to).expect("copy the playbook");
@@ -267,20 +246,19 @@ fn every_supported_module_matches_ansible_playbook_in_check_mode_and_for_real_tw
         let mine = run_mangrove(&tb, &playbook, check);
         eprintln!("{round}: ansible-playbook {real_took:?}, mangrove ansible run {:?}", t.elapsed());
 
-        let (a, m) = (ansible_results(&real), mangrove_results(&mine));
-        let differ: Vec<String> = a
-            .iter()
-            .zip(&m)
-            .filter(|(x, y)| x != y)
-            .map(|(x, y)| format!("{} / {}: ansible {} mangrove {}", x.0, x.1, x.2, y.2))
-            .collect();
-        assert!(
-            differ.is_empty() && a.len() == m.len(),
-            "{round}: task results differ:\n{}\n(ansible {} tasks, mangrove {})\n--- ansible:\n{real:#}\n--- mangrove:\n{mine:#}",
-            differ.join("\n"),
-            a.len(),
-            m.len()
-        );
+        let (a, m) = (results(&real), results(&mine));
+        if a != m {
+            let table: Vec<String> = (0..a.len().max(m.len()))
+                .map(|i| {
+                    let (x, y) = (a.get(i), m.get(i));
+                    let mark = if x == y { " " } else { "*" };
+                    let name = x.or(y).map(|t| format!("{} / {}", t.0, t.1)).unwrap_or_default();
+                    let word = |t: Option<&(String, String, String)>| t.map(|t| t.2.clone()).unwrap_or("-".into());
+                    format!("{mark} {name}: ansible {} mangrove {}", word(x), word(y))
+                })
+                .collect();
+            panic!("{round}: task results differ:\n{}\n--- ansible:\n{real:#}\n--- mangrove:\n{mine:#}", table.join("\n"));
+        }
         assert_eq!(recap(&mine["stats"], "failed"), recap(&real["stats"], "failures"), "{round}: recap counts");
 
         let (snap_real, snap_mine) = (sh(&oracle.name, SNAPSHOT), sh(&ours, SNAPSHOT));

@@ -455,5 +455,26 @@ fn execute(
     let check = truthy(frame.keyword(task, "check_mode").as_ref()).unwrap_or(ctx.options.check);
     let diff = truthy(frame.keyword(task, "diff").as_ref()).unwrap_or(ctx.options.diff);
     let call = ModuleCall { module: name, args, check, diff, become_user };
-    modules.call(host, &call)
+    match modules.call(host, &call) {
+        CallResult::Done(r) => CallResult::Done(with_lines(r)),
+        other => other,
+    }
+}
+
+/// Ansible's action plugins add `stdout_lines` (and `stderr_lines`) to every module result
+/// that has `stdout` (`stderr`) without them, so `register`ed results always have both (a
+/// command skipped in check mode has `stdout: ""` and so `stdout_lines: []`).
+fn with_lines(mut r: Json) -> Json {
+    if let Json::Object(m) = &mut r {
+        for (text, lines) in [("stdout", "stdout_lines"), ("stderr", "stderr_lines")] {
+            if m.contains_key(lines) {
+                continue;
+            }
+            if let Some(t) = m.get(text).and_then(Json::as_str) {
+                let split: Vec<Json> = t.lines().map(|l| Json::String(l.to_owned())).collect();
+                m.insert(lines.into(), Json::Array(split));
+            }
+        }
+    }
+    r
 }

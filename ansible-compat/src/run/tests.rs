@@ -386,3 +386,26 @@ fn every_supported_filter_test_and_function_exists() {
         }
     }
 }
+
+/// Found by the differential test against ansible-playbook: a registered result with `stdout`
+/// but no `stdout_lines` (a command skipped in check mode) made `stdout_lines | default(...)`
+/// take the default where Ansible sees `[]`.
+#[test]
+fn a_registered_result_with_stdout_has_stdout_lines_as_in_ansible() {
+    let site = r#"
+- hosts: web
+  gather_facts: false
+  tasks:
+    - command: "two\nlines"
+      register: out
+    - set_fact:
+        seen: "{{ out.stdout_lines | default('missing') }}"
+        err: "{{ out.stderr_lines | default('missing') }}"
+    - assert:
+        that: ["seen == ['two', 'lines']", "err == 'missing'"]
+"#;
+    let m = Memory::default();
+    let r = run_with(&[("pb/site.yml", site)], "a\n[web]\na\n", &m, Options::default());
+    assert_eq!(r.report.stats["a"].failed, 0, "{}", r.text);
+    assert_eq!(r.report.stats["a"].ok, 3, "{}", r.text);
+}
