@@ -38,7 +38,7 @@ const SEED: &str = "set -e
 mkdir -p /srv/diff/old
 printf '#Port 22\\n#PermitRootLogin prohibit-password\\nX11Forwarding yes\\n' > /srv/diff/sshd_config
 chmod 600 /srv/diff/sshd_config
-printf 'a=1\\nb=2\\n' > /srv/diff/settings.ini
+printf 'a=1\\nb=2\\n# BEGIN OLD\\nold=1\\n# END OLD\\n' > /srv/diff/settings.ini
 chmod 644 /srv/diff/settings.ini
 echo stale > /srv/diff/old/stale
 echo bye > /srv/diff/remove-me
