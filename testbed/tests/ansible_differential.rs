@@ -273,8 +273,9 @@ fn every_supported_module_matches_ansible_playbook_in_check_mode_and_for_real_tw
         }
         before = snap_real;
         if matches!(round, "second run" | "check again") {
-            assert_eq!(real["stats"][HOST]["changed"], 0, "{round}: ansible-playbook changed something");
-            assert_eq!(mine["stats"][HOST]["changed"], 0, "{round}: mangrove changed something");
+            let changed: Vec<&(String, String, String)> = a.iter().chain(&m).filter(|t| t.2 == "changed").collect();
+            assert_eq!(real["stats"][HOST]["changed"], 0, "{round}: ansible-playbook changed {changed:?}");
+            assert_eq!(mine["stats"][HOST]["changed"], 0, "{round}: mangrove changed {changed:?}");
         }
     }
     eprintln!("differential suite: {:?}", started.elapsed());
