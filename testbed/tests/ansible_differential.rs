@@ -158,7 +158,11 @@ impl Oracle {
             )
         });
         // 0, or 2 when a host failed: a failure shows in the comparison, not here.
-        assert!(matches!(out.status.code(), Some(0 | 2)), "ansible-playbook: {v}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "ansible-playbook: {v}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         v
     }
 }
@@ -237,7 +241,8 @@ fn every_supported_module_matches_ansible_playbook_in_check_mode_and_for_real_tw
     assert_eq!(before, sh(&oracle.name, SNAPSHOT), "the two hosts start the same");
     eprintln!("hosts ready in {:?}", started.elapsed());
 
-    for (round, check) in [("check on a fresh host", true), ("first run", false), ("second run", false), ("check again", true)]
+    for (round, check) in
+        [("check on a fresh host", true), ("first run", false), ("second run", false), ("check again", true)]
     {
         let t = Instant::now();
         let real = oracle.run(check);
@@ -257,7 +262,10 @@ fn every_supported_module_matches_ansible_playbook_in_check_mode_and_for_real_tw
                     format!("{mark} {name}: ansible {} mangrove {}", word(x), word(y))
                 })
                 .collect();
-            panic!("{round}: task results differ:\n{}\n--- ansible:\n{real:#}\n--- mangrove:\n{mine:#}", table.join("\n"));
+            panic!(
+                "{round}: task results differ:\n{}\n--- ansible:\n{real:#}\n--- mangrove:\n{mine:#}",
+                table.join("\n")
+            );
         }
         assert_eq!(recap(&mine["stats"], "failed"), recap(&real["stats"], "failures"), "{round}: recap counts");
 

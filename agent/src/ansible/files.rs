@@ -135,7 +135,8 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
     if state != "touch"
         && (time_arg(&args, "modification_time", "preserve")? || time_arg(&args, "access_time", "preserve")?)
     {
-        return Err(Failure::new("this agent sets times to \"now\" only with state=touch").with("path", path.display().to_string()));
+        return Err(Failure::new("this agent sets times to \"now\" only with state=touch")
+            .with("path", path.display().to_string()));
     }
     if recurse && state != "directory" {
         return Err(Failure::new("recurse option requires state to be 'directory'"));
@@ -209,9 +210,11 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
             let atime = time_arg(&args, "access_time", "now")?;
             changed = before == "absent";
             if before == "absent" && !opts.check {
-                std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| {
-                    Failure::new(format!("Error, could not touch target: {e}")).with("path", p.clone())
-                })?;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Failure::new(format!("Error, could not touch target: {e}")).with("path", p.clone()))?;
             }
             if mtime || atime {
                 changed = true;

@@ -273,13 +273,23 @@ fn file_module_agrees_with_ansible() {
         case("file", json!({"path": "{D}/f", "state": "touch"})).file("f", "x", 0o600),
         // Found by the testbed's differential test: touch keeping both times is no change,
         // and hard links.
-        case("file", json!({"path": "{D}/f", "state": "touch", "modification_time": "preserve", "access_time": "preserve"}))
-            .file("f", "x", 0o600),
-        case("file", json!({"path": "{D}/t", "state": "touch", "modification_time": "preserve", "access_time": "preserve", "mode": "0640"})),
+        case(
+            "file",
+            json!({"path": "{D}/f", "state": "touch", "modification_time": "preserve", "access_time": "preserve"}),
+        )
+        .file("f", "x", 0o600),
+        case(
+            "file",
+            json!({"path": "{D}/t", "state": "touch", "modification_time": "preserve", "access_time": "preserve", "mode": "0640"}),
+        ),
         case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f"})).file("f", "x", 0o644),
-        case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f", "mode": "0600"})).file("f", "x", 0o644).check(),
+        case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f", "mode": "0600"}))
+            .file("f", "x", 0o644)
+            .check(),
         case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/none"})),
-        case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f"})).file("f", "x", 0o644).file("h", "y", 0o644),
+        case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f"}))
+            .file("f", "x", 0o644)
+            .file("h", "y", 0o644),
         case("file", json!({"path": "{D}/h", "state": "hard", "src": "{D}/f", "force": true}))
             .file("f", "x", 0o644)
             .file("h", "y", 0o644),

@@ -61,7 +61,9 @@ fn truthy(v: Option<&Json>) -> Option<bool> {
 fn keyword_bool(ctx: &PlayCtx<'_>, v: Option<Json>, scope: &Value) -> Option<bool> {
     let v = v?;
     let rendered = match &v {
-        Json::String(s) if s.contains("{{") || s.contains("{%") => ctx.templar.render(&v, scope).unwrap_or(Json::Bool(false)),
+        Json::String(s) if s.contains("{{") || s.contains("{%") => {
+            ctx.templar.render(&v, scope).unwrap_or(Json::Bool(false))
+        }
         _ => v,
     };
     truthy(Some(&rendered))
