@@ -283,6 +283,9 @@ fn check_control_meta(path: &Path, text: &str, stem: &str, meta: &ControlMeta, o
     if meta.levels.is_empty() {
         out.push(at("levels", "levels: must list at least one level (1-5)".to_owned()));
     }
+    if let Some(problem) = meta.remediation.problem() {
+        out.push(at("remediation", problem));
+    }
     let mut levels = BTreeSet::new();
     for level in &meta.levels {
         if !(1..=5).contains(level) {
