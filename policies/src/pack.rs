@@ -340,6 +340,15 @@ fn check_control_meta(path: &Path, text: &str, stem: &str, meta: &ControlMeta, o
             out.push(Diagnostic::new(path, line, column, "remediation.task.program: must not be empty"));
         }
     }
+    if meta.remediation.ansible.is_some() && !meta.remediation.safe {
+        let (line, column) = yaml_nested_key_position(text, "remediation", "ansible");
+        out.push(Diagnostic::new(
+            path,
+            line,
+            column,
+            "remediation.ansible: a task list on a remediation with safe: false would never run; mark it safe or drop it",
+        ));
+    }
 }
 
 /// Builds the pack from its files, refusing it on the first metadata problem (all are listed).
