@@ -36,20 +36,21 @@ const PB_MOUNT: &str = "/mnt/playbook";
 /// delete.
 const SEED: &str = "set -e
 mkdir -p /srv/diff/old
-printf '#Port 22\\n#PermitRootLogin prohibit-password\\nX11Forwarding yes\\n' > /srv/diff/sshd_config
+printf '#Port 22\\n#PermitRootLogin prohibit-password\\nX11Forwarding yes\\nUsePAM yes\\n' > /srv/diff/sshd_config
 chmod 600 /srv/diff/sshd_config
 printf 'a=1\\nb=2\\n# BEGIN OLD\\nold=1\\n# END OLD\\n' > /srv/diff/settings.ini
 chmod 644 /srv/diff/settings.ini
 echo stale > /srv/diff/old/stale
 echo bye > /srv/diff/remove-me
-groupadd stalegroup";
+groupadd stalegroup
+useradd -m staleuser";
 
 /// What the playbook touched, as text to compare: every path under /srv/diff (type, mode,
 /// owner, group, size, link target, content hash), the accounts it manages, the home dir.
 const SNAPSHOT: &str = "cd /srv/diff && find . -printf '%p %y %m %u %g %s %l\\n' | sort
 find . -type f | sort | xargs sha256sum
-getent passwd diffuser; getent group diffgroup; getent group stalegroup; id diffuser
-stat -c '%n %F %a %U %G' /home/diffuser 2>&1 || true
+getent passwd diffuser staleuser; getent group diffgroup stalegroup diffsys; id diffuser
+stat -c '%n %F %a %U %G' /home/diffuser /home/staleuser 2>&1 || true
 true";
 
 fn venv() -> PathBuf {
