@@ -184,7 +184,9 @@ pub async fn evaluate_host_with(
                 } else if let Some(tasks) = &meta.remediation.ansible {
                     if dry_run {
                         // What the task list would change, asked of the host in check mode.
-                        rem.check = Some(check_mode(app, host, tasks).await);
+                        // In the name of the person asking (the assignment they preview).
+                        let by = extra.map_or("policy dry run", |a| a.created_by.as_str());
+                        rem.check = Some(check_mode(app, host, tasks, by).await);
                     }
                     rem.ansible = Some(tasks.clone());
                 } else {
@@ -204,8 +206,8 @@ pub async fn evaluate_host_with(
 }
 
 /// An Ansible remediation run in check mode on `host`: its recap and each task's result word.
-async fn check_mode(app: &Arc<App>, host: &str, tasks: &[Value]) -> Value {
-    match crate::ansible_run::run_tasks(app, host, tasks, true, "policy dry run").await {
+async fn check_mode(app: &Arc<App>, host: &str, tasks: &[Value], by: &str) -> Value {
+    match crate::ansible_run::run_tasks(app, host, tasks, true, by).await {
         Ok(report) => {
             let stats = report.stats.get(host).map(|s| s.to_json()).unwrap_or(Value::Null);
             let words: Vec<Value> = report
