@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ansible_compat::run::{self, CallResult, ModuleCall, Modules, Options};
-use ansible_compat::{export, playbook};
+use ansible_compat::{AnsibleInventory, export, playbook};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -96,29 +96,7 @@ async fn run_playbook(
             Json(json!({"playbook": req.playbook, "refused": true, "problems": lines, "ran": false})).into_response()
         );
     }
-    let inv = app
-        .inventory
-        .clone()
-        .ok_or_else(|| AppError::Conflict("the controller was started without an inventory".into()))?;
-    let ai = export::from_mangrove(&inv);
-    let mut facts = BTreeMap::new();
-    for h in app.store.list_hosts().await? {
-        if let Some(f) = &h.facts {
-            facts.insert(h.name.clone(), run::facts::from_agent(f));
-        }
-    }
-    let mut reach = BTreeMap::new();
-    for (name, vars) in &ai.hosts {
-        let agent = vars.get("mangrove_agent").and_then(Value::as_str).unwrap_or("none");
-        let r = if agent != "native" {
-            Err(format!("{name} has mangrove_agent {agent}: only machines with a native agent run playbooks"))
-        } else if !app.sessions.is_live(name) {
-            Err(format!("the agent of {name} is not connected"))
-        } else {
-            Ok(())
-        };
-        reach.insert(name.clone(), r);
-    }
+    let (ai, facts, reach) = targets(&app).await?;
     app.audit(
         &p.user,
         "ansible.run",
@@ -188,6 +166,85 @@ async fn run_playbook(
     let lines = ReceiverStream::new(line_rx).chain(ReceiverStream::new(tail_rx));
     let body = Body::from_stream(lines.map(|l| Ok::<_, std::convert::Infallible>(Bytes::from(l + "\n"))));
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// The controller's inventory as Ansible sees it, each host's facts from its agent, and
+/// whether each host can run modules now (a connected native agent).
+async fn targets(app: &App) -> Result<(AnsibleInventory, BTreeMap<String, Value>, Reach), AppError> {
+    let inv = app
+        .inventory
+        .clone()
+        .ok_or_else(|| AppError::Conflict("the controller was started without an inventory".into()))?;
+    let ai = export::from_mangrove(&inv);
+    let mut facts = BTreeMap::new();
+    for h in app.store.list_hosts().await? {
+        if let Some(f) = &h.facts {
+            facts.insert(h.name.clone(), run::facts::from_agent(f));
+        }
+    }
+    let mut reach = BTreeMap::new();
+    for (name, vars) in &ai.hosts {
+        let agent = vars.get("mangrove_agent").and_then(Value::as_str).unwrap_or("none");
+        let r = if agent != "native" {
+            Err(format!("{name} has mangrove_agent {agent}: only machines with a native agent run playbooks"))
+        } else if !app.sessions.is_live(name) {
+            Err(format!("the agent of {name} is not connected"))
+        } else {
+            Ok(())
+        };
+        reach.insert(name.clone(), r);
+    }
+    Ok((ai, facts, reach))
+}
+
+type Reach = BTreeMap<String, Result<(), String>>;
+
+/// A task list as a playbook of one play on `hosts` without fact gathering, checked as
+/// `mangrove ansible run` checks a playbook; and the files it was loaded from.
+///
+/// # Errors
+/// What the runner refuses in the task list, and where.
+pub fn task_list_playbook(
+    hosts: &str,
+    tasks: &[Value],
+) -> Result<(playbook::Playbook, BTreeMap<String, String>), String> {
+    const NAME: &str = "remediation.yml";
+    let play =
+        json!([{"name": format!("remediation on {hosts}"), "hosts": hosts, "gather_facts": false, "tasks": tasks}]);
+    // JSON is YAML: the playbook loader reads it as written.
+    let files = BTreeMap::from([(NAME.to_owned(), play.to_string())]);
+    let pb = playbook::load(NAME, &files).map_err(|problems| {
+        let lines: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
+        format!("the task list is refused: {}", lines.join("; "))
+    })?;
+    Ok((pb, files))
+}
+
+/// Runs an Ansible task list (a policy control's remediation, held as data in its pack) on
+/// `host` through its agent, as `by`, in check mode when `check`: the tasks become one play
+/// on that host without fact gathering, checked against what the runner supports first.
+///
+/// Idempotence: as the modules' (a second run of an applied task list changes nothing).
+///
+/// # Errors
+/// The task list is refused (what and where), or the run could not be started.
+pub async fn run_tasks(
+    app: &Arc<App>,
+    host: &str,
+    tasks: &[Value],
+    check: bool,
+    by: &str,
+) -> Result<run::Report, String> {
+    let (pb, files) = task_list_playbook(host, tasks)?;
+    let (ai, facts, reach) = targets(app).await.map_err(|e| e.to_string())?;
+    let modules = AgentModules { app: app.clone(), rt: tokio::runtime::Handle::current(), by: by.to_owned(), reach };
+    let options = Options { check, limit: Some(host.to_owned()), ..Options::default() };
+    tokio::task::spawn_blocking(move || {
+        let input = run::Input { playbook: &pb, inventory: &ai, facts: &facts, files: &files, options };
+        run::run(&input, &modules, &mut |_| {})
+    })
+    .await
+    .map_err(|e| format!("the remediation run stopped: {e}"))
 }
 
 /// Module calls as `ansible` tasks to the hosts' agents.

@@ -135,6 +135,9 @@ pub struct App {
 pub struct Remediating {
     pub running: Vec<String>,
     pub done: Vec<String>,
+    /// Ansible remediations that ran to the end (they leave no task record; not run again for
+    /// the same failure while the controller runs).
+    pub ansible_ran: Vec<String>,
 }
 
 pub fn hash_secret(secret: &str) -> String {
@@ -176,6 +179,22 @@ impl App {
         let r = m.entry(host.to_string()).or_default();
         r.running.retain(|t| t != task_id);
         r.done.push(task_id.to_string());
+    }
+
+    /// Notes that an Ansible remediation run on `host` ended; it counts as tried.
+    pub fn ansible_remediation_finished(&self, host: &str, id: &str) {
+        self.remediation_finished(host, id);
+        let mut m = self.remediating.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(host.to_string()).or_default().ansible_ran.push(id.to_string());
+    }
+
+    /// Whether the Ansible remediation `id` already ran on `host`.
+    pub fn ansible_remediation_ran(&self, host: &str, id: &str) -> bool {
+        self.remediating
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .is_some_and(|r| r.ansible_ran.iter().any(|t| t == id))
     }
 
     /// Whether a remediation task is running on `host` (remediations of one host run one at a

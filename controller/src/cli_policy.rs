@@ -153,6 +153,28 @@ pub fn assign(
             let rems = v["remediations"].as_array().cloned().unwrap_or_default();
             let mut out = format!("dry run: nothing changed; enforce would run {} task(s) now\n", rems.len());
             for r in rems {
+                if r["ansible"].is_array() {
+                    // An Ansible remediation: what check mode on the host said it would change.
+                    let c = &r["check"];
+                    let what = if c["error"].is_string() {
+                        format!("check mode failed: {}", s(&c["error"]))
+                    } else {
+                        let tasks: Vec<String> = c["tasks"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|t| format!("{} ({})", s(&t["task"]), s(&t["status"])))
+                            .collect();
+                        format!(
+                            "ansible, check mode: {} changed, {} failed: {}",
+                            s(&c["changed"]),
+                            s(&c["failed"]),
+                            tasks.join(", ")
+                        )
+                    };
+                    out.push_str(&format!("  {} {}: {what}\n", s(&r["host"]), s(&r["control"])));
+                    continue;
+                }
                 out.push_str(&format!(
                     "  {} {}: {} {}\n",
                     s(&r["host"]),

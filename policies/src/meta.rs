@@ -81,6 +81,28 @@ pub struct Remediation {
     pub text_en: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<Task>,
+    /// An Ansible task list (the `tasks:` of a play, as data): the controller runs it on the
+    /// failing host through its playbook runner, in check mode for a dry run. At most one of
+    /// `task` and `ansible`; the controller checks the tasks against what its runner supports
+    /// when it loads the pack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ansible: Option<Vec<serde_json::Value>>,
+}
+
+impl Remediation {
+    /// What is wrong with the remediation's shape, if anything (both kinds given, an empty or
+    /// non-mapping task list).
+    pub fn problem(&self) -> Option<String> {
+        match (&self.task, &self.ansible) {
+            (Some(_), Some(_)) => Some("remediation: give either `task` or `ansible`, not both".into()),
+            (_, Some(tasks)) if tasks.is_empty() => Some("remediation: `ansible` is an empty task list".into()),
+            (_, Some(tasks)) => tasks
+                .iter()
+                .position(|t| !t.is_object())
+                .map(|i| format!("remediation: `ansible` task {} is not a mapping", i + 1)),
+            _ => None,
+        }
+    }
 }
 
 /// A command the agent runs; no shell is involved unless `program` is one.

@@ -283,6 +283,9 @@ fn check_control_meta(path: &Path, text: &str, stem: &str, meta: &ControlMeta, o
     if meta.levels.is_empty() {
         out.push(at("levels", "levels: must list at least one level (1-5)".to_owned()));
     }
+    if let Some(problem) = meta.remediation.problem() {
+        out.push(at("remediation", problem));
+    }
     let mut levels = BTreeSet::new();
     for level in &meta.levels {
         if !(1..=5).contains(level) {
@@ -336,6 +339,15 @@ fn check_control_meta(path: &Path, text: &str, stem: &str, meta: &ControlMeta, o
             let (line, column) = yaml_nested_key_position(text, "remediation", "task");
             out.push(Diagnostic::new(path, line, column, "remediation.task.program: must not be empty"));
         }
+    }
+    if meta.remediation.ansible.is_some() && !meta.remediation.safe {
+        let (line, column) = yaml_nested_key_position(text, "remediation", "ansible");
+        out.push(Diagnostic::new(
+            path,
+            line,
+            column,
+            "remediation.ansible: a task list on a remediation with safe: false would never run; mark it safe or drop it",
+        ));
     }
 }
 

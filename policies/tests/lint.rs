@@ -89,6 +89,7 @@ fn semantic_metadata_problems_are_located() {
     let ssh = dir.path().join("controls/ssh-root-login.yaml");
     edit(&ssh, "params: {}\n", "params:\n  max_auth_tries: {1: 6, 2: 4, 3: 4, 4: 3}\n");
     edit(&ssh, "facts: [sshd]", "facts: [sshd, sshd_keys]");
+    edit(&ssh, "  ansible:\n", "  task: {program: \"true\"}\n  ansible:\n");
     let fw = dir.path().join("controls/firewall-default-deny.yaml");
     edit(&fw, "id: firewall-default-deny", "id: firewall-deny");
     edit(&fw, "  text_en:", "  task: {program: nft, args: [\"-f\", \"/etc/nftables.conf\"]}\n  text_en:");
@@ -105,6 +106,7 @@ fn semantic_metadata_problems_are_located() {
     has(&ssh, params_line, &["params.max_auth_tries", "level 1 is not in levels"]);
     has(&ssh, params_line, &["params.max_auth_tries", "no value for level 5"]);
     has(&ssh, line_of(&ssh, "facts:"), &["sshd_keys", "not an agent collector"]);
+    has(&ssh, line_of(&ssh, "remediation:"), &["either `task` or `ansible`, not both"]);
     has(&fw, line_of(&fw, "id:"), &["differs from the file name"]);
     has(&fw, line_of(&fw, "task:"), &["remediation.task", "safe: false"]);
 }

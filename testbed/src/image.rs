@@ -46,6 +46,11 @@ pub const PACKAGES: &[&str] = &[
     "clamdscan",
     // `busybox httpd`: the small real service of each basic system (see WEB_RUN).
     "busybox",
+    // Ansible's modules run on the managed host with its Python, and `apt`/`package` with
+    // python3-apt: a host Ansible can manage has both (the differential tests run real
+    // ansible-playbook on one host to compare with `mangrove ansible run` on another).
+    "python3",
+    "python3-apt",
 ];
 
 /// Bumped when the way the base is made changes in a way the package list does not show.

@@ -1,6 +1,7 @@
 //! Enforcement on a real (container) host: sshd reconfigured to permit root login shows as a
-//! finding within one facts interval; in `enforce` mode the pack's remediation task really
-//! changes the file, and the finding clears, its history naming the task.
+//! finding within one facts interval; a dry run asks the host in check mode what the pack's
+//! remediation (an Ansible task list) would change and changes nothing; in `enforce` mode the
+//! remediation really changes the file, and the finding clears, its history naming the run.
 
 mod common;
 
@@ -49,6 +50,23 @@ fn a_root_login_finding_clears_after_its_remediation_runs() {
         wait_for(&tb, Duration::from_secs(75), |f| f["status"] == "fail" && f["evidence"]["permitrootlogin"] == "yes")
             .expect("ssh-root-login fails with permitrootlogin yes within one facts interval");
     assert!(changed.elapsed() < Duration::from_secs(75), "{f}");
+
+    // A dry run asks the host in check mode what the remediation (an Ansible task list)
+    // would change, and changes nothing.
+    let before = String::from_utf8_lossy(&exec("cat /etc/ssh/sshd_config").stdout).into_owned();
+    let dry = tb.json(&["policy", "assign", "vn-nd85-tcvn11930", "--system", "web", "--mode", "enforce", "--dry-run"]);
+    let rem = dry["remediations"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["host"] == "web-app-01" && r["control"] == "ssh-root-login"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the dry run names the remediation: {dry}"));
+    assert!(rem["ansible"].is_array(), "{rem}");
+    assert_eq!((rem["check"]["changed"].as_u64(), rem["check"]["failed"].as_u64()), (Some(2), Some(0)), "{rem}");
+    let words: Vec<&str> =
+        rem["check"]["tasks"].as_array().into_iter().flatten().filter_map(|t| t["status"].as_str()).collect();
+    assert_eq!(words, ["changed", "changed", "skipped"], "the reload command is skipped in check mode: {rem}");
+    let after = String::from_utf8_lossy(&exec("cat /etc/ssh/sshd_config").stdout).into_owned();
+    assert_eq!(before, after, "a dry run changed sshd_config");
 
     // Enforce: the remediation runs in the container, the file changes, the finding clears.
     tb.json(&["policy", "assign", "vn-nd85-tcvn11930", "--system", "web", "--mode", "enforce"]);

@@ -132,6 +132,12 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
                 before.into()
             }
         });
+    if state != "touch"
+        && (time_arg(&args, "modification_time", "preserve")? || time_arg(&args, "access_time", "preserve")?)
+    {
+        return Err(Failure::new("this agent sets times to \"now\" only with state=touch")
+            .with("path", path.display().to_string()));
+    }
     if recurse && state != "directory" {
         return Err(Failure::new("recurse option requires state to be 'directory'"));
     }
@@ -198,26 +204,38 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
             }
         }
         "touch" => {
-            if before == "absent" {
-                if !opts.check {
-                    std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| {
-                        Failure::new(format!("Error, could not touch target: {e}")).with("path", p.clone())
-                    })?;
-                }
-            } else if !opts.check {
-                let now = nix::sys::time::TimeSpec::UTIME_NOW;
-                nix::sys::stat::utimensat(
-                    nix::fcntl::AT_FDCWD,
-                    &path,
-                    &now,
-                    &now,
-                    nix::sys::stat::UtimensatFlags::FollowSymlink,
-                )
-                .map_err(|e| Failure::new(format!("Error while touching existing target: {e}")))?;
+            // Ansible's defaults for touch: both times "now", which is a change every time;
+            // with both "preserve" a touch of an existing file changes only its attributes.
+            let mtime = time_arg(&args, "modification_time", "now")?;
+            let atime = time_arg(&args, "access_time", "now")?;
+            changed = before == "absent";
+            if before == "absent" && !opts.check {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| Failure::new(format!("Error, could not touch target: {e}")).with("path", p.clone()))?;
             }
-            // Touching always changes the times: Ansible reports a change every time.
-            attrs.apply(&path, opts.check, follow, &mut diff)?;
-            changed = true;
+            if mtime || atime {
+                changed = true;
+                if !opts.check {
+                    use nix::sys::time::TimeSpec;
+                    let pick = |now: bool| if now { TimeSpec::UTIME_NOW } else { TimeSpec::UTIME_OMIT };
+                    nix::sys::stat::utimensat(
+                        nix::fcntl::AT_FDCWD,
+                        &path,
+                        &pick(atime),
+                        &pick(mtime),
+                        nix::sys::stat::UtimensatFlags::FollowSymlink,
+                    )
+                    .map_err(|e| Failure::new(format!("Error while touching existing target: {e}")))?;
+                }
+            }
+            changed |= attrs.apply(&path, opts.check, follow, &mut diff)?;
+        }
+        "hard" => {
+            changed = hard_link(&args, &path, before, force, opts.check)?;
+            changed |= attrs.apply(&path, opts.check, false, &mut diff)?;
         }
         "link" => {
             let src = args
@@ -263,7 +281,7 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
             diff.before = json!({"path": p, "state": before, "src": current.map(|c| c.display().to_string())});
             changed |= attrs.apply(&path, opts.check, false, &mut diff)?;
         }
-        _ => return Err(Failure::new("state=hard is not supported by this agent").with("path", p)),
+        other => return Err(Failure::new(format!("state={other} is not supported by this agent")).with("path", p)),
     }
     let mut r = ModuleResult::ok(changed);
     if opts.diff && changed {
@@ -274,6 +292,55 @@ pub fn file(args: Args, opts: &RunOptions) -> ModResult {
         r.values.insert("state".into(), json!("absent"));
     }
     Ok(r)
+}
+
+/// `modification_time`/`access_time`: true for "now" (set the time), false for "preserve".
+/// An explicit timestamp is refused rather than read in a time zone Ansible might not use.
+fn time_arg(args: &Args, key: &str, default: &str) -> Result<bool, Failure> {
+    let v = args.str(&[key])?.unwrap_or_else(|| default.into());
+    match v.as_str() {
+        "now" => Ok(true),
+        "preserve" => Ok(false),
+        other => Err(Failure::new(format!(
+            "{key}={other}: this agent sets times to \"now\" or keeps them (\"preserve\"), not to an explicit time"
+        ))),
+    }
+}
+
+/// `state: hard`: `path` becomes a hard link to `src`, as Ansible's `ensure_hardlink` does
+/// (an existing file or other hard link at `path` is replaced only with `force`). Returns
+/// whether it changed (or would, in check mode).
+fn hard_link(args: &Args, path: &Path, before: &str, force: bool, check: bool) -> Result<bool, Failure> {
+    let p = path.display().to_string();
+    let src = args
+        .str(&["src"])?
+        .ok_or_else(|| Failure::new("src is required for creating new hard links").with("path", p.clone()))?;
+    let src_meta = std::fs::metadata(&src)
+        .map_err(|_| Failure::new("src does not exist").with("dest", p.clone()).with("src", src.clone()))?;
+    let same = std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == src_meta.ino() && m.dev() == src_meta.dev());
+    let changed = match before {
+        "absent" | "link" => true,
+        "hard" | "file" if same => false,
+        "hard" | "file" if force => true,
+        "hard" => return Err(Failure::new("Cannot link, different hard link exists at destination").with("path", p)),
+        "file" => return Err(Failure::new(format!("Cannot link, file exists at destination: {p}")).with("path", p)),
+        other => {
+            return Err(Failure::new(format!("Cannot link, {other} exists at destination: {p}")).with("path", p));
+        }
+    };
+    if changed && !check {
+        // Linked beside the path, then renamed over it: never a moment without the file.
+        let tmp = path.with_file_name(format!(
+            ".{}.mghard{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::hard_link(&src, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| Failure::new(format!("Error while linking: {e}")).with("path", p))?;
+    }
+    Ok(changed)
 }
 
 fn recurse_attrs(dir: &Path, attrs: &Attrs, check: bool, diff: &mut Diff) -> Result<bool, Failure> {

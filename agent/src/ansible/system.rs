@@ -442,7 +442,9 @@ pub fn apt(args: Args, opts: &RunOptions) -> ModResult {
 }
 
 /// `wait_for`: a TCP port open (or closed), or a path present (or absent), within a timeout.
-pub fn wait_for(args: Args, _opts: &RunOptions) -> ModResult {
+/// Like Ansible's, it does not support check mode: there it is skipped (after its arguments
+/// are checked), found by the differential test against ansible-playbook.
+pub fn wait_for(args: Args, opts: &RunOptions) -> ModResult {
     args.allow(
         &[
             "host",
@@ -476,6 +478,11 @@ pub fn wait_for(args: Args, _opts: &RunOptions) -> ModResult {
         .map_err(|e| Failure::new(e.to_string()))?;
     if port != 0 && path.is_some() {
         return Err(Failure::new("port and path parameter can not both be passed to wait_for"));
+    }
+    if opts.check {
+        let mut r = ModuleResult::ok(false).msg("remote module (wait_for) does not support check mode");
+        r.skipped = true;
+        return Ok(r);
     }
     let want_up = matches!(state.as_str(), "started" | "present");
     let start = Instant::now();

@@ -32,6 +32,8 @@ fn list_of(v: &Value) -> Result<Vec<Value>, Error> {
 
 pub fn register(env: &mut Environment<'static>) {
     env.add_filter("bool", bool_filter);
+    env.add_filter("int", int_filter);
+    env.add_filter("float", float_filter);
     env.add_filter("combine", combine);
     env.add_filter("dict2items", dict2items);
     env.add_filter("items2dict", items2dict);
@@ -270,6 +272,55 @@ fn lookup_list(state: &State, name: &str, terms: &[Value], kwargs: &Kwargs) -> R
 }
 
 /// Ansible's `bool`: yes/on/1/true/y/t (any case) are true.
+/// Jinja2's `int(default=0, base=10)`: what does not convert is the default, never an error
+/// (`"" | int` is 0, as `changed_when: out.stdout | int > 0` on a skipped command relies on).
+fn int_filter(v: Value, default: Option<Value>, base: Option<u32>) -> Value {
+    let default = default.unwrap_or(Value::from(0));
+    let base = base.unwrap_or(10);
+    match v.kind() {
+        ValueKind::Bool => Value::from(i64::from(v.is_true())),
+        ValueKind::Number => match v.as_i64() {
+            Some(i) => Value::from(i),
+            None => f64::try_from(v).ok().filter(|f| f.is_finite()).map_or(default, |f| Value::from(f.trunc() as i64)),
+        },
+        ValueKind::String => {
+            let t = v.as_str().unwrap_or("").trim().replace('_', "");
+            let (neg, digits) = match t.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, t.strip_prefix('+').unwrap_or(&t)),
+            };
+            // Python's int(s, 16) accepts the 0x prefix (and 0o, 0b for their bases).
+            let prefix = match base {
+                16 => Some("0x"),
+                8 => Some("0o"),
+                2 => Some("0b"),
+                _ => None,
+            };
+            let digits = prefix
+                .and_then(|p| digits.strip_prefix(p).or_else(|| digits.strip_prefix(&p.to_uppercase())))
+                .unwrap_or(digits);
+            if (2..=36).contains(&base)
+                && let Ok(i) = i64::from_str_radix(digits, base)
+            {
+                return Value::from(if neg { -i } else { i });
+            }
+            t.parse::<f64>().ok().filter(|f| f.is_finite()).map_or(default, |f| Value::from(f.trunc() as i64))
+        }
+        _ => default,
+    }
+}
+
+/// Jinja2's `float(default=0.0)`: what does not convert is the default.
+fn float_filter(v: Value, default: Option<Value>) -> Value {
+    let default = default.unwrap_or(Value::from(0.0));
+    match v.kind() {
+        ValueKind::Bool => Value::from(if v.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => f64::try_from(v).map_or(default, Value::from),
+        ValueKind::String => v.as_str().unwrap_or("").trim().parse::<f64>().map_or(default, Value::from),
+        _ => default,
+    }
+}
+
 fn bool_filter(v: Value) -> bool {
     match v.kind() {
         ValueKind::Bool => v.is_true(),

@@ -55,6 +55,20 @@ fn truthy(v: Option<&Json>) -> Option<bool> {
     })
 }
 
+/// A boolean keyword (`ignore_errors`, `no_log`, `become`, `check_mode`, `diff`), templated
+/// first as Ansible templates every keyword: `ignore_errors: "{{ ansible_check_mode }}"`.
+/// A template that does not render is false (the module's own failure, if any, still shows).
+fn keyword_bool(ctx: &PlayCtx<'_>, v: Option<Json>, scope: &Value) -> Option<bool> {
+    let v = v?;
+    let rendered = match &v {
+        Json::String(s) if s.contains("{{") || s.contains("{%") => {
+            ctx.templar.render(&v, scope).unwrap_or(Json::Bool(false))
+        }
+        _ => v,
+    };
+    truthy(Some(&rendered))
+}
+
 fn as_list(v: &Json) -> Vec<Json> {
     match v {
         Json::Array(a) => a.clone(),
@@ -75,8 +89,9 @@ pub fn run(
     let kw = |name: &str| frame.keyword(task, name);
     let base_vars = ctx.vars_for(host, frame, Some(&task.keywords));
     let label_host = host.name.clone();
-    let no_log = truthy(kw("no_log").as_ref()).unwrap_or(false);
-    let ignore_errors = truthy(kw("ignore_errors").as_ref()).unwrap_or(false);
+    let kw_scope = ctx.templar.scope(base_vars.clone());
+    let no_log = keyword_bool(ctx, kw("no_log"), &kw_scope).unwrap_or(false);
+    let ignore_errors = keyword_bool(ctx, kw("ignore_errors"), &kw_scope).unwrap_or(false);
     let register = task.keywords.get("register").and_then(Json::as_str).map(str::to_owned);
     let mut conditions: Vec<Json> = frame.when.clone();
     if let Some(w) = task.keywords.get("when") {
@@ -446,14 +461,35 @@ fn execute(
             }
         }
     }
-    let become_on = truthy(frame.keyword(task, "become").as_ref()).unwrap_or(false);
+    let become_on = keyword_bool(ctx, frame.keyword(task, "become"), scope).unwrap_or(false);
     let become_user = if become_on {
         frame.keyword(task, "become_user").and_then(|u| ctx.templar.render(&u, scope).ok()).map(|u| pyfmt::str_of(&u))
     } else {
         None
     };
-    let check = truthy(frame.keyword(task, "check_mode").as_ref()).unwrap_or(ctx.options.check);
-    let diff = truthy(frame.keyword(task, "diff").as_ref()).unwrap_or(ctx.options.diff);
+    let check = keyword_bool(ctx, frame.keyword(task, "check_mode"), scope).unwrap_or(ctx.options.check);
+    let diff = keyword_bool(ctx, frame.keyword(task, "diff"), scope).unwrap_or(ctx.options.diff);
     let call = ModuleCall { module: name, args, check, diff, become_user };
-    modules.call(host, &call)
+    match modules.call(host, &call) {
+        CallResult::Done(r) => CallResult::Done(with_lines(r)),
+        other => other,
+    }
+}
+
+/// Ansible's action plugins add `stdout_lines` (and `stderr_lines`) to every module result
+/// that has `stdout` (`stderr`) without them, so `register`ed results always have both (a
+/// command skipped in check mode has `stdout: ""` and so `stdout_lines: []`).
+fn with_lines(mut r: Json) -> Json {
+    if let Json::Object(m) = &mut r {
+        for (text, lines) in [("stdout", "stdout_lines"), ("stderr", "stderr_lines")] {
+            if m.contains_key(lines) {
+                continue;
+            }
+            if let Some(t) = m.get(text).and_then(Json::as_str) {
+                let split: Vec<Json> = t.lines().map(|l| Json::String(l.to_owned())).collect();
+                m.insert(lines.into(), Json::Array(split));
+            }
+        }
+    }
+    r
 }

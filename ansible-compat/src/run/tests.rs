@@ -319,6 +319,15 @@ fn filters_and_tests_behave_as_ansibles() {
         ("{{ missing.deeper | d(5) }}", json!(5)),
         ("{{ yes_str | bool }}", json!(true)),
         ("{{ '42' | int + 1 }}", json!(43)),
+        // Jinja2's int and float: what does not convert is the default (found by the
+        // differential test: `"" | int` failed the template).
+        ("{{ '' | int }}", json!(0)),
+        ("{{ 'x' | int(7) }}", json!(7)),
+        ("{{ ' 3.9 ' | int }}", json!(3)),
+        ("{{ '0x1A' | int(0, 16) }}", json!(26)),
+        ("{{ true | int }}", json!(1)),
+        ("{{ '2.5' | float * 2 }}", json!(5.0)),
+        ("{{ 'n/a' | float }}", json!(0.0)),
         ("{{ s | regex_replace('(\\\\w+) (\\\\w+)', '\\\\2 \\\\1') }}", json!("World Hello")),
         ("{{ s | regex_search('W\\\\w+') }}", json!("World")),
         ("{{ d | to_json }}", json!("{\"x\": 1}")),
@@ -385,4 +394,52 @@ fn every_supported_filter_test_and_function_exists() {
             assert!(!e.contains("not supported"), "lookup {l}: {e}");
         }
     }
+}
+
+/// Found by the differential test against ansible-playbook: a registered result with `stdout`
+/// but no `stdout_lines` (a command skipped in check mode) made `stdout_lines | default(...)`
+/// take the default where Ansible sees `[]`.
+#[test]
+fn a_registered_result_with_stdout_has_stdout_lines_as_in_ansible() {
+    let site = r#"
+- hosts: web
+  gather_facts: false
+  tasks:
+    - command: "two\nlines"
+      register: out
+    - set_fact:
+        seen: "{{ out.stdout_lines | default('missing') }}"
+        err: "{{ out.stderr_lines | default('missing') }}"
+    - assert:
+        that: ["seen == ['two', 'lines']", "err == 'missing'"]
+"#;
+    let m = Memory::default();
+    let r = run_with(&[("pb/site.yml", site)], "a\n[web]\na\n", &m, Options::default());
+    assert_eq!(r.report.stats["a"].failed, 0, "{}", r.text);
+    assert_eq!(r.report.stats["a"].ok, 3, "{}", r.text);
+}
+
+/// Found by the differential test: `ignore_errors: "{{ ansible_check_mode }}"` was taken as
+/// the literal string (false) and the failure stopped the host, where Ansible templates every
+/// keyword first.
+#[test]
+fn boolean_keywords_are_templated_as_in_ansible() {
+    let site = r#"
+- hosts: web
+  gather_facts: false
+  vars: {quiet: true}
+  tasks:
+    - fail: {msg: expected in check mode}
+      ignore_errors: "{{ ansible_check_mode }}"
+    - copy: {content: x, dest: /a}
+      check_mode: "{{ not quiet }}"
+"#;
+    let m = Memory::default();
+    let r = run_with(&[("pb/site.yml", site)], "a\n[web]\na\n", &m, Options { check: true, ..Options::default() });
+    assert_eq!((r.report.stats["a"].ignored, r.report.stats["a"].failed), (1, 0), "{}", r.text);
+    let calls = m.calls.lock().unwrap();
+    assert!(calls.iter().any(|(_, c)| c.module == "copy" && !c.check), "check_mode templated to false: {}", r.text);
+    drop(calls);
+    let r = run_with(&[("pb/site.yml", site)], "a\n[web]\na\n", &m, Options::default());
+    assert_eq!(r.report.stats["a"].failed, 1, "not ignored outside check mode: {}", r.text);
 }

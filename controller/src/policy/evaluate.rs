@@ -35,8 +35,16 @@ pub struct Remediation {
     pub task_id: String,
     pub host: String,
     pub control: String,
+    /// A command remediation's program and arguments (empty for an Ansible one).
     pub program: String,
     pub args: Vec<String>,
+    /// An Ansible remediation's task list, run through the controller's playbook runner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ansible: Option<Vec<Value>>,
+    /// For a dry run of an Ansible remediation: what check mode reported on the host
+    /// (`{changed, failed, unreachable, tasks: [{task, status}]}`, or `{error}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Value>,
 }
 
 /// The waiver that hides a failure of `control` on `host` now, if any: one for the host or
@@ -203,7 +211,7 @@ async fn evaluate_hosts_with(
         }
     }
     for (slot, j) in judged {
-        results[slot] = record_outcome(app, j, now, &waivers, &assignments, dry_run).await;
+        results[slot] = record_outcome(app, j, now, &waivers, &assignments, dry_run, extra).await;
     }
     Ok(results)
 }
@@ -217,6 +225,7 @@ async fn record_outcome(
     waivers: &[Waiver],
     assignments: &[Assignment],
     dry_run: bool,
+    extra: Option<&Assignment>,
 ) -> Result<Outcome, String> {
     let Judged { host, cause, sc, record, existing, packs } = j;
     let host = host.as_str();
@@ -256,14 +265,33 @@ async fn record_outcome(
         if mode == "enforce" || dry_run {
             for r in rows.iter().filter(|r| r.status == "fail") {
                 let Some(meta) = app.policy.control(&pack, &r.control) else { continue };
-                let (true, Some(task)) = (meta.remediation.safe, meta.remediation.task.as_ref()) else { continue };
-                out.remediations.push(Remediation {
+                if !meta.remediation.safe {
+                    continue;
+                }
+                let mut rem = Remediation {
                     task_id: remediation_id(host, &pack, &r.control, r.since),
                     host: host.to_string(),
                     control: r.control.clone(),
-                    program: task.program.clone(),
-                    args: task.args.clone(),
-                });
+                    program: String::new(),
+                    args: Vec::new(),
+                    ansible: None,
+                    check: None,
+                };
+                if let Some(task) = &meta.remediation.task {
+                    rem.program = task.program.clone();
+                    rem.args = task.args.clone();
+                } else if let Some(tasks) = &meta.remediation.ansible {
+                    if dry_run {
+                        // What the task list would change, asked of the host in check mode.
+                        // In the name of the person asking (the assignment they preview).
+                        let by = extra.map_or("policy dry run", |a| a.created_by.as_str());
+                        rem.check = Some(check_mode(app, host, tasks, by).await);
+                    }
+                    rem.ansible = Some(tasks.clone());
+                } else {
+                    continue;
+                }
+                out.remediations.push(rem);
             }
         }
         if !dry_run {
@@ -274,6 +302,47 @@ async fn record_outcome(
         start_remediations(app, &out.remediations, assignments).await;
     }
     Ok(out)
+}
+
+/// An Ansible remediation run in check mode on `host`: its recap and each task's result word.
+async fn check_mode(app: &Arc<App>, host: &str, tasks: &[Value], by: &str) -> Value {
+    match crate::ansible_run::run_tasks(app, host, tasks, true, by).await {
+        Ok(report) => {
+            let stats = report.stats.get(host).map(|s| s.to_json()).unwrap_or(Value::Null);
+            let words: Vec<Value> = report
+                .plays
+                .iter()
+                .flat_map(|p| p["tasks"].as_array().cloned().unwrap_or_default())
+                .map(|t| json!({"task": t["task"], "status": t["hosts"][host]["status"]}))
+                .collect();
+            json!({"changed": stats["changed"], "failed": stats["failed"], "unreachable": stats["unreachable"],
+                   "tasks": words})
+        }
+        Err(e) => json!({"error": e}),
+    }
+}
+
+/// Runs an Ansible remediation on its host in the background, as `by`: audited with its
+/// recap, the host's remediation slot held until it ends, then fresh facts asked for so the
+/// next evaluation (its cause naming the run) shows whether it worked.
+fn start_ansible(app: &Arc<App>, r: &Remediation, tasks: Vec<Value>, by: &str) {
+    app.remediation_started(&r.host, &r.task_id);
+    tracing::info!(host = r.host, control = r.control, task_id = r.task_id, "ansible remediation started");
+    let (app, r, by) = (app.clone(), r.clone(), by.to_owned());
+    tokio::spawn(async move {
+        let result = crate::ansible_run::run_tasks(&app, &r.host, &tasks, false, &by).await;
+        let detail = match &result {
+            Ok(report) => json!({"control": r.control, "task_id": r.task_id, "exit_code": report.exit_code,
+                                 "stats": report.stats.get(&r.host).map(|s| s.to_json())}),
+            Err(e) => json!({"control": r.control, "task_id": r.task_id, "error": e}),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(host = r.host, control = r.control, task_id = r.task_id, error = %e, "ansible remediation refused");
+        }
+        app.audit(&by, "policy.remediate", Some(&r.host), detail).await;
+        app.ansible_remediation_finished(&r.host, &r.task_id);
+        push_collectors(&app, std::slice::from_ref(&r.host), true).await;
+    });
 }
 
 /// Creates the remediation tasks, in the name of the person who switched enforce on (so the
@@ -290,6 +359,15 @@ async fn start_remediations(app: &Arc<App>, rems: &[Remediation], assignments: &
     let mut started: Vec<&str> = Vec::new();
     for r in rems {
         if started.contains(&r.host.as_str()) || app.remediation_running(&r.host) {
+            continue;
+        }
+        if let Some(tasks) = &r.ansible {
+            // Its own runs leave no task record: tried once per failure while the controller
+            // runs (after a restart it may run once more, changing nothing already applied).
+            if !app.ansible_remediation_ran(&r.host, &r.task_id) {
+                started.push(&r.host);
+                start_ansible(app, r, tasks.clone(), &principal.user);
+            }
             continue;
         }
         // Already tried for this very failure: a finished task is not run again (its outcome

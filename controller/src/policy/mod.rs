@@ -41,6 +41,19 @@ impl Policies {
             sources.insert(pack.name.clone(), dir.display().to_string());
             packs.push(pack);
         }
+        // An Ansible remediation the runner would refuse is found now, not at the first failure.
+        for p in &packs {
+            for c in &p.controls {
+                if let Some(tasks) = &c.meta.remediation.ansible {
+                    crate::ansible_run::task_list_playbook("all", tasks).map_err(|e| {
+                        format!(
+                            "policy pack {} ({}): control {}: remediation: {e}",
+                            p.name, sources[&p.name], c.meta.id
+                        )
+                    })?;
+                }
+            }
+        }
         let mut evaluators = HashMap::new();
         for p in &packs {
             let e = policies::Evaluator::new(p).map_err(|e| format!("policy pack {}: {e}", p.name))?;
@@ -108,5 +121,25 @@ mod tests {
         std::fs::write(&rego, format!("{text}\nthis is not rego ((\n")).expect("write");
         let e = Policies::load(&[broken]).err().expect("refused");
         assert!(e.contains("camau-hong") && e.contains("time-sync.rego:"), "{e}");
+    }
+
+    #[test]
+    fn an_ansible_remediation_the_runner_refuses_stops_the_start_and_the_shipped_ones_load() {
+        let p = Policies::shipped().expect("shipped packs");
+        let tasks = p.control("vn-nd85-tcvn11930", "ssh-root-login").and_then(|c| c.remediation.ansible.clone());
+        assert!(tasks.is_some_and(|t| t.len() == 3), "ssh-root-login's remediation is an Ansible task list");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mine = custom_copy(dir.path(), "camau-ansible");
+        let meta = mine.join("controls/ssh-root-login.yaml");
+        let text = std::fs::read_to_string(&meta).expect("meta");
+        let text = text.replace(
+            "      lineinfile:\n        path: /etc/ssh/sshd_config\n        line:",
+            "      mount:\n        path: /etc/ssh/sshd_config\n        line:",
+        );
+        assert!(text.contains("mount:"), "the fixture edit applies");
+        std::fs::write(&meta, text).expect("write");
+        let e = Policies::load(&[mine]).err().expect("refused");
+        assert!(e.contains("camau-ansible") && e.contains("ssh-root-login") && e.contains("mount"), "{e}");
     }
 }
