@@ -290,22 +290,14 @@ async fn dispatch(app: &App, host: &str, call: &ModuleCall, by: &str) -> CallRes
     if let Err(e) = app.store.mark_task_delivered(&id, now_ms()).await {
         tracing::warn!(task_id = id, error = %e, "could not mark the task delivered");
     }
-    // Results arrive as reports and are stored; poll the store (a few ms each).
-    let mut wait = Duration::from_millis(5);
-    loop {
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_millis(100));
-        match app.store.get_task(&id).await {
-            Ok(Some(t)) if !matches!(t.state.as_str(), "pending" | "delivered") => return outcome(host, &t),
-            Ok(_) => {}
-            Err(e) => return failed(format!("the controller could not read the task: {e}")),
-        }
-        if now_ms() > deadline {
-            return CallResult::Unreachable(format!(
-                "no result from the agent of {host} within {}s",
-                (MODULE_TIMEOUT + DELIVERY).as_secs()
-            ));
-        }
+    // Results arrive as reports and are stored.
+    match crate::tasks::wait_finished(app, &id, deadline).await {
+        Ok(Some(t)) => outcome(host, &t),
+        Ok(None) => CallResult::Unreachable(format!(
+            "no result from the agent of {host} within {}s",
+            (MODULE_TIMEOUT + DELIVERY).as_secs()
+        )),
+        Err(e) => failed(format!("the controller could not read the task: {e}")),
     }
 }
 

@@ -84,6 +84,24 @@ pub async fn create_command(app: &App, by: &Principal, req: CommandRequest) -> R
     Ok(app.store.get_task(&id).await?.unwrap_or(task))
 }
 
+/// Waits for task `id` to finish (any state past pending and delivered), polling the store
+/// where results land (a few ms each); `None` once `until` (unix ms) passes first.
+pub async fn wait_finished(app: &App, id: &str, until: i64) -> Result<Option<TaskRecord>, AppError> {
+    let mut wait = Duration::from_millis(5);
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_millis(100));
+        if let Some(t) = app.store.get_task(id).await?
+            && !matches!(t.state.as_str(), "pending" | "delivered")
+        {
+            return Ok(Some(t));
+        }
+        if now_ms() > until {
+            return Ok(None);
+        }
+    }
+}
+
 /// The message that carries a task of any kind to its agent (None for a kind this controller
 /// cannot send).
 pub fn message_for(app: &App, t: &TaskRecord) -> Option<ControllerMessage> {

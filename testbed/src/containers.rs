@@ -48,7 +48,15 @@ impl Net {
     pub fn controller(&self) -> Ipv4Addr {
         self.host(10)
     }
+    /// The KSC simulator's address, on the network of the controller's site.
+    pub fn ksc(&self) -> Ipv4Addr {
+        self.host(11)
+    }
 }
+
+/// The last octets the testbed keeps for itself on each network: docker's gateway, the
+/// controller, the KSC simulator, the router.
+const RESERVED: [u8; 4] = [1, 10, 11, 254];
 
 /// The two sites' networks and the router between them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,11 +105,14 @@ fn docker_with_env(args: &[&str], env: &[(String, String)], what: &str) -> Resul
 
 /// Where an inventory address lives in the testbed: the documentation range 192.0.2.0/24
 /// that example inventories use maps onto the site's network (`192.0.2.51` →
-/// `10.77.16.51`), so DNS records and the machines agree; other addresses are not the
+/// `10.77.16.51`), so DNS records and the machines agree; other addresses, and those that
+/// would land on one the testbed keeps (`192.0.2.11` → the KSC simulator's), are not the
 /// testbed's to place.
 pub fn testbed_address(address: Ipv4Addr, net: [u8; 3]) -> Option<Ipv4Addr> {
     match address.octets() {
-        [192, 0, 2, last] => Some(Ipv4Addr::new(net[0], net[1], net[2], last)),
+        [192, 0, 2, last] if (2..=253).contains(&last) && !RESERVED.contains(&last) => {
+            Some(Ipv4Addr::new(net[0], net[1], net[2], last))
+        }
         _ => None,
     }
 }
@@ -394,4 +405,21 @@ pub fn plan_of(dir: &Path) -> Result<Plan, TestbedError> {
 /// the testbed's prefix so that two testbeds never clash.
 pub fn container_name(dir: &Path, host: &str) -> String {
     format!("{host}.{}", prefix(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documentation_addresses_map_onto_the_site_network_except_the_testbeds_own() {
+        let net = [10, 77, 16];
+        let at = |a: [u8; 4]| testbed_address(Ipv4Addr::from(a), net);
+        assert_eq!(at([192, 0, 2, 51]), Some(Ipv4Addr::new(10, 77, 16, 51)));
+        // The gateway, the controller, the KSC simulator and the router keep theirs.
+        for taken in [1, 10, 11, 254, 0, 255] {
+            assert_eq!(at([192, 0, 2, taken]), None, "{taken}");
+        }
+        assert_eq!(at([10, 0, 0, 51]), None, "not the testbed's to place");
+    }
 }

@@ -63,6 +63,9 @@ fn a_test_drill_recovers_the_six_systems_at_dr_and_leaves_nothing_behind() {
         let restore = steps.iter().find(|s| s["key"] == format!("dr.restore:{name}-app-01")).expect("restore");
         assert!(restore["output"]["snapshot"].as_str().is_some(), "{restore}");
     }
+    // The plan's task ran on qlvbdh's instance through its agent before the switch.
+    let task = steps.iter().find(|s| s["key"] == "agent.task:qlvbdh:0").expect("the plan's task");
+    assert_eq!((task["result"].as_str(), task["output"]["exit_code"].as_i64()), (Some("succeeded"), Some(0)), "{task}");
     // Nothing left: no container of the run, the clean-up verified by re-inventory.
     let after = containers(&tb);
     let extra: Vec<&String> = after.difference(&before).collect();
@@ -186,6 +189,8 @@ fn with_the_dc_cut_off_a_disaster_run_recovers_the_systems_from_their_newest_ver
     let fb_steps = fb["steps"].as_array().cloned().unwrap_or_default();
     // Home again: the DC machine serves what was written at DR, the production records hold
     // what they held before the disaster run, the DR instances are gone.
+    let task = fb_steps.iter().find(|s| s["key"] == "agent.task:qlvbdh:0").expect("the plan's task");
+    assert_eq!(task["output"]["host"], "qlvbdh-app-01", "in a failback the task runs at the DC: {task}");
     let dc = testbed::containers::container_name(tb.dir.path(), "qlvbdh-app-01");
     assert_eq!(exec(&dc, "cat /srv/qlvbdh/at-dr.txt").trim(), "written-at-dr");
     let before = step("precheck.dns")["output"]["records"].clone();

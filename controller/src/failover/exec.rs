@@ -79,6 +79,7 @@ pub async fn run(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Outcome, String> {
             StepKind::DnsSwitch => dns_switch(ctx, spec).await.map(Outcome::Done),
             StepKind::Probe => probe(ctx, spec, timeout).await.map(Outcome::Done),
             StepKind::Prompt => Ok(Outcome::Waiting(spec.params.clone())),
+            StepKind::AgentTask => agent_task(ctx, spec).await.map(Outcome::Done),
             StepKind::Cleanup => cleanup(ctx, spec).await.map(Outcome::Done),
             StepKind::CleanupVerify => cleanup_verify(ctx).await.map(Outcome::Done),
         }
@@ -334,6 +335,54 @@ async fn dr_retire(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     let name = reversed_instance(ctx, workload_of(spec)?)?;
     let deleted = remove_instance(ctx.app, &name).await?;
     Ok(json!({"instance": name, "deleted": deleted}))
+}
+
+/// The machine a workload's tasks run on in this run: its DR instance, or in a failback the
+/// DC machine itself.
+fn machine_of(ctx: &Ctx<'_>, workload: &str) -> String {
+    if ctx.mode == Mode::Failback { workload.to_string() } else { instance_name(ctx.run, ctx.mode, workload) }
+}
+
+/// A plan task: a command task for the recovered machine's agent, with an id made of the run
+/// and the step, so a step run again after a crash finds the same task (an agent runs a task
+/// id once) and reads its result instead of running the command twice.
+async fn agent_task(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
+    let host = machine_of(ctx, workload_of(spec)?);
+    super::agents::wait_connected(ctx.app, &host, Duration::from_secs(30)).await?;
+    let timeout_s = spec.params["timeout_s"].as_u64().unwrap_or(300).max(1);
+    let command: Vec<String> = serde_json::from_value(spec.params["command"].clone())
+        .map_err(|e| format!("step {}: bad command ({e})", spec.key))?;
+    let (program, args) = command.split_first().ok_or_else(|| format!("step {}: empty command", spec.key))?;
+    let id = {
+        let plain = format!("{}-{}", ctx.run.id, spec.key.replace(':', "."));
+        if plain.len() <= 64 {
+            plain
+        } else {
+            use sha2::Digest;
+            format!("{}-{}", ctx.run.id, &hex::encode(sha2::Sha256::digest(spec.key.as_bytes()))[..24])
+        }
+    };
+    let by = crate::app::Principal { user: ctx.run.started_by.clone(), role: crate::app::Role::Operator };
+    let req = crate::tasks::CommandRequest {
+        id: Some(id.clone()),
+        host: host.clone(),
+        program: program.clone(),
+        args: args.to_vec(),
+        timeout_seconds: Some(timeout_s),
+    };
+    crate::tasks::create_command(ctx.app, &by, req).await.map_err(|e| e.to_string())?;
+    // The command's time and half a minute for its result to come back.
+    let until = now_ms().saturating_add(i64::try_from((timeout_s + 30).saturating_mul(1000)).unwrap_or(i64::MAX));
+    let t = crate::tasks::wait_finished(ctx.app, &id, until)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("task {id} on {host}: no result within {} s", timeout_s + 30))?;
+    let stderr = String::from_utf8_lossy(&t.stderr).trim().chars().take(500).collect::<String>();
+    match (t.state.as_str(), t.exit_code) {
+        ("exited", Some(0)) => Ok(json!({"task": id, "host": host, "exit_code": 0})),
+        ("exited", Some(code)) => Err(format!("task {id} on {host}: {program} exited with {code}: {stderr}")),
+        (state, _) => Err(format!("task {id} on {host}: {state}: {}", t.error.clone().unwrap_or(stderr))),
+    }
 }
 
 /// Deletes the DR instance `name` (gone already is fine) and revokes its agent.

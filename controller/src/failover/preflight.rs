@@ -49,6 +49,12 @@ pub fn describe(spec: &StepSpec, run: &DrillRun, mode: Mode, zone: Option<&str>)
             "probe {} until it passes",
             spec.params["http"].as_str().or(spec.params["tcp"].as_str()).unwrap_or("-")
         ),
+        StepKind::AgentTask => {
+            let on = if mode == Mode::Failback { wl.to_string() } else { instance_name(run, mode, wl) };
+            let cmd: Vec<&str> =
+                spec.params["command"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).collect();
+            format!("run `{}` on {on} through its agent", cmd.join(" "))
+        }
         StepKind::Prompt => format!("wait for a person to confirm: {}", spec.params["text_vi"].as_str().unwrap_or("-")),
         StepKind::Cleanup if spec.key.starts_with("cleanup.dns:") => format!("remove {sys}'s test records"),
         StepKind::Cleanup => format!("delete instance {}", instance_name(run, mode, wl)),

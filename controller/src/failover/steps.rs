@@ -92,6 +92,9 @@ pub enum StepKind {
     /// A person confirms.
     #[serde(rename = "prompt")]
     Prompt,
+    /// A command the recovered machine's agent runs (the plan's `tasks`).
+    #[serde(rename = "agent.task")]
+    AgentTask,
     /// Remove what a test run made (instances, test records).
     #[serde(rename = "cleanup")]
     Cleanup,
@@ -119,6 +122,7 @@ impl StepKind {
             StepKind::DnsSwitch => "dns.switch",
             StepKind::Probe => "probe",
             StepKind::Prompt => "prompt",
+            StepKind::AgentTask => "agent.task",
             StepKind::Cleanup => "cleanup",
             StepKind::CleanupVerify => "cleanup.verify",
         }
@@ -198,6 +202,8 @@ fn defaults(kind: StepKind) -> (Duration, u32) {
         StepKind::Readdress => (m(5), 3),
         StepKind::DnsSwitch => (m(2), 3),
         StepKind::Probe => (m(5), 0),
+        // The agent runs a task id once: trying again would only read the same result.
+        StepKind::AgentTask => (m(5), 0),
         // A person answers: a day, and no retry (the run waits).
         StepKind::Prompt => (m(24 * 60), 0),
         StepKind::Cleanup => (m(15), 3),
@@ -292,31 +298,7 @@ pub fn build(plan: &RecoveryPlan, inv: &Inventory, mode: Mode) -> Vec<StepSpec> 
                 );
                 up.push(key);
             }
-            let mut ready = prompts(&mut out, sys, PromptPoint::BeforeDns, group, up);
-            if !sys.dns.is_empty() {
-                let key = format!("dns.switch:{name}");
-                let records: Vec<Value> =
-                    sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
-                out.push(
-                    StepSpec::new(key.clone(), StepKind::DnsSwitch, group, ready)
-                        .of_system(name)
-                        .with(json!({"records": records})),
-                );
-                ready = vec![key];
-            }
-            let mut probed = Vec::new();
-            for (j, p) in sys.probes.iter().enumerate() {
-                let key = format!("probe:{name}:{j}");
-                let mut spec = StepSpec::new(key.clone(), StepKind::Probe, group, ready.clone())
-                    .of_system(name)
-                    .with(serde_json::to_value(p).unwrap_or(Value::Null));
-                spec.timeout_s = p.timeout().as_secs();
-                out.push(spec);
-                probed.push(key);
-            }
-            if probed.is_empty() {
-                probed = ready;
-            }
+            let probed = switch_and_probe(&mut out, sys, group, up);
             let ends = prompts(&mut out, sys, PromptPoint::End, group, probed);
             system_ends.insert(name.to_string(), ends.clone());
             group_ends.extend(ends);
@@ -395,31 +377,7 @@ fn build_failback(plan: &RecoveryPlan, inv: &Inventory) -> Vec<StepSpec> {
                 }
                 ready = back;
             }
-            ready = prompts(&mut out, sys, PromptPoint::BeforeDns, group, ready);
-            if !sys.dns.is_empty() {
-                let key = format!("dns.switch:{name}");
-                let records: Vec<Value> =
-                    sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
-                out.push(
-                    StepSpec::new(key.clone(), StepKind::DnsSwitch, group, ready)
-                        .of_system(name)
-                        .with(json!({"records": records})),
-                );
-                ready = vec![key];
-            }
-            let mut probed = Vec::new();
-            for (j, p) in sys.probes.iter().enumerate() {
-                let key = format!("probe:{name}:{j}");
-                let mut spec = StepSpec::new(key.clone(), StepKind::Probe, group, ready.clone())
-                    .of_system(name)
-                    .with(serde_json::to_value(p).unwrap_or(Value::Null));
-                spec.timeout_s = p.timeout().as_secs();
-                out.push(spec);
-                probed.push(key);
-            }
-            if probed.is_empty() {
-                probed = ready;
-            }
+            let probed = switch_and_probe(&mut out, sys, group, ready);
             let mut ends = prompts(&mut out, sys, PromptPoint::End, group, probed);
             let mut retired = Vec::new();
             for w in &sys.recover {
@@ -439,6 +397,68 @@ fn build_failback(plan: &RecoveryPlan, inv: &Inventory) -> Vec<StepSpec> {
         previous = group_ends;
     }
     out
+}
+
+/// From the system's machines being up (`after`): its `before_dns` tasks and prompts, the
+/// switch of its records, its probes, its `end` tasks; returns what comes next waits for.
+fn switch_and_probe(
+    out: &mut Vec<StepSpec>,
+    sys: &inventory::recovery::PlanSystem,
+    group: u8,
+    after: Vec<String>,
+) -> Vec<String> {
+    let name = sys.name.as_str();
+    let ready = tasks(out, sys, PromptPoint::BeforeDns, group, after);
+    let mut ready = prompts(out, sys, PromptPoint::BeforeDns, group, ready);
+    if !sys.dns.is_empty() {
+        let key = format!("dns.switch:{name}");
+        let records: Vec<Value> = sys.dns.iter().map(|r| json!({"name": r.name, "type": r.rtype.as_str()})).collect();
+        out.push(
+            StepSpec::new(key.clone(), StepKind::DnsSwitch, group, ready)
+                .of_system(name)
+                .with(json!({"records": records})),
+        );
+        ready = vec![key];
+    }
+    let mut probed = Vec::new();
+    for (j, p) in sys.probes.iter().enumerate() {
+        let key = format!("probe:{name}:{j}");
+        let mut spec = StepSpec::new(key.clone(), StepKind::Probe, group, ready.clone())
+            .of_system(name)
+            .with(serde_json::to_value(p).unwrap_or(Value::Null));
+        spec.timeout_s = p.timeout().as_secs();
+        out.push(spec);
+        probed.push(key);
+    }
+    if probed.is_empty() {
+        probed = ready;
+    }
+    tasks(out, sys, PromptPoint::End, group, probed)
+}
+
+/// Adds the system's agent tasks at `at`, one after another after `after`; returns what the
+/// next step waits for.
+fn tasks(
+    out: &mut Vec<StepSpec>,
+    sys: &inventory::recovery::PlanSystem,
+    at: PromptPoint,
+    group: u8,
+    after: Vec<String>,
+) -> Vec<String> {
+    let mut ready = after;
+    for (i, t) in sys.tasks.iter().enumerate().filter(|(_, t)| t.at == at) {
+        let key = format!("agent.task:{}:{i}", sys.name);
+        let wl = t.workload.clone().or_else(|| sys.recover.first().map(|w| w.workload.clone())).unwrap_or_default();
+        let mut spec = StepSpec::new(key.clone(), StepKind::AgentTask, group, ready)
+            .of_system(&sys.name)
+            .of_workload(&wl)
+            .with(json!({"command": t.command, "timeout_s": t.timeout().as_secs()}));
+        // The command's own time, and a minute to reach the agent and hear back.
+        spec.timeout_s = t.timeout().as_secs() + 60;
+        out.push(spec);
+        ready = vec![key];
+    }
+    ready
 }
 
 /// Adds the system's prompts at `at`, each after `after` and after the one before; returns
@@ -544,7 +564,10 @@ mod tests {
         let steps = build(&plan, &inv, Mode::Failback);
         let get = |k: &str| steps.iter().find(|s| s.key == k).unwrap_or_else(|| panic!("no step {k}"));
         assert_eq!(get("dc.restore:qlvbdh-app-01").after, vec!["backup.final:qlvbdh".to_string()]);
-        assert_eq!(get("dns.switch:qlvbdh").after, vec!["dc.restore:qlvbdh-app-01".to_string()]);
+        // The shipped plan's task (the service answers on the machine) comes between.
+        assert_eq!(get("agent.task:qlvbdh:0").after, vec!["dc.restore:qlvbdh-app-01".to_string()]);
+        assert_eq!(get("dns.switch:qlvbdh").after, vec!["agent.task:qlvbdh:0".to_string()]);
+        assert_eq!(get("dns.switch:email").after, vec!["dc.restore:email-app-01".to_string()]);
         assert_eq!(get("dr.retire:qlvbdh-app-01").after, vec!["probe:qlvbdh:0".to_string()]);
         assert!(
             !steps.iter().any(|s| matches!(s.kind, StepKind::DrBoot | StepKind::DrRestore | StepKind::DcPowerOff)),
@@ -553,5 +576,40 @@ mod tests {
         assert!(steps.iter().any(|s| s.key == "precheck.failback"));
         assert!(Mode::Failback.needs_approval());
         assert_eq!(Mode::parse("failback"), Ok(Mode::Failback));
+    }
+
+    #[test]
+    fn a_plan_task_runs_after_the_restore_and_before_the_switch_or_after_the_probes() {
+        let (mut plan, inv) = camau();
+        let q = plan.systems.iter_mut().find(|s| s.name == "qlvbdh").expect("qlvbdh");
+        q.tasks = vec![
+            inventory::recovery::AgentTask {
+                workload: None,
+                command: vec!["true".into()],
+                at: PromptPoint::BeforeDns,
+                timeout: None,
+            },
+            inventory::recovery::AgentTask {
+                workload: None,
+                command: vec!["true".into()],
+                at: PromptPoint::End,
+                timeout: Some(Duration::from_secs(30)),
+            },
+        ];
+        for mode in [Mode::Test, Mode::Failback] {
+            let steps = build(&plan, &inv, mode);
+            let get = |k: &str| steps.iter().find(|s| s.key == k).unwrap_or_else(|| panic!("{mode:?}: no step {k}"));
+            let before = get("agent.task:qlvbdh:0");
+            let restored = if mode == Mode::Test { "readdress:qlvbdh-app-01" } else { "dc.restore:qlvbdh-app-01" };
+            assert_eq!(before.after, vec![restored.to_string()], "{mode:?}");
+            assert_eq!(get("dns.switch:qlvbdh").after, vec!["agent.task:qlvbdh:0".to_string()], "{mode:?}");
+            let end = get("agent.task:qlvbdh:1");
+            assert_eq!(
+                (end.after.clone(), end.params["timeout_s"].as_u64()),
+                (vec!["probe:qlvbdh:0".to_string()], Some(30)),
+                "{mode:?}"
+            );
+            assert_eq!(end.workload.as_deref(), Some("qlvbdh-app-01"));
+        }
     }
 }

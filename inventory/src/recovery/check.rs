@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::model::{PlanSystem, Probe, ProbeTarget, RecoveryMethod, RecoveryPlan};
+use super::model::{PlanSystem, Probe, ProbeTarget, PromptPoint, RecoveryMethod, RecoveryPlan};
 use crate::error::{Diagnostic, InventoryError};
 use crate::model::Inventory;
 use crate::{Positions, is_dns_name, is_valid_name};
@@ -210,6 +210,27 @@ impl Checks<'_> {
         for (j, p) in s.prompts.iter().enumerate() {
             if p.text_vi.trim().is_empty() {
                 self.refuse(format!("{path}.prompts[{j}].text_vi"), "a prompt needs its text");
+            }
+        }
+        for (j, t) in s.tasks.iter().enumerate() {
+            let tpath = format!("{path}.tasks[{j}]");
+            if t.command.first().is_none_or(|c| c.trim().is_empty()) {
+                self.refuse(format!("{tpath}.command"), "a task needs a command (program and arguments)");
+            }
+            if t.at == PromptPoint::Start {
+                self.refuse(format!("{tpath}.at"), "`start` is before the machine is up: use `before_dns` or `end`");
+            }
+            let target = t.workload.as_ref().or(s.recover.first().map(|w| &w.workload));
+            match s.recover.iter().find(|w| Some(&w.workload) == target) {
+                None => self.refuse(
+                    format!("{tpath}.workload"),
+                    format!("`{}` is not recovered by this system in the plan", target.map_or("", |w| w.as_str())),
+                ),
+                Some(w) if w.method != RecoveryMethod::Restore => self.refuse(
+                    format!("{tpath}.workload"),
+                    format!("`{}` comes back from an image, without our agent: nothing could run the task", w.workload),
+                ),
+                Some(_) => {}
             }
         }
     }

@@ -82,6 +82,36 @@ pub struct PlanSystem {
     /// Things a person confirms during the run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<Prompt>,
+    /// Commands the recovered machine runs through its agent (`agent.task` steps): a
+    /// service restarted on its restored data, a check of what came back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<AgentTask>,
+}
+
+/// A command a recovered workload's agent runs during the run; it must exit 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct AgentTask {
+    /// One of the system's recovered workloads (`restore` method: it has our agent); the
+    /// system's first when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// The program and its arguments, run without a shell.
+    pub command: Vec<String>,
+    /// `before_dns` (default: after the restore, before the switch) or `end` (after the
+    /// probes pass); `start` is refused, the machine is not up yet.
+    #[serde(default)]
+    pub at: PromptPoint,
+    /// How long it may run (default 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "optional_duration")]
+    pub timeout: Option<Duration>,
+}
+
+impl AgentTask {
+    /// How long the command may run.
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(Duration::from_secs(300))
+    }
 }
 
 /// How one workload comes back at DR.

@@ -192,3 +192,28 @@ fn the_shipped_camau_all_plan_reads_against_the_example_inventory() {
     );
     assert_eq!(plan.systems.len(), inv.systems.len(), "every basic system is in the plan");
 }
+
+#[test]
+fn a_task_runs_on_a_restored_workload_after_it_is_up_and_says_what_it_runs() {
+    let ok = GOOD.replace(
+        "    probes:\n      - { http: 'http://mail/', expect: { status: 200 } }\n",
+        "    probes:\n      - { http: 'http://mail/', expect: { status: 200 } }\n    tasks:\n      - { command: [systemctl, restart, postfix], timeout: 90s }\n",
+    );
+    let plan = parse_plan(&ok, "p", &inventory(), &catalog()).expect("valid");
+    let t = &plan.systems[0].tasks[0];
+    assert_eq!((t.at, t.timeout().as_secs(), t.workload.as_deref()), (PromptPoint::BeforeDns, 90, None));
+
+    let empty = refusal(&ok.replace("[systemctl, restart, postfix]", "[]"));
+    assert!(empty.contains("a task needs a command"), "{empty}");
+    let early = refusal(&ok.replace("timeout: 90s }", "timeout: 90s, at: start }"));
+    assert!(early.contains("`start` is before the machine is up"), "{early}");
+    let elsewhere = refusal(&ok.replace("{ command:", "{ workload: qlvbdh-app-01, command:"));
+    assert!(elsewhere.contains("`qlvbdh-app-01` is not recovered by this system"), "{elsewhere}");
+    assert!(elsewhere.starts_with("plan.yaml:1"), "refused at its line: {elsewhere}");
+    // qlvbdh comes back from an image: no agent of ours to run anything.
+    let imaged = GOOD.replace(
+        "      - { text_vi: Gọi cho Văn phòng UBND xác nhận }\n",
+        "      - { text_vi: Gọi cho Văn phòng UBND xác nhận }\n    tasks:\n      - { command: [true] }\n",
+    );
+    assert!(refusal(&imaged).contains("comes back from an image"), "{}", refusal(&imaged));
+}

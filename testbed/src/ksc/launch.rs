@@ -179,7 +179,7 @@ pub fn start_container(
     site: &str,
 ) -> Result<KscSide, String> {
     check_inventory(layout)?;
-    let ip = plan.net(site).host(11);
+    let ip = plan.net(site).ksc();
     let listen = SocketAddr::from((ip, 13299));
     let config = write_config(layout, listen, &[ip.to_string()]).map_err(|e| e.to_string())?;
     let log = layout.log("ksc-sim");
