@@ -209,11 +209,8 @@ fn follow(c: &Client, run: &str, json_out: bool) -> Result<()> {
                 line.push_str(&format!(": {e}"));
             }
             println!("{line}");
-            if st["state"] == json!("waiting") {
-                println!(
-                    "           waiting for you: {}\n           confirm with: mangrove drill confirm {run} {key}",
-                    st["result"]["text_vi"].as_str().unwrap_or("-")
-                );
+            if let Some(ask) = waiting_for_you(run, st) {
+                print!("{ask}");
             }
         }
         if !matches!(state.as_str(), "awaiting_approval" | "running" | "paused" | "aborting") {
@@ -256,9 +253,24 @@ fn status(c: &Client, run: &str, json_out: bool) -> Result<()> {
             ]
         });
         out.push_str(&table(&["GROUP", "STEP", "STATE", "TRIES", "SECONDS", "ERROR"], &rows));
+        for st in v["steps"].as_array().into_iter().flatten() {
+            out.push_str(&waiting_for_you(&s(&v["run"]), st).unwrap_or_default());
+        }
         out
     });
     Ok(())
+}
+
+/// For a prompt step the run waits on: what the person is asked, and the command that
+/// confirms it.
+fn waiting_for_you(run: &str, st: &Value) -> Option<String> {
+    (st["state"] == json!("waiting")).then(|| {
+        format!(
+            "           waiting for you: {}\n           confirm with: mangrove drill confirm {run} {}\n",
+            st["result"]["text_vi"].as_str().unwrap_or("-"),
+            s(&st["key"])
+        )
+    })
 }
 
 fn list(c: &Client, json_out: bool) -> Result<()> {

@@ -1,7 +1,8 @@
 //! What the testbed and its tests need from the machine, and installing it: Debian packages
 //! (Go and govmomi for the vCenter simulator, Keystone and PostgreSQL, libvirt, the container
 //! image's tools, BIND) and a Python
-//! venv with the real clients (pyvmomi, the OpenStack CLI, ansible-core). `mangrove testbed deps` reports
+//! venv with the real clients (pyvmomi, the OpenStack CLI, ansible-core, and the `ansible` package
+//! for the ansible.posix collection's `sysctl`). `mangrove testbed deps` reports
 //! these; `--install` installs the missing ones.
 
 use std::path::{Path, PathBuf};
@@ -10,9 +11,11 @@ use std::process::Command;
 /// The venv tests use unless `MANGROVE_VENV` names another.
 pub const DEFAULT_VENV: &str = "/var/tmp/mangrove-venv";
 /// The Python packages the venv must hold.
-pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient", "ansible-core"];
+/// `ansible` is the community package: the collections, of which the tests use ansible.posix
+/// (`sysctl` is not in ansible-core).
+pub const VENV_PACKAGES: &[&str] = &["pyvmomi", "python-openstackclient", "ansible-core", "ansible"];
 /// Modules whose import proves those packages are installed.
-const VENV_IMPORTS: &str = "import pyVmomi, openstackclient, ansible";
+const VENV_IMPORTS: &str = "import pyVmomi, openstackclient, ansible, ansible_collections.ansible.posix";
 
 /// The Debian packages, and what each enables.
 const DEBIAN: &[(&str, &str)] = &[
@@ -96,7 +99,7 @@ pub fn check() -> Vec<Dep> {
     let (present, detection) = venv_ready(&venv);
     deps.push(Dep {
         name: format!("python venv {}", venv.display()),
-        enables: "the real vSphere and OpenStack clients (pyvmomi, openstack) and Ansible (ansible-core: ansible-inventory, ansible-playbook) the tests run",
+        enables: "the real vSphere and OpenStack clients (pyvmomi, openstack) and Ansible (ansible-core: ansible-inventory, ansible-playbook; ansible.posix from the `ansible` package) the tests run",
         present,
         detection,
         kind: DepKind::Venv(venv),

@@ -10,10 +10,10 @@
 //! The Ansible side is ansible-core from the project venv (`mangrove testbed deps --install`;
 //! `MANGROVE_VENV` names another), mounted read-only into its container and run by the host
 //! image's own python3 (the venv's Python must be the image's minor version, 3.11 on
-//! bookworm; a mismatch fails loudly). `sysctl` is not compared: it lives in the
-//! `ansible.posix` collection, outside ansible-core, and a container cannot write
-//! `/proc/sys` anyway. The hosts run runit, not systemd: there `service` and `systemd` must
-//! fail in both tools.
+//! bookworm; a mismatch fails loudly); `sysctl` is ansible.posix's, from the venv's `ansible`
+//! package, and edits a file of its own without `reload` (a container cannot write
+//! `/proc/sys`). The hosts run runit, not systemd: there `service` and `systemd` must fail in
+//! both tools.
 //!
 //! Needs Docker and the host image (`mangrove testbed image build`, made on first use).
 
@@ -42,6 +42,7 @@ printf 'a=1\\nb=2\\n# BEGIN OLD\\nold=1\\n# END OLD\\n' > /srv/diff/settings.ini
 chmod 644 /srv/diff/settings.ini
 echo stale > /srv/diff/old/stale
 echo bye > /srv/diff/remove-me
+printf '# seeded\\n vm.swappiness = 60\\nnet.ipv4.ip_forward = 0\\n' > /srv/diff/sysctl.conf
 groupadd stalegroup
 useradd -m staleuser";
 

@@ -268,6 +268,66 @@ fn a_drill_killed_with_its_controller_resumes_and_finishes_without_repeating_a_s
     }
 }
 
+/// A prompt holds its system at the point the plan puts it (here before the DNS switch) until
+/// an operator confirms it: `drill status` says what to do and the command to do it, another
+/// role may not confirm, and the confirmation is recorded with the person's name.
+#[test]
+fn a_prompt_holds_the_drill_until_an_operator_confirms_it() {
+    let tb = Testbed::up(None);
+    let port = tb.api.rsplit(':').next().expect("api port").trim_end_matches('/').to_string();
+    let plan = engine_plan(&port).replace("name: engine\n", "name: prompted\n").replacen(
+        "    dns: [ { name: email } ]\n",
+        "    dns: [ { name: email } ]\n    prompts:\n      - { text_vi: Gọi Văn phòng UBND xác nhận, text_en: Call the People's Committee office }\n",
+        1,
+    );
+    let applied = tb.mg(&["plans", "apply", &write(&tb, "prompted.yaml", &plan)]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let op = tb.user_token("operator");
+    let out = tb.mg_as(&op, &["drill", "start", "prompted", "--mode", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = run_id(&out);
+    let key = "prompt:email:0";
+    let step = |s: &Value, key: &str| {
+        s["steps"].as_array().and_then(|st| st.iter().find(|x| x["key"] == key)).cloned().unwrap_or(Value::Null)
+    };
+    let end = Instant::now() + Duration::from_secs(120);
+    let waiting = loop {
+        let s = status(&tb, &run);
+        if step(&s, key)["state"] == "waiting" {
+            break s;
+        }
+        assert_eq!(s["state"], "running", "the run ended before its prompt: {s}");
+        assert!(Instant::now() < end, "the prompt never came: {s}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(step(&waiting, "dns.switch:email")["state"], "pending", "email switched before its prompt: {waiting}");
+    let text = stdout(&tb.mg_as(&op, &["drill", "status", &run]));
+    assert!(
+        text.contains("waiting for you: Gọi Văn phòng UBND xác nhận")
+            && text.contains(&format!("confirm with: mangrove drill confirm {run} {key}")),
+        "{text}"
+    );
+    // Held, not timed out: a few seconds later it still waits.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(step(&status(&tb, &run), "dns.switch:email")["state"], "pending");
+
+    let planner = tb.mg_as(&tb.user_token("planner"), &["drill", "confirm", &run, key]);
+    assert!(!planner.status.success(), "a planner confirmed a drill prompt");
+    assert_eq!(step(&status(&tb, &run), key)["state"], "waiting");
+    let wrong = tb.mg_as(&op, &["drill", "confirm", &run, "prompt:email:7"]);
+    assert!(!wrong.status.success() && stderr(&wrong).contains("has no step prompt:email:7"), "{}", stderr(&wrong));
+
+    let ok = tb.mg_as(&op, &["drill", "confirm", &run, key]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stdout(&ok).contains(&format!("confirmed {key} of run {run}")), "{}", stdout(&ok));
+    let again = tb.mg_as(&op, &["drill", "confirm", &run, key]);
+    assert!(!again.status.success() && stderr(&again).contains("not waiting"), "{}", stderr(&again));
+    let done = wait_state(&tb, &run, Duration::from_secs(180), |s| !matches!(s, "running" | "paused" | "aborting"));
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(step(&done, key)["result"]["confirmed_by"], "operator", "{done}");
+    assert!(audited(&tb, "drill.confirm").iter().any(|e| e["actor"] == "operator" && e["target"] == run.as_str()));
+}
+
 /// Audit records of `action`.
 fn audited(tb: &Testbed, action: &str) -> Vec<Value> {
     let all = tb.api_get("/api/v1/audit?limit=10000", &tb.token);

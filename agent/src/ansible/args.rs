@@ -78,14 +78,12 @@ impl Args {
                 Some(Value::Number(n)) if n.as_i64() == Some(1) => return Ok(true),
                 Some(Value::Number(n)) if n.as_i64() == Some(0) => return Ok(false),
                 Some(Value::String(s)) => {
-                    return match s.to_ascii_lowercase().as_str() {
-                        "yes" | "on" | "1" | "true" | "t" | "y" => Ok(true),
-                        "no" | "off" | "0" | "false" | "f" | "n" => Ok(false),
-                        _ => Err(Failure::new(format!(
+                    return bool_word(s).ok_or_else(|| {
+                        Failure::new(format!(
                             "argument '{name}' is of type str and we were unable to convert to bool: \
                              The value '{s}' is not a valid boolean."
-                        ))),
-                    };
+                        ))
+                    });
                 }
                 Some(other) => {
                     return Err(Failure::new(format!(
@@ -152,5 +150,14 @@ fn type_name(v: &Value) -> &'static str {
         Value::String(_) => "str",
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
+    }
+}
+
+/// Ansible's boolean words (`BOOLEANS_TRUE` / `BOOLEANS_FALSE`), any case.
+pub fn bool_word(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "on" | "1" | "true" | "t" | "y" => Some(true),
+        "no" | "off" | "0" | "false" | "f" | "n" => Some(false),
+        _ => None,
     }
 }

@@ -238,58 +238,128 @@ fn supplementary_groups(user: &str) -> Vec<String> {
         .collect()
 }
 
-/// `sysctl`: a kernel parameter in a sysctl file and (with `sysctl_set`/`reload`) live.
+/// `sysctl` (ansible.posix's, on Linux): a key's line in a sysctl file, and optionally the
+/// live value. Follows the module's rules exactly, because its `changed` and its rewrite of
+/// the file are what playbooks see: the value is compared *as written in the file* (a file
+/// holding `k = v` for value `v` is unchanged), boolean words become `1`/`0`, and when the file
+/// is written every `key=value` line is normalised (spaces around `=` and at the ends
+/// dropped) and only a key's first line is kept. The live value is read with `sysctl -e -n`
+/// whatever the options, as the module does, so the `sysctl` program must be present.
 pub fn sysctl(args: Args, opts: &RunOptions) -> ModResult {
     args.allow(&["name", "key", "value", "val", "state", "sysctl_file", "reload", "sysctl_set", "ignoreerrors"], &[])?;
-    let name = args.required(&["name", "key"])?;
+    let name = args.required(&["name", "key"])?.trim().to_string();
     let present = args.choice(&["state"], &["absent", "present"], Some("present"))?.as_deref() == Some("present");
-    let value = args.str(&["value", "val"])?;
-    if present && value.is_none() {
+    let raw = args.str(&["value", "val"])?;
+    if present && raw.is_none() {
         return Err(Failure::new("state is present but all of the following are missing: value"));
     }
+    if name.is_empty() {
+        return Err(Failure::new("name cannot be blank"));
+    }
+    if present && raw.as_deref() == Some("") {
+        return Err(Failure::new("value cannot be blank"));
+    }
+    let value = match raw.as_deref().map(str::trim) {
+        None => String::new(),
+        Some(v) => match super::args::bool_word(v) {
+            Some(b) => if b { "1" } else { "0" }.to_string(),
+            None => v.to_string(),
+        },
+    };
     let file = args.str(&["sysctl_file"])?.unwrap_or_else(|| "/etc/sysctl.conf".into());
     let reload = args.bool(&["reload"], true)?;
     let set_live = args.bool(&["sysctl_set"], false)?;
-    let normal = |v: &str| v.split_whitespace().collect::<Vec<_>>().join(" ");
-    let original = std::fs::read_to_string(&file).unwrap_or_default();
-    let mut found = false;
-    let mut out = Vec::new();
-    for line in original.lines() {
-        let key = line.split('=').next().unwrap_or("").trim();
-        if !line.trim_start().starts_with(['#', ';']) && line.contains('=') && key == name {
-            if found || !present {
-                continue;
+    let ignore = args.bool(&["ignoreerrors"], false)?;
+
+    let live = match run_tool("sysctl", &["-e".into(), "-n".into(), name.clone()]) {
+        Ok((0, out, _)) => Some(out),
+        Ok(_) => None,
+        Err(_) => return Err(Failure::new("Failed to find required executable \"sysctl\"")),
+    };
+    let lines: Vec<String> = if Path::new(&file).is_file() {
+        std::fs::read_to_string(&file)
+            .map_err(|e| Failure::new(format!("Failed to open {file}: {e}")))?
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let setting = |line: &str| -> Option<(String, String)> {
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            return None;
+        }
+        let (k, v) = line.split_once('=')?;
+        Some((k.trim().to_string(), v.trim().to_string()))
+    };
+    // The value the module compares with is the key's *last* line; the rewrite keeps its first.
+    let in_file = lines.iter().filter_map(|l| setting(l)).filter(|(k, _)| *k == name).map(|(_, v)| v).next_back();
+    let mut seen = std::collections::HashSet::new();
+    let mut fixed = Vec::new();
+    for line in &lines {
+        match setting(line) {
+            None => fixed.push(line.clone()),
+            Some((k, v)) => {
+                if seen.insert(k.clone()) {
+                    if k != name {
+                        fixed.push(format!("{k}={v}"));
+                    } else if present {
+                        fixed.push(format!("{k}={value}"));
+                    }
+                }
             }
-            found = true;
-            out.push(format!("{name}={}", value.as_deref().map(normal).unwrap_or_default()));
-        } else {
-            out.push(line.to_string());
         }
     }
-    if present && !found {
-        out.push(format!("{name}={}", value.as_deref().map(normal).unwrap_or_default()));
+    if present && !seen.contains(&name) {
+        fixed.push(format!("{name}={value}"));
     }
-    let mut new = out.join("\n");
-    if !new.is_empty() {
-        new.push('\n');
+    let same = |a: &str, b: &str| a.split_whitespace().eq(b.split_whitespace());
+    let mut changed = false;
+    let mut write_file = false;
+    match (&in_file, present) {
+        (None, true) => (changed, write_file) = (true, true),
+        (None, false) => {}
+        (Some(v), false) if !v.is_empty() => (changed, write_file) = (true, true),
+        (Some(v), _) if *v != value => (changed, write_file) = (true, true),
+        _ if reload => changed = live.as_deref().is_none_or(|l| !same(l, &value)),
+        _ => {}
     }
-    let file_changed = new != original && !(original.is_empty() && out.is_empty());
-    let proc = Path::new("/proc/sys").join(name.replace('.', "/"));
-    let live = std::fs::read_to_string(&proc).ok().map(|v| normal(&v));
-    let live_changed = present && set_live && live.as_deref() != value.as_deref().map(normal).as_deref();
-    let changed = file_changed || live_changed;
-    if changed && !opts.check {
-        if file_changed {
-            super::fsutil::write_atomic(Path::new(&file), new.as_bytes(), None)?;
+    let mut set_proc = false;
+    if set_live && present {
+        match &live {
+            None => changed = true,
+            Some(l) if !same(l, &value) => (changed, set_proc) = (true, true),
+            Some(_) => {}
         }
-        if live_changed && let Some(v) = &value {
-            must("sysctl", vec!["-w".into(), format!("{name}={v}")])?;
+    }
+    if !opts.check {
+        let flag = |rest: Vec<String>| if ignore { [vec!["-e".to_string()], rest].concat() } else { rest };
+        if set_proc {
+            sysctl_must(flag(vec!["-w".into(), format!("{name}={value}")]), &format!("setting {name} failed: "))?;
         }
-        if reload && file_changed {
-            must("sysctl", vec!["-p".into(), file.clone()])?;
+        if write_file {
+            let text: String = fixed.iter().map(|l| format!("{}\n", l.trim())).collect();
+            super::fsutil::write_atomic(Path::new(&file), text.as_bytes(), None)?;
+        }
+        if changed && reload {
+            sysctl_must(flag(vec!["-p".into(), file.clone()]), "Failed to reload sysctl: ")?;
         }
     }
     Ok(ModuleResult::ok(changed))
+}
+
+/// Runs `sysctl`; like the module, a failure is a non-zero exit *or* a key it could not set
+/// (sysctl reports some of those on stderr and still exits 0).
+fn sysctl_must(args: Vec<String>, prefix: &str) -> Result<(), Failure> {
+    let (rc, out, err) = run_tool("sysctl", &args)?;
+    let refused = err.lines().any(|l| {
+        l.starts_with("sysctl: setting key \"")
+            && (l.ends_with("\": Invalid argument") || l.ends_with("\": Read-only file system"))
+    });
+    if rc != 0 || refused {
+        return Err(Failure::new(format!("{prefix}{out}{err}")).with("rc", rc));
+    }
+    Ok(())
 }
 
 /// `service`/`systemd`: a unit started/stopped/restarted, enabled or not, through systemctl.

@@ -559,43 +559,53 @@ fn systemd_without_systemd_fails_as_ansible_does_and_says_why() {
     });
 }
 
-/// `sysctl` (ansible.posix's, not in ansible-core: a table test, not differential) against
-/// a sysctl file in a temporary directory, without touching the live kernel (`reload: false`).
+/// `sysctl` (ansible.posix's module, from the `ansible` package in the venv) on a sysctl file
+/// in the case directory. Nothing here may change the running kernel: cases that would reload
+/// or set a live value are in check mode, or name `kernel.ostype`, which is read-only and
+/// already `Linux`.
 #[test]
-fn sysctl_edits_its_file_idempotently() {
-    let base = "# kernel\nvm.swappiness = 60\nnet.ipv4.ip_forward=0\n";
-    let cases: &[(Value, bool, &str)] = &[
-        (
-            json!({"name": "net.ipv4.ip_forward", "value": "1"}),
-            true,
-            "# kernel\nvm.swappiness = 60\nnet.ipv4.ip_forward=1\n",
+fn sysctl_agrees_with_ansible() {
+    let base =
+        "# kernel\n  vm.swappiness = 60\nnet.ipv4.ip_forward=0\n\n; old\nkernel.ostype=Linux\nvm.swappiness=10\n";
+    let f = |args: Value| {
+        let mut args = args;
+        args["sysctl_file"] = json!("{D}/s.conf");
+        case("sysctl", args).nodiff().file("s.conf", base, 0o640)
+    };
+    let cases = vec![
+        f(json!({"name": "net.ipv4.ip_forward", "value": "1", "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": "1", "reload": false})).check(),
+        f(json!({"name": "net.ipv4.ip_forward", "value": "0", "reload": false})),
+        f(json!({"name": " net.ipv4.ip_forward ", "value": " 0 ", "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": "yes", "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": true, "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": 1, "reload": false})),
+        f(json!({"key": "kernel.pid_max", "val": "65536", "reload": false})),
+        f(json!({"name": "net.ipv4.tcp_rmem", "value": "4096  87380 6291456", "reload": false})),
+        // The comparison uses the key's last line (10), the rewrite its first.
+        f(json!({"name": "vm.swappiness", "value": "10", "reload": false})),
+        f(json!({"name": "vm.swappiness", "value": "60", "reload": false})),
+        f(json!({"name": "vm.swappiness", "state": "absent", "reload": false})),
+        f(json!({"name": "vm.swappiness", "state": "absent", "reload": false})).check(),
+        f(json!({"name": "vm.nothere", "state": "absent", "reload": false})),
+        f(json!({"name": "kernel.ostype", "value": "Linux"})),
+        f(json!({"name": "kernel.ostype", "value": "Plan9"})).check(),
+        f(json!({"name": "kernel.ostype", "value": "Plan9", "sysctl_set": true, "reload": false})).check(),
+        f(json!({"name": "net.ipv4.ip_forward", "reload": false})),
+        f(json!({"name": "", "value": "1", "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": "", "reload": false})),
+        f(json!({"name": "net.ipv4.ip_forward", "value": "1", "reload": "maybe"})),
+        case(
+            "sysctl",
+            json!({"name": "net.ipv4.ip_forward", "value": "1", "reload": false, "sysctl_file": "{D}/new.conf"}),
         ),
-        (json!({"name": "net.ipv4.ip_forward", "value": "0"}), false, base),
-        (
-            json!({"name": "kernel.pid_max", "value": "65536"}),
-            true,
-            "# kernel\nvm.swappiness = 60\nnet.ipv4.ip_forward=0\nkernel.pid_max=65536\n",
-        ),
-        (json!({"name": "vm.swappiness", "state": "absent"}), true, "# kernel\nnet.ipv4.ip_forward=0\n"),
+        case(
+            "ansible.posix.sysctl",
+            json!({"name": "vm.overcommit_memory", "value": "2", "reload": false, "sysctl_file": "{D}/new.conf"}),
+        )
+        .nodiff(),
     ];
-    for (args, changed, after) in cases {
-        let d = tempfile::tempdir().expect("test fixture");
-        let file = d.path().join("s.conf");
-        std::fs::write(&file, base).expect("test fixture");
-        let mut args = args.clone();
-        args["sysctl_file"] = json!(file);
-        args["reload"] = json!(false);
-        let check =
-            run_module("ansible.posix.sysctl", &args, &RunOptions { check: true, diff: false, become_user: None })
-                .to_json();
-        assert_eq!(check["changed"], *changed, "check mode {args}: {check}");
-        assert_eq!(std::fs::read_to_string(&file).expect("test fixture"), base, "check mode changed the file");
-        let r = run_module("sysctl", &args, &RunOptions::default()).to_json();
-        assert_eq!(r["changed"], *changed, "{args}: {r}");
-        assert_eq!(std::fs::read_to_string(&file).expect("test fixture"), *after, "{args}");
-        let r = run_module("sysctl", &args, &RunOptions::default()).to_json();
-        assert_eq!(r["changed"], false, "second run {args}: {r}");
-    }
+    differential("sysctl", &cases, no_extra);
 }
 
 /// `group` and `user` change the machine: names start with `mgtest`, and are removed after.

@@ -436,8 +436,18 @@ fn switch_and_probe(
     tasks(out, sys, PromptPoint::End, group, probed)
 }
 
-/// Adds the system's agent tasks at `at`, one after another after `after`; returns what the
-/// next step waits for.
+/// Adds `specs` one after another, the first after `after`; returns what the next step
+/// waits for (`after` itself when there are none).
+fn chain(out: &mut Vec<StepSpec>, after: Vec<String>, specs: impl IntoIterator<Item = StepSpec>) -> Vec<String> {
+    let mut ready = after;
+    for mut spec in specs {
+        spec.after = std::mem::replace(&mut ready, vec![spec.key.clone()]);
+        out.push(spec);
+    }
+    ready
+}
+
+/// Adds the system's agent tasks at `at` in a chain after `after`.
 fn tasks(
     out: &mut Vec<StepSpec>,
     sys: &inventory::recovery::PlanSystem,
@@ -445,24 +455,20 @@ fn tasks(
     group: u8,
     after: Vec<String>,
 ) -> Vec<String> {
-    let mut ready = after;
-    for (i, t) in sys.tasks.iter().enumerate().filter(|(_, t)| t.at == at) {
-        let key = format!("agent.task:{}:{i}", sys.name);
+    let specs = sys.tasks.iter().enumerate().filter(|(_, t)| t.at == at).map(|(i, t)| {
         let wl = t.workload.clone().or_else(|| sys.recover.first().map(|w| w.workload.clone())).unwrap_or_default();
-        let mut spec = StepSpec::new(key.clone(), StepKind::AgentTask, group, ready)
+        let mut spec = StepSpec::new(format!("agent.task:{}:{i}", sys.name), StepKind::AgentTask, group, Vec::new())
             .of_system(&sys.name)
             .of_workload(&wl)
             .with(json!({"command": t.command, "timeout_s": t.timeout().as_secs()}));
         // The command's own time, and a minute to reach the agent and hear back.
         spec.timeout_s = t.timeout().as_secs() + 60;
-        out.push(spec);
-        ready = vec![key];
-    }
-    ready
+        spec
+    });
+    chain(out, after, specs)
 }
 
-/// Adds the system's prompts at `at`, each after `after` and after the one before; returns
-/// what the next step waits for.
+/// Adds the system's prompts at `at` in a chain after `after`.
 fn prompts(
     out: &mut Vec<StepSpec>,
     sys: &inventory::recovery::PlanSystem,
@@ -470,17 +476,12 @@ fn prompts(
     group: u8,
     after: Vec<String>,
 ) -> Vec<String> {
-    let mut ready = after;
-    for (i, p) in sys.prompts.iter().enumerate().filter(|(_, p)| p.at == at) {
-        let key = format!("prompt:{}:{i}", sys.name);
-        out.push(
-            StepSpec::new(key.clone(), StepKind::Prompt, group, ready)
-                .of_system(&sys.name)
-                .with(json!({"text_vi": p.text_vi, "text_en": p.text_en})),
-        );
-        ready = vec![key];
-    }
-    ready
+    let specs = sys.prompts.iter().enumerate().filter(|(_, p)| p.at == at).map(|(i, p)| {
+        StepSpec::new(format!("prompt:{}:{i}", sys.name), StepKind::Prompt, group, Vec::new())
+            .of_system(&sys.name)
+            .with(json!({"text_vi": p.text_vi, "text_en": p.text_en}))
+    });
+    chain(out, after, specs)
 }
 
 #[cfg(test)]
