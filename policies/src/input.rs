@@ -46,6 +46,7 @@ pub struct InputBuilder {
     backups: Value,
     endpoint: Value,
     evidence: Value,
+    drills: Value,
 }
 
 /// Starts an input document for `host` with the agent's fact snapshot `facts` (the object
@@ -64,6 +65,7 @@ pub fn input(host: HostRef, facts: Value, level: u8, now_unix: i64) -> InputBuil
         backups: Value::Null,
         endpoint: Value::Null,
         evidence: Value::Null,
+        drills: Value::Null,
     }
 }
 
@@ -102,6 +104,15 @@ impl InputBuilder {
         self
     }
 
+    /// The newest finished drill of each system the host serves, by system name (null for a
+    /// system never drilled): `{"<system>": {"run": …, "plan": …, "mode": …, "result": …,
+    /// "finished_unix": …, "passed": bool, "rto_seconds": …, "rto_target_seconds": …,
+    /// "rpo_seconds": …, "rpo_target_seconds": …} | null}`.
+    pub fn drills(mut self, drills: Value) -> Self {
+        self.drills = drills;
+        self
+    }
+
     pub fn build(self) -> Value {
         let mut facts = match self.facts {
             Value::Object(map) => map,
@@ -127,6 +138,7 @@ impl InputBuilder {
             "backups": self.backups,
             "endpoint": self.endpoint,
             "evidence": self.evidence,
+            "drills": self.drills,
         })
     }
 }

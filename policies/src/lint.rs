@@ -77,6 +77,7 @@ fn check_defined_without_facts(control: &Control, engine: &mut regorus::Engine, 
         "backups": null,
         "endpoint": null,
         "evidence": null,
+        "drills": null,
     });
     engine.set_input(regorus::Value::from(input));
     let problem = match engine.eval_rule(crate::engine::result_rule(&control.meta)) {

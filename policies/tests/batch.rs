@@ -133,18 +133,27 @@ fn host_doc() -> impl Strategy<Value = Value> {
     let backups =
         vary(json!({"last_success_unix": NOW - 3_600, "restore_tested_unix": NOW - 86_400 * 60, "dr_copy": true}), 1);
     let endpoint = vary(json!({"product": "clamav", "signature_age_days": 2, "running": true}), 1);
-    (1u8..=5, security(), backups, endpoint, any::<u16>()).prop_map(|(level, security, backups, endpoint, n)| {
-        policies::input(
-            HostRef { name: format!("host-{n}"), site: "dc".into(), kind: "vm".into() },
-            json!({"os_name": "Debian GNU/Linux", "security": security}),
-            level,
-            NOW,
-        )
-        .systems(vec![SystemRef { name: "dvc-portal".into(), level, framework: "vn-nd85-tcvn11930".into() }])
-        .backups(backups)
-        .endpoint(endpoint)
-        .build()
-    })
+    let drills = vary(
+        json!({"dvc-portal": {"run": "d-1", "plan": "camau-all", "mode": "test", "result": "succeeded",
+                              "finished_unix": NOW - 86_400 * 200, "passed": true, "rto_seconds": 95.5,
+                              "rto_target_seconds": 14_400, "rpo_seconds": null, "rpo_target_seconds": 3_600}}),
+        2,
+    );
+    (1u8..=5, security(), backups, endpoint, drills, any::<u16>()).prop_map(
+        |(level, security, backups, endpoint, drills, n)| {
+            policies::input(
+                HostRef { name: format!("host-{n}"), site: "dc".into(), kind: "vm".into() },
+                json!({"os_name": "Debian GNU/Linux", "security": security}),
+                level,
+                NOW,
+            )
+            .systems(vec![SystemRef { name: "dvc-portal".into(), level, framework: "vn-nd85-tcvn11930".into() }])
+            .backups(backups)
+            .endpoint(endpoint)
+            .drills(drills)
+            .build()
+        },
+    )
 }
 
 proptest! {

@@ -1,6 +1,7 @@
 //! Recovery plans and drills through the CLI, on a process testbed (vCenter and OpenStack
-//! simulators): plans refused with file:line, versioned and diffed; the two-person rule; and a
-//! drill that survives its controller being killed at random moments.
+//! simulators): plans refused with file:line, versioned and diffed; the two-person rule; a
+//! drill that survives its controller being killed at random moments; and a finished drill
+//! satisfying the policy packs' `drill` controls.
 
 mod common;
 
@@ -326,6 +327,59 @@ fn a_prompt_holds_the_drill_until_an_operator_confirms_it() {
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(step(&done, key)["result"]["confirmed_by"], "operator", "{done}");
     assert!(audited(&tb, "drill.confirm").iter().any(|e| e["actor"] == "operator" && e["target"] == run.as_str()));
+}
+
+/// A drill that ran to its end is the evidence the packs' `drill` controls read: a host of a
+/// system never drilled fails `dr-drill-rehearsed`; after a test drill of that system, the next
+/// evaluation passes it and `dr-drill-targets-met`, citing the run, with the record's figures.
+#[test]
+fn a_finished_drill_turns_the_drill_controls_of_its_systems_hosts_to_pass() {
+    let tb = Testbed::up(None);
+    let port = tb.api.rsplit(':').next().expect("api port").trim_end_matches('/').to_string();
+    let f = write(&tb, "engine.yaml", &engine_plan(&port));
+    let applied = tb.mg(&["plans", "apply", &f]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let sec = tb.user_token("security");
+    let assign = tb.mg_as(&sec, &["policy", "assign", "vn-nd85-tcvn11930", "--system", "email"]);
+    assert!(assign.status.success(), "{}", stderr(&assign));
+    // email is a level-3 system: both drill controls apply to its host.
+    let finding = |control: &str| {
+        let ev = tb.mg_as(&sec, &["--json", "policy", "evaluate", "--system", "email"]);
+        assert!(ev.status.success(), "{}", stderr(&ev));
+        let all = tb.json(&["policy", "findings", "--host", "email-app-01"]);
+        all.as_array()
+            .and_then(|a| a.iter().find(|f| f["control"] == control))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {control} finding for email-app-01: {all}"))
+    };
+    let before = finding("dr-drill-rehearsed");
+    assert_eq!(before["status"], "fail", "{before}");
+    assert_eq!(before["message"], "no finished drill is recorded for email", "{before}");
+
+    let out = tb.mg_as(&tb.user_token("operator"), &["drill", "start", "engine", "--mode", "test"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = run_id(&out);
+    let end = wait_state(&tb, &run, Duration::from_secs(180), |s| !matches!(s, "running" | "paused" | "aborting"));
+    assert_eq!(end["state"], "succeeded", "{end}");
+    let report = tb.json(&["drill", "report", &run, "--format", "json"]);
+    let email = report["systems"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["name"] == "email"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the record has email: {report}"));
+    assert_eq!(email["pass"], true, "{report}");
+
+    let after = finding("dr-drill-rehearsed");
+    assert_eq!(after["status"], "pass", "{after}");
+    let judged = &after["evidence"]["systems"][0];
+    assert_eq!((judged["system"].as_str(), judged["run"].as_str()), (Some("email"), Some(run.as_str())), "{after}");
+    assert_eq!((judged["mode"].as_str(), judged["age_days"].as_i64()), (Some("test"), Some(0)), "{after}");
+    assert_eq!(after["clause"].as_str().map(|c| c.starts_with("7.1.5.8")), Some(true), "{after}");
+    let met = finding("dr-drill-targets-met");
+    assert_eq!(met["status"], "pass", "{met}");
+    let judged = &met["evidence"]["systems"][0];
+    assert_eq!(judged["rto_seconds"], email["rto_seconds"], "the record's own figures: {met}");
+    assert_eq!(judged["rto_target_seconds"], email["rto_target_seconds"], "{met}");
 }
 
 /// Audit records of `action`.

@@ -1,7 +1,7 @@
 //! Evaluating a host against the packs assigned to it: the input document from its latest
-//! facts, each pack's controls at the host's level, waivers applied, findings stored with their
-//! history, and (in `enforce` mode) a remediation task for each failing control whose
-//! remediation is marked safe.
+//! facts and its systems' backup and drill records, each pack's controls at the host's level,
+//! waivers applied, findings stored with their history, and (in `enforce` mode) a remediation
+//! task for each failing control whose remediation is marked safe.
 //!
 //! Guarantees: an evaluation changes only the findings of the host it evaluates; a remediation
 //! task's id is derived from (host, pack, control, since), so evaluating again while the
@@ -169,6 +169,7 @@ async fn evaluate_hosts_with(
         let existing = app.store.list_findings(Some(host)).await.map_err(|e| e.to_string())?;
         let system_names: Vec<String> = sc.systems.iter().map(|s| s.name.clone()).collect();
         let backups = crate::backup::policy_input(app, &system_names).await;
+        let drills = super::drills::policy_input(app, &system_names).await;
         let index = judged.len();
         let mut packs = Vec::new();
         for (pack, mode) in &sc.packs {
@@ -188,6 +189,7 @@ async fn evaluate_hosts_with(
             )
             .systems(sc.systems.clone())
             .backups(backups.clone())
+            .drills(drills.clone())
             .build();
             let batch = batches.entry((pack.clone(), level)).or_default();
             batch.inputs.push(input);

@@ -1,7 +1,8 @@
 //! Security-level policies in the controller: the shipped and custom packs compiled once, who they apply
 //! to (`scope`), and evaluating a host's facts against them (`evaluate`), with waivers applied
-//! and findings kept with their history.
+//! and findings kept with their history; `drills` gives the `drill` controls the drill records.
 
+pub mod drills;
 pub mod evaluate;
 pub mod scope;
 

@@ -75,6 +75,10 @@ pub trait DrillStore {
     async fn drill(&self, id: &str) -> Result<Option<DrillRun>, StoreError>;
     /// The newest runs first.
     async fn drills(&self, limit: i64) -> Result<Vec<DrillRun>, StoreError>;
+    /// For each of `systems`, the newest run covering it that ran to its end (`succeeded` or
+    /// `failed`; by `finished_at`), in any mode: `(system, run)`, sorted by system. A system no
+    /// such run covers is absent.
+    async fn newest_finished_drills(&self, systems: &[String]) -> Result<Vec<(String, DrillRun)>, StoreError>;
     /// Runs not yet ended (awaiting approval, running, paused, aborting).
     async fn active_drills(&self) -> Result<Vec<DrillRun>, StoreError>;
     /// Applies `change` when the run is in one of its `from` states; false otherwise.

@@ -126,6 +126,31 @@ impl DrillStore for SqliteStore {
         rows.iter().map(run_of).collect()
     }
 
+    async fn newest_finished_drills(&self, systems: &[String]) -> Result<Vec<(String, DrillRun)>, StoreError> {
+        if systems.is_empty() {
+            return Ok(Vec::new());
+        }
+        // A run names its systems in `systems` (`{"systems": [{"name": …}, …]}`); one row per
+        // (run, system), the newest finish per system kept.
+        let rows = sqlx::query(
+            "WITH covered AS (
+                SELECT json_extract(s.value, '$.name') AS system, r.*,
+                       ROW_NUMBER() OVER (PARTITION BY json_extract(s.value, '$.name')
+                                          ORDER BY r.finished_at DESC, r.id DESC) AS nth
+                FROM drill_runs r, json_each(r.systems, '$.systems') s
+                WHERE r.state IN ('succeeded', 'failed') AND r.finished_at IS NOT NULL
+                  AND json_extract(s.value, '$.name') IN (SELECT value FROM json_each(?))
+             )
+             SELECT system, id, plan, plan_version, mode, state, started_by, approved_by, created_at, started_at,
+                    finished_at, steps, systems, notes, error
+             FROM covered WHERE nth = 1 ORDER BY system",
+        )
+        .bind(text(&serde_json::json!(systems), "systems")?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("system")?, run_of(r)?))).collect()
+    }
+
     async fn active_drills(&self) -> Result<Vec<DrillRun>, StoreError> {
         let rows =
             sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE state IN {ACTIVE} ORDER BY created_at")))
@@ -240,5 +265,63 @@ impl DrillStore for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(id: &str, systems: &[&str], mode: &str, state: &str, finished_at: Option<i64>) -> DrillRun {
+        let systems: Vec<serde_json::Value> = systems.iter().map(|s| json!({"name": s})).collect();
+        DrillRun {
+            id: id.into(),
+            plan: "camau-all".into(),
+            plan_version: 1,
+            mode: mode.into(),
+            state: state.into(),
+            started_by: "op1".into(),
+            approved_by: None,
+            created_at: 1,
+            started_at: Some(1),
+            finished_at,
+            steps: json!([]),
+            systems: json!({"systems": systems}),
+            notes: json!([]),
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_newest_run_that_ran_to_its_end_is_kept_per_system() {
+        let store = SqliteStore::in_memory().await.expect("store");
+        for r in [
+            run("old", &["email", "qlvbdh"], "test", "succeeded", Some(1_000)),
+            run("newer-failed", &["email"], "disaster", "failed", Some(2_000)),
+            // Ended without recovering anything, or not ended: not a drill of the system.
+            run("aborted", &["email", "qlvbdh"], "test", "aborted", Some(3_000)),
+            run("refused", &["qlvbdh"], "planned", "refused", Some(3_000)),
+            run("running", &["email"], "test", "running", None),
+            run("other", &["cong-bao"], "test", "succeeded", Some(5_000)),
+        ] {
+            store.insert_drill(&r, None).await.expect("insert");
+        }
+        let asked = ["email".to_string(), "qlvbdh".into(), "never-drilled".into()];
+        let got: Vec<(String, String, String)> = store
+            .newest_finished_drills(&asked)
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|(system, r)| (system, r.id, r.mode))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("email".into(), "newer-failed".into(), "disaster".into()),
+                ("qlvbdh".into(), "old".into(), "test".into()),
+            ]
+        );
+        assert!(store.newest_finished_drills(&[]).await.expect("query").is_empty());
     }
 }
