@@ -15,7 +15,6 @@ use serde_json::{Value, json};
 use crate::api::{ApiResult, Auth, READERS, require};
 use crate::app::{App, AppError, Role, now_ms, rfc3339};
 use crate::policy::evaluate::{self, Outcome};
-use crate::policy::scope;
 use crate::store::{Assignment, Waiver};
 
 pub fn routes() -> Router<Arc<App>> {
@@ -36,25 +35,9 @@ async fn packs(State(app): State<Arc<App>>, Auth(p): Auth) -> ApiResult<Json<Val
     Ok(Json(Value::Array(list)))
 }
 
-/// Hosts with a stored record that the systems `keep` picks run on.
-async fn hosts_where(app: &Arc<App>, keep: impl Fn(&inventory::System) -> bool) -> Result<Vec<String>, AppError> {
-    let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
-    let vms = app.store.list_vms().await?;
-    let known: Vec<String> = app.store.list_hosts().await?.into_iter().map(|h| h.name).collect();
-    let mut out: Vec<String> = Vec::new();
-    for s in inv.systems.iter().filter(|s| keep(s)) {
-        for h in scope::system_hosts(&inv, &s.name, &vms) {
-            if known.contains(&h) && !out.contains(&h) {
-                out.push(h);
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Hosts with a stored record that `system` (or every system, when `None`) runs on.
 async fn hosts_of(app: &Arc<App>, system: Option<&str>) -> Result<Vec<String>, AppError> {
-    hosts_where(app, |s| system.is_none_or(|n| s.name == n)).await
+    evaluate::hosts_where(app, |s| system.is_none_or(|n| s.name == n)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +90,7 @@ async fn assign(
     };
     let hosts = match scope_kind {
         "system" => hosts_of(&app, Some(&target)).await?,
-        _ => hosts_where(&app, |s| s.level.get().to_string() == target).await?,
+        _ => evaluate::hosts_where(&app, |s| s.level.get().to_string() == target).await?,
     };
     if req.dry_run {
         // What enforce would run now, on the facts as they are; nothing is stored or started.

@@ -368,6 +368,16 @@ fn a_finished_drill_turns_the_drill_controls_of_its_systems_hosts_to_pass() {
         .cloned()
         .unwrap_or_else(|| panic!("the record has email: {report}"));
     assert_eq!(email["pass"], true, "{report}");
+    // The controller re-evaluates the system's hosts when a drill ends, without being asked.
+    let stored = |control: &str| {
+        let all = tb.json(&["policy", "findings", "--host", "email-app-01"]);
+        all.as_array().and_then(|a| a.iter().find(|f| f["control"] == control)).map(|f| f["status"].clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while stored("dr-drill-rehearsed") != Some(Value::from("pass")) {
+        assert!(Instant::now() < deadline, "the drill's end did not re-evaluate email-app-01");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 
     let after = finding("dr-drill-rehearsed");
     assert_eq!(after["status"], "pass", "{after}");

@@ -422,6 +422,11 @@ async fn drive_loop(app: &Arc<App>, id: &str) -> Result<(), AppError> {
             };
             app.store.change_drill_state(id, &change).await?;
             tracing::info!(run = id, result = end.as_str(), reason = why.as_deref().unwrap_or(""), "drill ended");
+            // The record is evidence for the packs' drill controls of its systems' hosts.
+            let mut systems: Vec<String> = specs.iter().filter_map(|s| s.system.clone()).collect();
+            systems.sort();
+            systems.dedup();
+            crate::policy::evaluate::reevaluate_systems(app, systems, format!("drill {id} {}", end.as_str()));
             return Ok(());
         }
         let to_start: Vec<String> = d.start.iter().filter(|k| !in_flight.contains(*k)).cloned().collect();

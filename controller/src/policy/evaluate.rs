@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::scope;
-use crate::app::{App, Principal, Role, now_ms, rfc3339};
+use crate::app::{App, AppError, Principal, Role, now_ms, rfc3339};
 use crate::store::{Assignment, FindingRecord, Waiver};
 
 /// What evaluating one host did.
@@ -107,6 +107,46 @@ pub async fn evaluate_hosts(
     hosts: &[(String, String)],
 ) -> Result<Vec<Result<Outcome, String>>, String> {
     evaluate_hosts_with(app, hosts, false, None).await
+}
+
+/// Hosts with a stored record that the systems `keep` accepts run on.
+pub async fn hosts_where(app: &Arc<App>, keep: impl Fn(&inventory::System) -> bool) -> Result<Vec<String>, AppError> {
+    let inv = app.inventory.clone().ok_or_else(|| AppError::Conflict("the controller has no inventory".into()))?;
+    let vms = app.store.list_vms().await?;
+    let known: Vec<String> = app.store.list_hosts().await?.into_iter().map(|h| h.name).collect();
+    let mut out: Vec<String> = Vec::new();
+    for s in inv.systems.iter().filter(|s| keep(s)) {
+        for h in scope::system_hosts(&inv, &s.name, &vms) {
+            if known.contains(&h) && !out.contains(&h) {
+                out.push(h);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Re-evaluates, in the background, the hosts of `systems` on the facts they last sent: for
+/// evidence that arrives at the controller rather than from the hosts (a drill record), so its
+/// findings change now instead of at each host's next facts report.
+pub fn reevaluate_systems(app: &Arc<App>, systems: Vec<String>, cause: String) {
+    let app = app.clone();
+    tokio::spawn(async move {
+        let hosts = match hosts_where(&app, |s| systems.contains(&s.name)).await {
+            Ok(h) => h,
+            Err(e) => return tracing::warn!(error = %e, cause, "cannot find the hosts to re-evaluate"),
+        };
+        let batch: Vec<(String, String)> = hosts.iter().map(|h| (h.clone(), cause.clone())).collect();
+        match evaluate_hosts(&app, &batch).await {
+            Ok(results) => {
+                for (host, r) in hosts.iter().zip(results) {
+                    if let Err(e) = r {
+                        tracing::warn!(host, error = %e, cause, "re-evaluation failed");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, cause, "re-evaluation failed"),
+        }
+    });
 }
 
 /// One host's share of a batch: what it is judged on, and the findings it gets per pack.
