@@ -106,6 +106,8 @@ func main() {
 		model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	server := model.Service.NewServer()
+	// Nobody knows the address before the ready line below, so no request races this.
+	server.Config.Handler = withExportVm(server.Config.Handler)
 	u := *server.URL
 	u.User = nil
 	fmt.Printf("vcsim ready: %s\n", u.String())
