@@ -81,12 +81,14 @@ async fn headroom(ctx: &Ctx<'_>) -> Result<Value, String> {
 }
 
 /// Each system restored from backup has a restore point within its RPO (a planned run takes
-/// a final backup, so there it only needs a backup plan).
+/// a final backup, so there it only needs a backup plan); each `image` workload whose plan
+/// keeps its image fresh (`refresh`) has an image exported within its system's RPO.
 async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
     let inv = ctx.app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
     let now = now_ms();
     let mut found = serde_json::Map::new();
     let mut problems = Vec::new();
+    image_ages(ctx, inv, now, &mut found, &mut problems).await?;
     for s in &ctx.plan.systems {
         if !s.recover.iter().any(|w| w.method == RecoveryMethod::Restore) {
             continue;
@@ -121,6 +123,46 @@ async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
         return Err(problems.join("; "));
     }
     Ok(Value::Object(found))
+}
+
+/// The refreshed images' ages against their systems' RPO.
+async fn image_ages(
+    ctx: &Ctx<'_>,
+    inv: &inventory::Inventory,
+    now: i64,
+    found: &mut serde_json::Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    for s in &ctx.plan.systems {
+        let rpo = inv.system(&s.name).map_or(Duration::from_secs(86_400), |x| x.rpo);
+        for w in s.recover.iter().filter(|w| w.method == RecoveryMethod::Image && w.refresh.is_some()) {
+            let conn = super::exec::connection(ctx.app, "dr")?;
+            let image = super::exec::newest_image(conn, &w.image).await?;
+            let Some(exported) = image.as_ref().and_then(crate::images::exported_at_ms) else {
+                problems.push(format!(
+                    "{} has no refreshed image {} (run `mangrove images refresh {} --workload {}`)",
+                    w.workload, w.image, ctx.plan.name, w.workload
+                ));
+                continue;
+            };
+            let age = Duration::from_millis(u64::try_from(now - exported).unwrap_or(0));
+            if age > rpo {
+                problems.push(format!(
+                    "{}'s image {} was exported {} ago, beyond {}'s RPO of {}",
+                    w.workload,
+                    w.image,
+                    inventory::format_duration(Duration::from_secs(age.as_secs())),
+                    s.name,
+                    inventory::format_duration(rpo)
+                ));
+            }
+            found.insert(
+                w.workload.clone(),
+                json!({"image": image.map(|i| i.id), "exported_at": crate::app::rfc3339(exported), "age_seconds": age.as_secs()}),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The zone answers; outside test runs, also what the plan's records hold before anything

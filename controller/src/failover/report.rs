@@ -32,7 +32,7 @@ pub fn build(run: &DrillRun, steps: &[StepRecord]) -> Value {
                 .then(|| probes.iter().filter_map(|r| r.finished_at).max())
                 .flatten()
                 .map(|t| ((t - start) as f64 / 1000.0).max(0.0));
-            let rpo = of_system(super::steps::StepKind::is_restore)
+            let rpo = of_system(super::steps::StepKind::measures_rpo)
                 .filter_map(|k| steps.iter().find(|r| r.key == k && r.state == "succeeded"))
                 .filter_map(|r| r.result.as_ref()?.get("rpo_seconds")?.as_f64())
                 .fold(None::<f64>, |m, x| Some(m.map_or(x, |m| m.max(x))));
