@@ -116,6 +116,17 @@ fn images_refresh_uploads_an_active_qcow2_and_a_second_refresh_replaces_it_witho
     assert!(applied.status.success(), "{}", stderr(&applied));
     let d = glance(&tb);
     assert!(named(&d).is_empty());
+    // Until its first refresh, a drill's pre-check says the workload has no image.
+    let restore_points = || {
+        let out = tb.mg(&["--json", "drill", "check", "camau-all", "--mode", "test"]);
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("drill check printed no JSON ({e}): {}", stderr(&out)));
+        let checks = v["checks"].as_array().expect("checks").clone();
+        checks.into_iter().find(|c| c["key"] == "precheck.restore_points").expect("the restore points pre-check")
+    };
+    let pre = restore_points();
+    assert_eq!(pre["ok"], false);
+    assert!(pre["detail"].as_str().is_some_and(|d| d.contains("cong-bao-app-01 has no refreshed image")), "{pre}");
 
     // Only operators refresh.
     let refused = tb.mg_as(&tb.user_token("auditor"), &["images", "refresh", "camau-all"]);
@@ -154,6 +165,14 @@ fn images_refresh_uploads_an_active_qcow2_and_a_second_refresh_replaces_it_witho
     let bytes = d.download_image(&img.id, &mut file).expect("download the image");
     assert_eq!(Some(bytes), img.size);
     assert_eq!(qemu_info(&back)["format"], "qcow2");
+
+    // Now the pre-check finds it, exported moments ago, within cong-bao's RPO (other
+    // systems may still lack verified backups on a fresh testbed: they are not this test's).
+    let pre = restore_points();
+    match &pre["detail"] {
+        Value::String(problems) => assert!(!problems.contains("cong-bao-app-01"), "{pre}"),
+        found => assert_eq!(found["cong-bao-app-01"]["image"], img.id.as_str(), "{pre}"),
+    }
 
     // The refresh is audited with who did it.
     let audit = tb.api_get("/api/v1/audit?limit=50", &tb.user_token("auditor"));
