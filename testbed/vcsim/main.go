@@ -6,6 +6,7 @@
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o mangrove-vcsim .
 //
 // It prints one line, "vcsim ready: <url>", once it serves, and runs until killed.
+// It adds VirtualMachine.ExportVm, which the simulator lacks (see export.go).
 // The password is read from a file so it never appears in process arguments.
 //
 // Without -shape it serves the simulator's generated model (DC0, DC0_C0, DC0_C0_H0…);
