@@ -103,7 +103,7 @@ fn images_refresh_uploads_an_active_qcow2_and_a_second_refresh_replaces_it_witho
         let out = tb.mg(&["plans", "apply", &f]);
         assert!(!out.status.success(), "{file} was accepted");
         let err = stderr(&out);
-        assert!(err.contains(&format!("{f}")) && err.contains(want), "{file}: want {want:?} in {err}");
+        assert!(err.contains(f.as_str()) && err.contains(want), "{file}: want {want:?} in {err}");
         if file != "range.yaml" {
             assert!(err.contains(&format!("{f}:{line}:")), "{file}: not refused at line {line}: {err}");
         }
