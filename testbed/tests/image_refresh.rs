@@ -1,8 +1,9 @@
 //! DR images refreshed from vCenter, on a process testbed (VMware's vcsim for the DC, the
 //! OpenStack simulator for DR): `mangrove images refresh` exports the VM, converts its disk
 //! with qemu-img and uploads an active qcow2 image with its source recorded; a second refresh
-//! replaces it without a moment when the image is missing; bad `refresh` blocks are refused
-//! at their line.
+//! replaces it without a moment when the image is missing; a drill's pre-check sees the image;
+//! the controller refreshes on the workload's `refresh.schedule` by itself; bad `refresh`
+//! blocks are refused at their line.
 //!
 //! Needs both binaries built (`cargo build --workspace --bins`), Go and govmomi for vcsim, and
 //! qemu-img (Debian package qemu-utils): `mangrove testbed deps --install`.
@@ -12,7 +13,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Testbed;
 use plugins::http::HttpOptions;
@@ -111,7 +112,8 @@ fn images_refresh_uploads_an_active_qcow2_and_a_second_refresh_replaces_it_witho
     assert_eq!(tb.json(&["plans", "list"])[0]["version"], 1, "nothing refused was stored");
 
     // cong-bao comes back from an image kept fresh from vCenter; the image need not exist yet.
-    let f = write("camau-image.yaml", &with("image", "0 2 * * *"));
+    // (A schedule that cannot fire during the test: 02:00 on 29 February.)
+    let f = write("camau-image.yaml", &with("image", "0 2 29 2 *"));
     let applied = tb.mg(&["plans", "apply", &f]);
     assert!(applied.status.success(), "{}", stderr(&applied));
     let d = glance(&tb);
@@ -207,4 +209,25 @@ fn images_refresh_uploads_an_active_qcow2_and_a_second_refresh_replaces_it_witho
     let images = named(&d);
     assert_eq!(images.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), [second["image_id"].as_str().expect("id")]);
     assert!(second["exported_at"].as_str() >= first["exported_at"].as_str());
+
+    // On its schedule the controller refreshes by itself (every minute here), as `scheduler`.
+    let f = write("camau-every-minute.yaml", &with("image", "* * * * *"));
+    let applied = tb.mg(&["plans", "apply", &f]);
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let scheduled = loop {
+        let audit = tb.api_get("/api/v1/audit?limit=50", &tb.user_token("auditor"));
+        let found = audit
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["action"] == "image.refresh" && e["actor"] == "scheduler").cloned());
+        if let Some(entry) = found {
+            break entry;
+        }
+        assert!(Instant::now() < deadline, "no scheduled refresh within 150 s: {audit}");
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(scheduled["target"], "camau-all/cong-bao-app-01", "{scheduled}");
+    let active: Vec<Image> = named(&d).into_iter().filter(|i| i.status == "active").collect();
+    assert!(!active.is_empty());
+    assert!(active.iter().all(|i| i.property("mangrove_source_vm") == Some("cong-bao-app-01")));
 }
