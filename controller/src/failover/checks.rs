@@ -138,31 +138,47 @@ async fn image_ages(
         for w in s.recover.iter().filter(|w| w.method == RecoveryMethod::Image && w.refresh.is_some()) {
             let conn = super::exec::connection(ctx.app, "dr")?;
             let image = super::exec::newest_image(conn, &w.image).await?;
-            let Some(exported) = image.as_ref().and_then(crate::images::exported_at_ms) else {
-                problems.push(format!(
-                    "{} has no refreshed image {} (run `mangrove images refresh {} --workload {}`)",
-                    w.workload, w.image, ctx.plan.name, w.workload
-                ));
-                continue;
-            };
-            let age = Duration::from_millis(u64::try_from(now - exported).unwrap_or(0));
-            if age > rpo {
-                problems.push(format!(
-                    "{}'s image {} was exported {} ago, beyond {}'s RPO of {}",
-                    w.workload,
-                    w.image,
-                    inventory::format_duration(Duration::from_secs(age.as_secs())),
-                    s.name,
-                    inventory::format_duration(rpo)
-                ));
+            let exported = image.as_ref().and_then(crate::images::exported_at_ms);
+            match image_age(&ctx.plan.name, &w.workload, &w.image, &s.name, exported, now, rpo) {
+                Err(problem) => problems.push(problem),
+                Ok(age) => {
+                    found.insert(
+                        w.workload.clone(),
+                        json!({"image": image.map(|i| i.id), "exported_at": exported.map(crate::app::rfc3339),
+                               "age_seconds": age.as_secs()}),
+                    );
+                }
             }
-            found.insert(
-                w.workload.clone(),
-                json!({"image": image.map(|i| i.id), "exported_at": crate::app::rfc3339(exported), "age_seconds": age.as_secs()}),
-            );
         }
     }
     Ok(())
+}
+
+/// A refreshed image's age, or why it does not do: none exported yet, or exported longer ago
+/// than the system's RPO. Pure.
+fn image_age(
+    plan: &str,
+    workload: &str,
+    image: &str,
+    system: &str,
+    exported: Option<i64>,
+    now: i64,
+    rpo: Duration,
+) -> Result<Duration, String> {
+    let Some(exported) = exported else {
+        return Err(format!(
+            "{workload} has no refreshed image {image} (run `mangrove images refresh {plan} --workload {workload}`)"
+        ));
+    };
+    let age = Duration::from_millis(u64::try_from(now - exported).unwrap_or(0));
+    if age > rpo {
+        return Err(format!(
+            "{workload}'s image {image} was exported {} ago, beyond {system}'s RPO of {}",
+            inventory::format_duration(Duration::from_secs(age.as_secs())),
+            inventory::format_duration(rpo)
+        ));
+    }
+    Ok(age)
 }
 
 /// The zone answers; outside test runs, also what the plan's records hold before anything
@@ -242,4 +258,25 @@ async fn dc_agents(ctx: &Ctx<'_>) -> Result<Value, String> {
 async fn dc(ctx: &Ctx<'_>) -> Result<Value, String> {
     let hosts = on_platform(ctx.app, "dc", |d| Ok(d.hosts()?.len())).await?;
     Ok(json!({"dc_hosts": hosts}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refreshed_image_must_exist_and_be_younger_than_the_rpo() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let now = 100 * 3_600_000;
+        let age = |exported: Option<i64>, rpo| image_age("p", "w", "w-dr", "s", exported, now, rpo);
+        assert_eq!(age(Some(now - 3_600_000), h(4)), Ok(h(1)));
+        assert_eq!(age(Some(now - 4 * 3_600_000), h(4)), Ok(h(4)));
+        let old = age(Some(now - 5 * 3_600_000), h(4)).expect_err("older than the RPO");
+        assert!(old.contains("exported 5h ago, beyond s's RPO of 4h"), "{old}");
+        let none = age(None, h(4)).expect_err("no image");
+        assert!(
+            none.contains("w has no refreshed image w-dr") && none.contains("images refresh p --workload w"),
+            "{none}"
+        );
+    }
 }
