@@ -671,6 +671,17 @@ fn export_streams_a_stopped_vms_disk_and_a_running_one_through_a_clone() {
     assert_eq!((source.format.as_str(), qcow2.format.as_str()), ("vmdk", "qcow2"));
     assert_eq!(qcow2.virtual_size, 64 << 20);
 
+    // A disk that cannot be downloaded fails the export, which aborts the lease and leaves
+    // nothing behind.
+    std::fs::remove_file(&disk).expect("remove the simulator's disk file");
+    let failed_dir = tempfile::tempdir().expect("temp dir");
+    let failed = driver.export_vm(&stopped.id, "never-made", failed_dir.path(), Duration::from_secs(60));
+    match failed {
+        Err(PlatformError::Refused { message, .. }) => assert!(message.contains("HTTP 404"), "{message}"),
+        other => panic!("expected the download to be refused, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(failed_dir.path()).expect("dir").count(), 0, "a failed export left files");
+
     // A running VM is exported through a clone that is deleted afterwards; the VM runs on.
     let running = vm("DC0_C0_RP0_VM1");
     assert_eq!(running.power_state, PowerState::On);
