@@ -125,6 +125,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::ansible_run::routes())
         .merge(crate::api_vc::routes())
         .merge(crate::api_plans::routes())
+        .merge(crate::api_images::routes())
         .merge(crate::api_drills::routes())
         .merge(crate::api_events::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })

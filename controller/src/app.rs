@@ -125,6 +125,8 @@ pub struct App {
     pub backup_breaches: crate::backup::schedule::Breaches,
     /// The drills this controller drives.
     pub drills: crate::failover::runs::Drills,
+    /// DR image refreshes running now.
+    pub images: crate::images::Refreshing,
     /// Remediation tasks per host (see [`Remediating`]).
     pub remediating: std::sync::Mutex<std::collections::HashMap<String, Remediating>>,
 }

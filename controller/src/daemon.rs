@@ -121,11 +121,13 @@ pub async fn run(cfg: Config) -> Result<()> {
         capacity_prometheus,
         remediating: Default::default(),
         drills: Default::default(),
+        images: Default::default(),
     });
     crate::platforms::spawn_scheduler(app.clone());
     crate::capacity::collect::spawn_folding(app.clone());
     crate::backup::snapshots::fail_interrupted(&app).await;
     crate::backup::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
+    crate::images::schedule::spawn(app.clone(), cfg.backup.evaluate_every.0);
     crate::endpoints::spawn(app.clone());
     crate::vc::schedule::spawn(app.clone());
     crate::failover::runs::spawn(app.clone());

@@ -120,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         cmd: controller::cli_plans::PlansCmd,
     },
+    /// DR images of a plan's `image` workloads: refresh them from vCenter.
+    Images {
+        #[command(subcommand)]
+        cmd: controller::cli_images::ImagesCmd,
+    },
     /// Tasks run by agents.
     Tasks {
         #[command(subcommand)]
@@ -754,6 +759,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Inventory { cmd: InventoryCmd::Check { file } } => cli::inventory_check(&file, json),
         Command::Ansible { cmd } => controller::cli_ansible::run(cmd, client, json),
         Command::Plans { cmd } => controller::cli_plans::run(cmd, &client()?, json),
+        Command::Images { cmd } => controller::cli_images::run(cmd, &client()?, json),
         Command::Drill { cmd } => controller::cli_drills::drill(cmd, &client()?, json),
         Command::Approvals { cmd } => controller::cli_drills::approvals(cmd, &client()?, json),
         Command::Tasks { cmd: TasksCmd::Run { host, timeout, id, no_wait, command } } => {

@@ -358,7 +358,7 @@ fn date_shaped(text: &str) -> bool {
 }
 
 /// A cron schedule has five fields of digits, `*`, `/`, `-` and `,`; the controller reads it.
-fn cron_shaped(text: &str) -> bool {
+pub(crate) fn cron_shaped(text: &str) -> bool {
     let fields: Vec<&str> = text.split_whitespace().collect();
     fields.len() == 5 && fields.iter().all(|f| f.chars().all(|ch| ch.is_ascii_digit() || "*/-,".contains(ch)))
 }

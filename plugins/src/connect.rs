@@ -136,19 +136,26 @@ impl Connection {
     /// Connects (logs in) and returns the driver.
     pub fn connect(&self) -> Result<Box<dyn Hypervisor>, PlatformError> {
         match self.kind {
-            PlatformKind::Vsphere => {
-                let c = self.credentials()?;
-                let cfg = crate::vsphere::VsphereConfig {
-                    url: self.endpoint.clone(),
-                    username: self.require(&c.username, "username")?.to_string(),
-                    password: self.require(&c.password, "password")?.to_string(),
-                    http: self.http(),
-                };
-                Ok(Box::new(crate::vsphere::VsphereDriver::connect(cfg)?))
-            }
+            PlatformKind::Vsphere => Ok(Box::new(self.connect_vsphere()?)),
             PlatformKind::Openstack => Ok(Box::new(self.connect_openstack()?)),
             PlatformKind::Libvirt => self.connect_libvirt(),
         }
+    }
+
+    /// Connects to a vSphere platform and returns its own driver, for what only vSphere has
+    /// (exporting a VM's disks).
+    pub fn connect_vsphere(&self) -> Result<crate::vsphere::VsphereDriver, PlatformError> {
+        if self.kind != PlatformKind::Vsphere {
+            return Err(PlatformError::Config(format!("platform {} is {}, not vSphere", self.name, self.kind)));
+        }
+        let c = self.credentials()?;
+        let cfg = crate::vsphere::VsphereConfig {
+            url: self.endpoint.clone(),
+            username: self.require(&c.username, "username")?.to_string(),
+            password: self.require(&c.password, "password")?.to_string(),
+            http: self.http(),
+        };
+        crate::vsphere::VsphereDriver::connect(cfg)
     }
 
     /// Connects to an OpenStack platform and returns its own driver, for what only OpenStack

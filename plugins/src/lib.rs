@@ -4,7 +4,7 @@
 //! video-conference endpoint checks (`vc`: SIP OPTIONS, SNMP, Poly REST and telnet); and the
 //! anti-malware status of the local machine ([`antivirus`]: ClamAV, Kaspersky Endpoint
 //! Security for Linux); and [`dns`], RFC 2136 dynamic updates with TSIG for the failover's DNS
-//! switch.
+//! switch; and [`qemu_img`], the disk conversion of VMs exported from vCenter into DR images.
 
 pub mod antivirus;
 pub mod cloudinit;
@@ -17,6 +17,7 @@ pub mod ksc;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod openstack;
+pub mod qemu_img;
 pub mod restic;
 pub mod vc;
 pub mod vsphere;

@@ -20,6 +20,7 @@ use mangrove_plugins::http::HttpOptions;
 use mangrove_plugins::hypervisor::{
     CreateSpec, Hypervisor, InstanceSource, OpState, Operation, PowerAction, PowerState, wait,
 };
+use mangrove_plugins::qemu_img::QemuImg;
 use mangrove_plugins::vsphere::{VsphereConfig, VsphereDriver};
 
 const USER: &str = "administrator@vsphere.local";
@@ -70,6 +71,8 @@ struct Vcsim {
     url: String,
     /// The CA that signed the simulator's certificate.
     ca: PathBuf,
+    /// The simulator's TMPDIR: its datastores' directories are made there.
+    tmp: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -79,7 +82,10 @@ impl Vcsim {
         let pw = dir.path().join("secret");
         std::fs::write(&pw, PASSWORD).expect("password file");
         let tls = dir.path().join("tls");
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("simulator tmp dir");
         let mut child = Command::new(vcsim_binary())
+            .env("TMPDIR", &tmp)
             .args(["-listen", "127.0.0.1:0", "-username", USER, "-secret-file"])
             .arg(&pw)
             .arg("-tls-dir")
@@ -106,7 +112,7 @@ impl Vcsim {
             }
         };
         assert!(url.starts_with("https://"), "vcsim was asked for TLS but serves {url}");
-        Vcsim { child, url, ca: tls.join("ca.pem"), _dir: dir }
+        Vcsim { child, url, ca: tls.join("ca.pem"), tmp, _dir: dir }
     }
 
     fn config(&self) -> VsphereConfig {
@@ -615,4 +621,82 @@ fn a_retrieve_answer_decodes_and_its_truncations_never_panic() {
     for cut in (0..text.len()).step_by(7).filter(|i| text.is_char_boundary(*i)) {
         let _ = mangrove_plugins::vsphere::decode_inventory_answer(200, &text[..cut]);
     }
+}
+
+/// The file under `root` whose path ends in `suffix`.
+fn find_file(root: &Path, suffix: &str) -> PathBuf {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                return path;
+            }
+        }
+    }
+    panic!("no file ending in {suffix} under {}", root.display());
+}
+
+#[test]
+fn export_streams_a_stopped_vms_disk_and_a_running_one_through_a_clone() {
+    let sim = Vcsim::start(&["-cluster", "1", "-host", "1", "-standalone-host", "0", "-vm", "2"]);
+    let driver = sim.connect();
+    let before = driver.inventory().expect("inventory");
+    let vm = |name: &str| before.vms.iter().find(|v| v.name == name).unwrap_or_else(|| panic!("no VM {name}"));
+    let stopped = vm("DC0_C0_RP0_VM0");
+    finish(&driver, driver.power(&stopped.id, PowerAction::Off).expect("power off"));
+
+    // A real VMDK where the simulator keeps that VM's disk: an export serves that file.
+    let disk = find_file(&sim.tmp, &format!("{}/disk1.vmdk", stopped.name));
+    let made = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vmdk", "-o", "subformat=streamOptimized"])
+        .arg(&disk)
+        .arg("64M")
+        .status()
+        .expect("run qemu-img (Debian package qemu-utils)");
+    assert!(made.success(), "qemu-img create failed");
+    let qemu = QemuImg::find().expect("qemu-img is installed (qemu-utils)");
+
+    let out = tempfile::tempdir().expect("temp dir");
+    let export =
+        driver.export_vm(&stopped.id, "never-made", out.path(), Duration::from_secs(60)).expect("export a stopped VM");
+    assert!(!export.through_clone);
+    assert_eq!(export.disks.len(), 1, "{export:?}");
+    let got = std::fs::read(&export.disks[0].path).expect("exported disk");
+    assert_eq!(got, std::fs::read(&disk).expect("simulator's disk"), "the export is the disk's bytes");
+    assert_eq!(export.disks[0].bytes, got.len() as u64);
+    let (source, qcow2) = qemu.to_qcow2(&export.disks[0].path, &out.path().join("disk.qcow2")).expect("convert");
+    assert_eq!((source.format.as_str(), qcow2.format.as_str()), ("vmdk", "qcow2"));
+    assert_eq!(qcow2.virtual_size, 64 << 20);
+
+    // A disk that cannot be downloaded fails the export, which aborts the lease and leaves
+    // nothing behind.
+    std::fs::remove_file(&disk).expect("remove the simulator's disk file");
+    let failed_dir = tempfile::tempdir().expect("temp dir");
+    let failed = driver.export_vm(&stopped.id, "never-made", failed_dir.path(), Duration::from_secs(60));
+    match failed {
+        Err(PlatformError::Refused { message, .. }) => assert!(message.contains("HTTP 404"), "{message}"),
+        other => panic!("expected the download to be refused, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_dir(failed_dir.path()).expect("dir").count(), 0, "a failed export left files");
+
+    // A running VM is exported through a clone that is deleted afterwards; the VM runs on.
+    let running = vm("DC0_C0_RP0_VM1");
+    assert_eq!(running.power_state, PowerState::On);
+    let out2 = tempfile::tempdir().expect("temp dir");
+    let export = driver
+        .export_vm(&running.id, "DC0_C0_RP0_VM1-export", out2.path(), Duration::from_secs(60))
+        .expect("export a running VM");
+    assert!(export.through_clone);
+    assert_eq!(export.disks.len(), 1, "{export:?}");
+    assert!(export.disks[0].path.is_file());
+    let after = driver.inventory().expect("inventory");
+    assert!(!after.vms.iter().any(|v| v.name == "DC0_C0_RP0_VM1-export"), "the export clone is gone");
+    assert_eq!(after.vms.len(), before.vms.len());
+    assert_eq!(vm_power(&driver, &running.id), PowerState::On);
+
+    let missing = driver.export_vm("vm-99999", "x", out2.path(), Duration::from_secs(10));
+    assert!(matches!(missing, Err(PlatformError::NotFound { .. })), "{missing:?}");
 }

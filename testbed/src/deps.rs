@@ -21,6 +21,7 @@ const VENV_IMPORTS: &str = "import pyVmomi, openstackclient, ansible, ansible_co
 const DEBIAN: &[(&str, &str)] = &[
     ("golang-go", "building the vCenter simulator launcher"),
     ("golang-github-vmware-govmomi-dev", "the vCenter simulator (govmomi's simulator library)"),
+    ("qemu-utils", "qemu-img: converting disks exported from vCenter into DR images (`mangrove images refresh`)"),
     ("keystone", "a real OpenStack identity service, for the OpenStack driver's tests"),
     ("postgresql", "Keystone's database in those tests (it fails intermittently on SQLite)"),
     ("python3-psycopg2", "Keystone's PostgreSQL driver"),

@@ -28,6 +28,7 @@ pub use shape::{Shape, ShapeDatastore, ShapeHost, ShapeVm, province_shape};
 /// The launcher's source files, compiled in so a build needs no checkout.
 const SOURCES: &[(&str, &str)] = &[
     ("main.go", include_str!("../vcsim/main.go")),
+    ("export.go", include_str!("../vcsim/export.go")),
     ("shape.go", include_str!("../vcsim/shape.go")),
     ("tlsdir.go", include_str!("../vcsim/tlsdir.go")),
 ];

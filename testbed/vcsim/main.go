@@ -6,6 +6,7 @@
 //	GO111MODULE=off GOPATH=/usr/share/gocode go build -o mangrove-vcsim .
 //
 // It prints one line, "vcsim ready: <url>", once it serves, and runs until killed.
+// It adds VirtualMachine.ExportVm, which the simulator lacks (see export.go).
 // The password is read from a file so it never appears in process arguments.
 //
 // Without -shape it serves the simulator's generated model (DC0, DC0_C0, DC0_C0_H0…);
@@ -106,6 +107,8 @@ func main() {
 		model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
 	server := model.Service.NewServer()
+	// Nobody knows the address before the ready line below, so no request races this.
+	server.Config.Handler = withExportVm(server.Config.Handler)
 	u := *server.URL
 	u.User = nil
 	fmt.Printf("vcsim ready: %s\n", u.String())

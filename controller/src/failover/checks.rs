@@ -81,12 +81,14 @@ async fn headroom(ctx: &Ctx<'_>) -> Result<Value, String> {
 }
 
 /// Each system restored from backup has a restore point within its RPO (a planned run takes
-/// a final backup, so there it only needs a backup plan).
+/// a final backup, so there it only needs a backup plan); each `image` workload whose plan
+/// keeps its image fresh (`refresh`) has an image exported within its system's RPO.
 async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
     let inv = ctx.app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
     let now = now_ms();
     let mut found = serde_json::Map::new();
     let mut problems = Vec::new();
+    image_ages(ctx, inv, now, &mut found, &mut problems).await?;
     for s in &ctx.plan.systems {
         if !s.recover.iter().any(|w| w.method == RecoveryMethod::Restore) {
             continue;
@@ -121,6 +123,62 @@ async fn restore_points(ctx: &Ctx<'_>) -> Result<Value, String> {
         return Err(problems.join("; "));
     }
     Ok(Value::Object(found))
+}
+
+/// The refreshed images' ages against their systems' RPO.
+async fn image_ages(
+    ctx: &Ctx<'_>,
+    inv: &inventory::Inventory,
+    now: i64,
+    found: &mut serde_json::Map<String, Value>,
+    problems: &mut Vec<String>,
+) -> Result<(), String> {
+    for s in &ctx.plan.systems {
+        let rpo = inv.system(&s.name).map_or(Duration::from_secs(86_400), |x| x.rpo);
+        for w in s.recover.iter().filter(|w| w.method == RecoveryMethod::Image && w.refresh.is_some()) {
+            let conn = super::exec::connection(ctx.app, "dr")?;
+            let image = super::exec::newest_image(conn, &w.image).await?;
+            let exported = image.as_ref().and_then(crate::images::exported_at_ms);
+            match image_age(&ctx.plan.name, &w.workload, &w.image, &s.name, exported, now, rpo) {
+                Err(problem) => problems.push(problem),
+                Ok(age) => {
+                    found.insert(
+                        w.workload.clone(),
+                        json!({"image": image.map(|i| i.id), "exported_at": exported.map(crate::app::rfc3339),
+                               "age_seconds": age.as_secs()}),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A refreshed image's age, or why it does not do: none exported yet, or exported longer ago
+/// than the system's RPO. Pure.
+fn image_age(
+    plan: &str,
+    workload: &str,
+    image: &str,
+    system: &str,
+    exported: Option<i64>,
+    now: i64,
+    rpo: Duration,
+) -> Result<Duration, String> {
+    let Some(exported) = exported else {
+        return Err(format!(
+            "{workload} has no refreshed image {image} (run `mangrove images refresh {plan} --workload {workload}`)"
+        ));
+    };
+    let age = Duration::from_millis(u64::try_from(now - exported).unwrap_or(0));
+    if age > rpo {
+        return Err(format!(
+            "{workload}'s image {image} was exported {} ago, beyond {system}'s RPO of {}",
+            inventory::format_duration(Duration::from_secs(age.as_secs())),
+            inventory::format_duration(rpo)
+        ));
+    }
+    Ok(age)
 }
 
 /// The zone answers; outside test runs, also what the plan's records hold before anything
@@ -200,4 +258,25 @@ async fn dc_agents(ctx: &Ctx<'_>) -> Result<Value, String> {
 async fn dc(ctx: &Ctx<'_>) -> Result<Value, String> {
     let hosts = on_platform(ctx.app, "dc", |d| Ok(d.hosts()?.len())).await?;
     Ok(json!({"dc_hosts": hosts}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refreshed_image_must_exist_and_be_younger_than_the_rpo() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        let now = 100 * 3_600_000;
+        let age = |exported: Option<i64>, rpo| image_age("p", "w", "w-dr", "s", exported, now, rpo);
+        assert_eq!(age(Some(now - 3_600_000), h(4)), Ok(h(1)));
+        assert_eq!(age(Some(now - 4 * 3_600_000), h(4)), Ok(h(4)));
+        let old = age(Some(now - 5 * 3_600_000), h(4)).expect_err("older than the RPO");
+        assert!(old.contains("exported 5h ago, beyond s's RPO of 4h"), "{old}");
+        let none = age(None, h(4)).expect_err("no image");
+        assert!(
+            none.contains("w has no refreshed image w-dr") && none.contains("images refresh p --workload w"),
+            "{none}"
+        );
+    }
 }

@@ -99,7 +99,7 @@ fn system_of(spec: &StepSpec) -> Result<&str, String> {
 }
 
 /// The platform connection of a site.
-fn connection(app: &App, site: &str) -> Result<plugins::connect::Connection, String> {
+pub(crate) fn connection(app: &App, site: &str) -> Result<plugins::connect::Connection, String> {
     let inv = app.inventory.as_deref().ok_or("the controller runs without an inventory")?;
     let platform = inv.sites.iter().find(|s| s.name == site).map(|s| s.platform.name.clone());
     let platform = platform.ok_or_else(|| format!("the inventory has no site {site}"))?;
@@ -218,7 +218,7 @@ async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
     }
     .ok_or_else(|| format!("no network mapping for {wl}"))?;
     let network = if ctx.mode == Mode::Test { mapping.test.clone() } else { mapping.dr.clone() };
-    let image = dr_image_id(ctx.app, spec.params["image"].as_str().unwrap_or_default()).await?;
+    let (image, exported_at) = dr_image(ctx.app, spec.params["image"].as_str().unwrap_or_default()).await?;
     let restore = spec.params["method"] == json!(RecoveryMethod::Restore.as_str());
     let user_data = if restore { Some(super::agents::user_data(ctx, &name, system).await?) } else { None };
     let create = CreateSpec {
@@ -246,28 +246,45 @@ async fn dr_boot(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {
         OpState::Succeeded { result } => result.clone(),
         other => return Err(format!("booting {name} ended {other:?}")),
     };
-    Ok(json!({"instance": id, "name": name, "network": network, "reused": false}))
+    let mut out = json!({"instance": id, "name": name, "network": network, "reused": false});
+    // An image workload's data is the image's: its RPO is the export's age at the run's
+    // start, measured like a restore point's.
+    if let (false, Some(t)) = (restore, exported_at) {
+        let started = ctx.run.started_at.unwrap_or(ctx.run.created_at);
+        out["image_exported_at"] = json!(crate::app::rfc3339(t));
+        out["rpo_seconds"] = json!(((started - t) / 1000).max(0));
+    }
+    Ok(out)
 }
 
-/// The id OpenStack knows the image `name` by (other platforms boot by name).
-async fn dr_image_id(app: &App, name: &str) -> Result<String, String> {
+/// The id OpenStack knows the image `name` by (other platforms boot by name), and when its
+/// exported state was taken when it is a refreshed image ([`crate::images::EXPORTED_AT`]).
+async fn dr_image(app: &App, name: &str) -> Result<(String, Option<i64>), String> {
     let conn = connection(app, "dr")?;
     if conn.kind != plugins::PlatformKind::Openstack {
-        return Ok(name.to_string());
+        return Ok((name.to_string(), None));
     }
+    let found = newest_image(conn, name).await?;
+    found
+        .map(|i| (i.id.clone(), crate::images::exported_at_ms(&i)))
+        .ok_or_else(|| format!("the DR site has no image {name}"))
+}
+
+/// The image a boot of `name` would use on the DR platform `conn` ([`crate::images::pick`]).
+pub(crate) async fn newest_image(
+    conn: plugins::connect::Connection,
+    name: &str,
+) -> Result<Option<plugins::openstack::Image>, String> {
     let wanted = name.to_string();
-    let found = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let driver = conn.connect_openstack()?;
         let images = driver.images();
         driver.close();
-        Ok::<_, plugins::PlatformError>(
-            images?.into_iter().find(|i| i.name.as_deref() == Some(wanted.as_str())).map(|i| i.id),
-        )
+        Ok::<_, plugins::PlatformError>(crate::images::pick(&images?, &wanted).cloned())
     })
     .await
     .map_err(|e| format!("reading the DR images failed unexpectedly: {e}"))?
-    .map_err(|e| e.to_string())?;
-    found.ok_or_else(|| format!("the DR site has no image {name}"))
+    .map_err(|e| e.to_string())
 }
 
 async fn dr_restore(ctx: &Ctx<'_>, spec: &StepSpec) -> Result<Value, String> {

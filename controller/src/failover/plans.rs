@@ -93,6 +93,7 @@ pub async fn apply(app: &Arc<App>, origin: &str, text: &str, user: &str) -> Resu
     let inv = inventory_of(app)?;
     let (catalog, warnings) = dr_catalog(app).await;
     let plan = parse_plan(text, origin, &inv, &catalog).map_err(|e| AppError::BadRequest(every_problem(&e, origin)))?;
+    refresh_schedules(&plan, origin)?;
     let record = PlanRecord {
         name: plan.name.clone(),
         version: 0,
@@ -117,6 +118,22 @@ pub async fn apply(app: &Arc<App>, origin: &str, text: &str, user: &str) -> Resu
         .await;
     }
     Ok(ApplyOutcome { name: plan.name.clone(), version, unchanged, groups: groups_json(&plan, &inv), warnings })
+}
+
+/// Image refresh schedules the controller's cron reader accepts (the file check only sees
+/// their shape: `61 * * * *` passes it).
+fn refresh_schedules(plan: &RecoveryPlan, origin: &str) -> Result<(), AppError> {
+    let mut problems = Vec::new();
+    for (i, s) in plan.systems.iter().enumerate() {
+        for (j, w) in s.recover.iter().enumerate() {
+            if let Some(r) = &w.refresh
+                && let Err(e) = crate::backup::plans::parse_cron(&r.schedule)
+            {
+                problems.push(format!("{origin}: systems[{i}].recover[{j}].refresh.schedule: `{}`: {e}", r.schedule));
+            }
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(AppError::BadRequest(problems.join("\n"))) }
 }
 
 /// A stored plan (its newest version unless `version`), read again against today's

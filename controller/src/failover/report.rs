@@ -32,7 +32,7 @@ pub fn build(run: &DrillRun, steps: &[StepRecord]) -> Value {
                 .then(|| probes.iter().filter_map(|r| r.finished_at).max())
                 .flatten()
                 .map(|t| ((t - start) as f64 / 1000.0).max(0.0));
-            let rpo = of_system(super::steps::StepKind::is_restore)
+            let rpo = of_system(super::steps::StepKind::measures_rpo)
                 .filter_map(|k| steps.iter().find(|r| r.key == k && r.state == "succeeded"))
                 .filter_map(|r| r.result.as_ref()?.get("rpo_seconds")?.as_f64())
                 .fold(None::<f64>, |m, x| Some(m.map_or(x, |m| m.max(x))));
@@ -191,4 +191,66 @@ pub fn html(report: &Value, lang: Lang) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(key: &str, finished_at: i64, result: Value) -> StepRecord {
+        StepRecord {
+            run: "d-1".into(),
+            key: key.into(),
+            state: "succeeded".into(),
+            attempts: 1,
+            started_at: Some(finished_at - 1000),
+            finished_at: Some(finished_at),
+            not_before: None,
+            result: Some(result),
+            error: None,
+        }
+    }
+
+    fn spec(key: &str, kind: &str) -> Value {
+        json!({"key": key, "kind": kind, "system": "cong-bao", "group": 1, "after": [], "idempotent": true,
+               "timeout_s": 60, "retries": 0})
+    }
+
+    #[test]
+    fn an_image_workloads_rpo_is_its_images_age_at_the_run_start() {
+        let run = |rpo_target: u64| DrillRun {
+            id: "d-1".into(),
+            plan: "p".into(),
+            plan_version: 1,
+            mode: "test".into(),
+            state: "succeeded".into(),
+            started_by: "op".into(),
+            approved_by: None,
+            created_at: 0,
+            started_at: Some(1_000_000),
+            finished_at: Some(1_100_000),
+            steps: json!([spec("dr.boot:cong-bao-app-01", "dr.boot"), spec("probe:cong-bao:0", "probe")]),
+            systems: json!({"systems": [{"name": "cong-bao", "priority": 1, "rto_target_seconds": 3600,
+                                          "rpo_target_seconds": rpo_target}]}),
+            notes: json!([]),
+            error: None,
+        };
+        let steps = [
+            step("dr.boot:cong-bao-app-01", 1_050_000, json!({"instance": "i-1", "rpo_seconds": 7200})),
+            step("probe:cong-bao:0", 1_060_000, json!({})),
+        ];
+        let report = build(&run(86_400), &steps);
+        let sys = &report["systems"][0];
+        assert_eq!(sys["rpo_seconds"], json!(7200.0));
+        assert_eq!(sys["pass"], json!(true));
+        // An image older than the target fails the system.
+        assert_eq!(build(&run(3600), &steps)["systems"][0]["pass"], json!(false));
+        // A boot from an image without an export time measures no RPO (and fails nothing).
+        let plain = [step("dr.boot:cong-bao-app-01", 1_050_000, json!({"instance": "i-1"})), steps[1].clone()];
+        let sys = &build(&run(3600), &plain)["systems"][0];
+        assert!(sys["rpo_seconds"].is_null());
+        assert_eq!(sys["pass"], json!(true));
+    }
 }

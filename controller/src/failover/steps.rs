@@ -109,6 +109,12 @@ impl StepKind {
         matches!(self, StepKind::DrRestore | StepKind::DcRestore)
     }
 
+    /// Whether the step's output may carry an `rpo_seconds`: a restore, or the boot of an
+    /// `image` workload from a refreshed image (the export's age).
+    pub fn measures_rpo(self) -> bool {
+        self.is_restore() || self == StepKind::DrBoot
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::Precheck => "precheck",
@@ -216,7 +222,7 @@ pub const PRECHECKS: &[(&str, &str)] = &[
     ("precheck.dr_hosts", "DR hosts connected"),
     ("precheck.dr_catalog", "DR images and networks present"),
     ("precheck.headroom", "DR headroom for the plan"),
-    ("precheck.restore_points", "newest verified restore point within RPO"),
+    ("precheck.restore_points", "newest verified restore point (or refreshed image) within RPO"),
 ];
 
 /// The pre-checks of a failback.

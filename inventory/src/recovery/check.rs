@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use super::model::{PlanSystem, Probe, ProbeTarget, PromptPoint, RecoveryMethod, RecoveryPlan};
+use super::model::{PlanSystem, Probe, ProbeTarget, PromptPoint, RecoveryMethod, RecoveryPlan, WorkloadRecovery};
 use crate::error::{Diagnostic, InventoryError};
-use crate::model::Inventory;
+use crate::model::{Inventory, PlatformKind};
 use crate::{Positions, is_dns_name, is_valid_name};
 
 /// What the DR site has, as far as the caller knows. `None` means "not known": the name is
@@ -129,6 +129,42 @@ impl Checks<'_> {
         }
     }
 
+    /// A `refresh` block: an `image` workload, a VM at a vSphere site, a cron schedule.
+    fn refresh(&mut self, wpath: &str, w: &WorkloadRecovery) {
+        let Some(refresh) = &w.refresh else { return };
+        let path = format!("{wpath}.refresh");
+        if w.method != RecoveryMethod::Image {
+            self.refuse(
+                path.clone(),
+                format!(
+                    "`refresh` keeps an `image` workload's image fresh; `{}` is recovered by `{}`",
+                    w.workload,
+                    w.method.as_str()
+                ),
+            );
+        }
+        if !crate::validate::cron_shaped(&refresh.schedule) {
+            self.refuse(
+                format!("{path}.schedule"),
+                format!("`{}` is not a cron schedule (minute hour day month weekday)", refresh.schedule),
+            );
+        }
+        // A workload the inventory declares must sit at a vSphere site; a discovered one is
+        // known to be a DC VM already.
+        if let Some(declared) = self.inventory.workload(&w.workload) {
+            let kind = self.inventory.site(&declared.site).map(|s| s.platform.kind);
+            if kind != Some(PlatformKind::Vsphere) {
+                self.refuse(
+                    path,
+                    format!(
+                        "`{}` is at site `{}`, which is not a vSphere site: its image cannot be exported from vCenter",
+                        w.workload, declared.site
+                    ),
+                );
+            }
+        }
+    }
+
     fn system<'p>(&mut self, path: &str, s: &'p PlanSystem, seen_workloads: &mut HashSet<&'p str>) {
         let Some(declared) = self.inventory.system(&s.name) else {
             let names: BTreeSet<String> = self.inventory.systems.iter().map(|s| s.name.clone()).collect();
@@ -165,7 +201,10 @@ impl Checks<'_> {
                     format!("`restore` needs a backup of `{}`, and the inventory gives it no `backup` block", s.name),
                 );
             }
+            self.refresh(&wpath, w);
+            // A refreshed image may not exist yet: its first refresh makes it.
             if let Some(known) = &self.catalog.images
+                && w.refresh.is_none()
                 && !known.contains(&w.image)
             {
                 self.refuse(

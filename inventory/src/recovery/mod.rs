@@ -16,8 +16,8 @@ mod model;
 
 pub use check::{DrCatalog, parse_plan};
 pub use model::{
-    AgentTask, DnsRecord, DnsSettings, Expect, NetworkMap, PlanSystem, Probe, ProbeTarget, Prompt, PromptPoint,
-    RecordType, RecoveryMethod, RecoveryPlan, WorkloadRecovery,
+    AgentTask, DnsRecord, DnsSettings, Expect, ImageRefresh, NetworkMap, PlanSystem, Probe, ProbeTarget, Prompt,
+    PromptPoint, RecordType, RecoveryMethod, RecoveryPlan, WorkloadRecovery,
 };
 
 #[cfg(test)]

@@ -131,6 +131,20 @@ pub struct WorkloadRecovery {
     /// the plan maps exactly one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// `image` only, and only for a VM at a vSphere site: keep the image fresh by exporting the
+    /// VM from vCenter, converting its disk to qcow2 and uploading it to Glance under `image`
+    /// on this schedule (`mangrove images refresh` runs it on demand). With it, a drill's
+    /// pre-check refuses an image older than the system's RPO target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<ImageRefresh>,
+}
+
+/// When the controller refreshes an `image` workload's image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ImageRefresh {
+    /// Cron schedule (`minute hour day month weekday`, the province's time), e.g. `0 2 * * *`.
+    pub schedule: String,
 }
 
 /// How a workload's data gets to DR, and so where its RPO comes from.

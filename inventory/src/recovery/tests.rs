@@ -217,3 +217,51 @@ fn a_task_runs_on_a_restored_workload_after_it_is_up_and_says_what_it_runs() {
     );
     assert!(refusal(&imaged).contains("comes back from an image"), "{}", refusal(&imaged));
 }
+
+#[test]
+fn an_image_workload_may_ask_for_a_refresh_schedule_before_its_first_image_exists() {
+    let text = GOOD.replace(
+        "method: image, image: ubuntu-22.04 }",
+        "method: image, image: qlvbdh-dr, refresh: { schedule: '0 2 * * *' } }",
+    );
+    let plan = parse_plan(&text, "plan.yaml", &inventory(), &catalog()).expect("valid");
+    let w = &plan.systems[1].recover[0];
+    assert_eq!(w.refresh.as_ref().map(|r| r.schedule.as_str()), Some("0 2 * * *"));
+    // Without the refresh the missing image is still refused.
+    let missing = GOOD.replace("image: ubuntu-22.04 }", "image: qlvbdh-dr }");
+    assert!(refusal(&missing).contains("no image `qlvbdh-dr`"));
+}
+
+#[test]
+fn invalid_refresh_blocks_are_refused_at_their_line() {
+    let cases = [
+        (
+            GOOD.replace(
+                "method: restore, image: mangrove-host }",
+                "method: restore, image: mangrove-host, refresh: { schedule: '0 2 * * *' } }",
+            ),
+            "plan.yaml:8:",
+            "keeps an `image` workload's image fresh",
+        ),
+        (
+            GOOD.replace("image: ubuntu-22.04 }", "image: ubuntu-22.04, refresh: { schedule: 'nightly' } }"),
+            "plan.yaml:16:",
+            "`nightly` is not a cron schedule",
+        ),
+        (
+            GOOD.replace("image: ubuntu-22.04 }", "image: ubuntu-22.04, refresh: { schedule: '0 2 * *' } }"),
+            "plan.yaml:16:",
+            "is not a cron schedule",
+        ),
+        (
+            GOOD.replace("image: ubuntu-22.04 }", "image: ubuntu-22.04, refresh: { every: 1h } }"),
+            "plan.yaml:16:",
+            "every",
+        ),
+        (GOOD.replace("image: ubuntu-22.04 }", "image: ubuntu-22.04, refresh: {} }"), "plan.yaml:16:", "schedule"),
+    ];
+    for (text, at, want) in cases {
+        let err = refusal(&text);
+        assert!(err.contains(at) && err.contains(want), "want {at} and {want:?} in {err}");
+    }
+}

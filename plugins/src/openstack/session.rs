@@ -323,6 +323,40 @@ impl Session {
         Ok(Reply { status: resp.status().as_u16(), body, subject_token: None })
     }
 
+    /// Streams a raw body into `out` (`GET`, no 401 retry once bytes flow); returns the
+    /// status and, on success, how many bytes were written. As for uploads, the per-call
+    /// timeout bounds the wait for the answer, not the transfer.
+    pub fn download(
+        &self,
+        svc: Service,
+        path: &str,
+        out: &mut dyn std::io::Write,
+        call: &str,
+    ) -> Result<(u16, u64), PlatformError> {
+        let token = self.token(false)?;
+        let url = format!("{}{path}", self.base_url(&token, svc)?);
+        TRIPS.with(|t| t.set(t.get().saturating_add(1)));
+        let mut resp = self
+            .agent
+            .get(&url)
+            .config()
+            .timeout_global(None)
+            .timeout_recv_response(Some(self.cfg.http.timeout()))
+            .build()
+            .header("X-Auth-Token", token.id.as_str())
+            .call()
+            .map_err(|e| http::transport_error(&self.endpoint, call, &self.cfg.http, e))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            return Ok((status, 0));
+        }
+        let copied = std::io::copy(&mut resp.body_mut().as_reader(), out).map_err(|e| PlatformError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            detail: format!("{call}: the download broke off: {e}"),
+        })?;
+        Ok((status, copied))
+    }
+
     /// `GET /v3/auth/tokens` validating `token` with itself.
     pub fn call_with_subject(&self, token: &Token, call: &str) -> Result<Reply, PlatformError> {
         let url = format!("{}/auth/tokens", self.cfg.auth_url);

@@ -21,7 +21,7 @@ const SHUTDOWN_PREFIX: &str = "shutdown:";
 /// How long `delete_instance` waits for the power-off that must precede Destroy.
 const POWER_OFF_BEFORE_DESTROY: Duration = Duration::from_secs(300);
 
-fn vm_ref(vm: &str) -> Moref {
+pub(super) fn vm_ref(vm: &str) -> Moref {
     Moref::new("VirtualMachine", vm)
 }
 
@@ -47,7 +47,7 @@ impl VsphereDriver {
         Ok(queued(&task, description))
     }
 
-    fn read_power(&self, vm: &str, trips: &mut u32) -> Result<PowerState, PlatformError> {
+    pub(super) fn read_power(&self, vm: &str, trips: &mut u32) -> Result<PowerState, PlatformError> {
         let o = self.read_object(&vm_ref(vm), &["runtime.powerState"], trips)?;
         Ok(power_state(o.text("runtime.powerState")))
     }

@@ -3,7 +3,8 @@
 //! * [`soap`] builds envelopes, keeps the session cookie and reads answers and faults;
 //! * [`xml`] is the namespace-aware reader those answers go through;
 //! * [`inventory`] is the bulk PropertyCollector walk and its mapping;
-//! * [`actions`] holds power, snapshot, clone/destroy and task polling.
+//! * [`actions`] holds power, snapshot, clone/destroy and task polling;
+//! * [`export`] downloads a VM's disks through an export lease (`ExportVm`).
 //!
 //! A driver holds one session (`SessionManager.Login`), made in [`VsphereDriver::connect`]
 //! and ended by [`Hypervisor::close`] or on drop. A call that finds the session expired
@@ -15,6 +16,7 @@
 //! state until it is off.
 
 mod actions;
+pub mod export;
 mod inventory;
 pub mod soap;
 pub mod xml;

@@ -138,6 +138,26 @@ impl Transport {
         self.cookie.lock().map(|mut c| c.take().is_some()).unwrap_or(false)
     }
 
+    /// `scheme://host[:port]` of the endpoint: where a URL the server writes with `*` as its
+    /// host (an export lease's disk URLs) is served.
+    pub fn origin(&self) -> &str {
+        let after_scheme = self.url.find("://").map_or(0, |i| i + 3);
+        let end = self.url[after_scheme..].find('/').map_or(self.url.len(), |i| after_scheme + i);
+        &self.url[..end]
+    }
+
+    /// `GET url` with the session cookie, the body left to the caller to stream. The call
+    /// timeout bounds the wait for the answer's head, not the body: a disk takes longer.
+    pub fn get_stream(&self, url: &str, call: &str) -> Result<ureq::http::Response<ureq::Body>, PlatformError> {
+        let cookie = self.cookie.lock().ok().and_then(|c| c.clone());
+        let mut req =
+            self.agent.get(url).config().timeout_global(None).timeout_recv_response(Some(self.opts.timeout())).build();
+        if let Some(c) = &cookie {
+            req = req.header("Cookie", format!("{SESSION_COOKIE}={c}"));
+        }
+        req.call().map_err(|e| http::transport_error(&self.endpoint, call, &self.opts, e))
+    }
+
     /// Sends one operation and returns its `<OpResponse>` element.
     pub fn call(&self, method: &str, params: &str, trips: &mut u32) -> Result<Node, CallError> {
         let body = format!(r#"{ENVELOPE_HEAD}<{method} xmlns="urn:vim25">{params}</{method}>{ENVELOPE_TAIL}"#);
