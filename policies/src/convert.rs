@@ -78,6 +78,7 @@ pub(crate) fn to_json(value: &regorus::Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn reference(v: &Value) -> regorus::Value {
@@ -104,20 +105,66 @@ mod tests {
 
     #[test]
     fn same_json_as_serde() -> Result<(), Box<dyn std::error::Error>> {
-        let mut values: Vec<regorus::Value> = ["{}", "[]", "null", r#"{"a": [1, -2, 1.5, 1e300, "x", true, null, {"b": {}}], "": 18446744073709551615}"#]
-            .iter()
-            .map(|s| regorus::Value::from_json_str(s))
-            .collect::<Result<_, _>>()?;
+        let mut values: Vec<regorus::Value> =
+            ["{}", "[]", "null", r#"{"a": [1, -2, 1.5, 1e300, "x", true, null, {"b": {}}], "": 18446744073709551615}"#]
+                .iter()
+                .map(|s| regorus::Value::from_json_str(s))
+                .collect::<Result<_, _>>()?;
         let mut odd = regorus::Value::new_object();
         let fields = odd.as_object_mut()?;
         fields.insert(regorus::Value::from(1u64), regorus::Value::from("number key"));
         fields.insert(regorus::Value::from("1"), regorus::Value::from("string key"));
-        fields.insert(regorus::Value::from("set"), regorus::Value::from_json_str("[3, 1, 2]")?.as_array()?.iter().cloned().collect::<std::collections::BTreeSet<_>>().into());
+        fields.insert(
+            regorus::Value::from("set"),
+            regorus::Value::from_json_str("[3, 1, 2]")?
+                .as_array()?
+                .iter()
+                .cloned()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into(),
+        );
         fields.insert(regorus::Value::from("undefined"), regorus::Value::Undefined);
         values.push(odd);
         for value in &values {
             assert_eq!(to_json(value), serde_json::to_value(value).ok(), "{value:?}");
         }
         Ok(())
+    }
+
+    /// Any JSON document: the scalars the facts hold (including numbers at the edges of
+    /// i64/u64/f64), arrays and objects nested a few levels, keys reused across objects.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let scalar = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()).prop_map(Value::from),
+            prop::sample::select(vec!["", "yes", "no", "0", "300", "sshd -T", "ünïcödé"]).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        scalar.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::vec(
+                    (prop::sample::select(vec!["a", "b", "sshd", "params", "", "$serde_json::private::Number"]), inner),
+                    0..6
+                )
+                .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn batch_conversion_matches_serde(docs in prop::collection::vec(any_json(), 1..4)) {
+            // One key table for the batch, as `evaluate_level_batch` uses it.
+            let mut keys = Keys::default();
+            for doc in &docs {
+                let value = to_rego(doc, &mut keys);
+                prop_assert_eq!(&value, &reference(doc), "{}", doc);
+                prop_assert_eq!(to_json(&value), serde_json::to_value(&value).ok(), "{}", doc);
+            }
+        }
     }
 }

@@ -405,13 +405,17 @@ impl Evaluator {
 /// A shallow copy of the host's document with the control's `params` (the document itself
 /// when it has them already); `None` when the document is not an object.
 fn with_params(base: &regorus::Value, params: &regorus::Value) -> Option<regorus::Value> {
+    // The key, built once per thread rather than per host and group.
+    thread_local!(static PARAMS: regorus::Value = regorus::Value::from("params"));
     let obj = base.as_object().ok()?;
-    if obj.get(&regorus::Value::from("params")) == Some(params) {
-        return Some(base.clone());
-    }
-    let mut doc = base.clone();
-    doc.as_object_mut().ok()?.insert(regorus::Value::from("params"), params.clone());
-    Some(doc)
+    PARAMS.with(|key| {
+        if obj.get(key) == Some(params) {
+            return Some(base.clone());
+        }
+        let mut doc = base.clone();
+        doc.as_object_mut().ok()?.insert(key.clone(), params.clone());
+        Some(doc)
+    })
 }
 
 /// `input.host.facts.security`, where the collectors' outputs are.
@@ -460,18 +464,25 @@ fn finding_from_value(id: &str, value: &regorus::Value) -> Finding {
 /// evidence, and no other key; `None` for anything else.
 fn well_formed_finding(id: &str, value: &regorus::Value) -> Option<Finding> {
     let obj = value.as_object().ok()?;
-    if obj.len() != 3 {
-        return None;
+    // One pass over the three fields, rather than a lookup each with a key built for it.
+    let (mut status, mut message, mut evidence) = (None, None, None);
+    for (key, field) in obj.iter() {
+        let slot = match key.as_string().ok()?.as_ref() {
+            "status" => &mut status,
+            "message" => &mut message,
+            "evidence" => &mut evidence,
+            _ => return None,
+        };
+        *slot = Some(field);
     }
-    let field = |name: &str| obj.get(&regorus::Value::from(name));
-    let status = match field("status")?.as_string().ok()?.as_ref() {
+    let status = match status?.as_string().ok()?.as_ref() {
         "pass" => Status::Pass,
         "fail" => Status::Fail,
         "not_applicable" => Status::NotApplicable,
         _ => return None,
     };
-    let message = field("message")?.as_string().ok()?.to_string();
-    let evidence = field("evidence")?;
+    let message = message?.as_string().ok()?.to_string();
+    let evidence = evidence?;
     evidence.as_object().ok()?;
     let evidence = to_json(evidence)?;
     Some(Finding { control: id.to_owned(), status, message, evidence })
