@@ -46,13 +46,13 @@ fn convert<'a>(value: &'a Value, keys: &mut Keys<'a>) -> Option<regorus::Value> 
         }
         Value::Object(map) if map.is_empty() => regorus::Value::new_object(),
         Value::Object(map) if map.contains_key(SERDE_NUMBER_KEY) => regorus::Value::deserialize(value).ok()?,
-        Value::Object(map) => {
-            let mut fields = std::collections::BTreeMap::new();
-            for (k, v) in map {
-                fields.insert(keys.get(k), convert(v, keys)?);
-            }
-            regorus::Value::from(fields)
-        }
+        // Collected rather than inserted one by one: the collection sorts once (serde_json's
+        // map is already in key order) and builds the tree in one pass.
+        Value::Object(map) => regorus::Value::from(
+            map.iter()
+                .map(|(k, v)| Some((keys.get(k), convert(v, keys)?)))
+                .collect::<Option<std::collections::BTreeMap<_, _>>>()?,
+        ),
     })
 }
 

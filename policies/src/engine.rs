@@ -352,28 +352,25 @@ impl Evaluator {
         let mut vms: Vec<Option<RegoVM>> = controls.iter().map(|(c, _)| c.program.as_ref().map(|p| c.vm(p))).collect();
         let mut docs: Vec<Option<Option<regorus::Value>>> = Vec::with_capacity(params.len());
         let mut keys = Keys::default();
-        let out = inputs
-            .iter()
-            .map(|input| {
-                let base = to_rego(input, &mut keys);
-                let security = security_facts(input);
-                docs.clear();
-                docs.resize(params.len(), None);
-                controls
-                    .iter()
-                    .zip(&mut vms)
-                    .map(|((c, group), vm)| {
-                        if let Some(missing) = missing_facts(&c.meta, security) {
-                            return missing;
-                        }
-                        match docs[*group].get_or_insert_with(|| with_params(&base, &params[*group])) {
-                            Some(doc) => c.judge(vm.as_mut(), doc.clone()),
-                            None => Finding::error(&c.meta.id, "input document is not a JSON object"),
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        // Every host's findings list is allocated before any evaluation: allocated between
+        // evaluations, each (a few KB) made glibc's allocator consolidate the many small
+        // blocks the VM had just freed, about a twentieth of the batch.
+        let mut out: Vec<Vec<Finding>> = inputs.iter().map(|_| Vec::with_capacity(controls.len())).collect();
+        for (input, findings) in inputs.iter().zip(&mut out) {
+            let base = to_rego(input, &mut keys);
+            let security = security_facts(input);
+            docs.clear();
+            docs.resize(params.len(), None);
+            findings.extend(controls.iter().zip(&mut vms).map(|((c, group), vm)| {
+                if let Some(missing) = missing_facts(&c.meta, security) {
+                    return missing;
+                }
+                match docs[*group].get_or_insert_with(|| with_params(&base, &params[*group])) {
+                    Some(doc) => c.judge(vm.as_mut(), doc.clone()),
+                    None => Finding::error(&c.meta.id, "input document is not a JSON object"),
+                }
+            }));
+        }
         for ((c, _), vm) in controls.iter().zip(vms) {
             c.give_back(vm);
         }
