@@ -9,6 +9,11 @@ use controller::cli::{self, TaskRun};
 use controller::client::{Client, Flags};
 use controller::config::{Config, parse_duration};
 
+/// Policy evaluation allocates and frees many small values per control; mimalloc makes it
+/// about 5 % faster than glibc's allocator (policies/benches/evaluate.rs, which uses it too).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "mangrove", version, about = "Run a provincial data center and its DR site as one")]
 struct Cli {

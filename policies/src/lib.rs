@@ -7,6 +7,7 @@
 //! The input document the Rego reads is built by [`input`] and described by
 //! [`INPUT_SCHEMA_JSON`].
 
+mod convert;
 mod diag;
 mod embedded;
 mod engine;
