@@ -30,14 +30,7 @@ fn stderr(o: &std::process::Output) -> String {
 }
 
 fn glance(tb: &Testbed) -> OpenstackDriver {
-    let auth_url = tb
-        .up_output
-        .lines()
-        .find_map(|l| l.strip_prefix("openstack: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the OpenStack simulator is off:\n{}", tb.up_output))
-        .to_string();
-    let password = std::fs::read_to_string(tb.path().join("platforms/openstack/admin.secret")).expect("admin password");
+    let (auth_url, password) = tb.openstack_admin();
     OpenstackDriver::connect(OpenstackConfig {
         auth_url,
         region: "RegionOne".into(),
@@ -45,7 +38,7 @@ fn glance(tb: &Testbed) -> OpenstackDriver {
         auth: OpenstackAuth::Password {
             username: "admin".into(),
             user_domain: "Default".into(),
-            password: password.trim().into(),
+            password,
             project_name: "admin".into(),
             project_domain: "Default".into(),
         },

@@ -71,15 +71,8 @@ fn token_of(v: &Value) -> String {
 fn a_server_booted_with_the_agent_user_data_runs_an_agent_until_it_is_deleted() {
     let tb = Testbed::up(Some(SMALL_INVENTORY));
     let dir = std::fs::canonicalize(tb.path()).expect("testbed dir");
-    let auth_url = tb
-        .up_output
-        .lines()
-        .find_map(|l| l.strip_prefix("openstack: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("the OpenStack simulator is off:\n{}", tb.up_output))
-        .to_string();
-    let password = std::fs::read_to_string(dir.join("platforms/openstack/admin.secret")).expect("admin password");
-    let d = connect(&auth_url, password.trim());
+    let (auth_url, password) = tb.openstack_admin();
+    let d = connect(&auth_url, &password);
     let name = "dr-web-app-01";
     let token = token_of(&tb.json(&["token", "create", "--role", "agent", "--host", name, "--ttl", "10m"]));
     let user_data = agent_user_data(&tb.enroll, &token, Some("/srv/web")).expect("user data");

@@ -247,6 +247,20 @@ impl Testbed {
     }
 
     /// The token of a testbed user from users.txt.
+    /// The OpenStack simulator's Keystone URL and admin password, as `testbed up` left them.
+    pub fn openstack_admin(&self) -> (String, String) {
+        let auth_url = self
+            .up_output
+            .lines()
+            .find_map(|l| l.strip_prefix("openstack: "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the OpenStack simulator is off:\n{}", self.up_output))
+            .to_string();
+        let password =
+            std::fs::read_to_string(self.path().join("platforms/openstack/admin.secret")).expect("admin password");
+        (auth_url, password.trim().to_string())
+    }
+
     pub fn user_token(&self, name: &str) -> String {
         let users = std::fs::read_to_string(self.path().join("users.txt")).expect("users.txt");
         users
