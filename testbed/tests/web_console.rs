@@ -107,11 +107,13 @@ impl Browser {
         let form = self.get("/login", "");
         assert_eq!(form.status, 200, "{}", form.body);
         let login_csrf = form.cookie("mangrove_login_csrf").expect("the form sets its CSRF cookie");
+        let started = std::time::Instant::now();
         let a = self.post(
             "/login",
             &format!("mangrove_login_csrf={login_csrf}"),
             &[("csrf", &form.csrf()), ("user", user), ("password", password)],
         );
+        eprintln!("sign-in {user}: {} in {} ms", a.status, started.elapsed().as_millis());
         let session = a.cookie("mangrove_session");
         (a, session)
     }
@@ -205,7 +207,10 @@ fn web_console_sign_in_lockout_csrf_sessions_users_and_overview() {
     let cookie = format!("mangrove_session={session}");
 
     // The overview, Vietnamese first, with the inventory's sites and systems and the headers.
+    let started = std::time::Instant::now();
     let vi = b.get("/", &cookie);
+    eprintln!("overview: {} ms, {} bytes", started.elapsed().as_millis(), vi.body.len());
+    assert!(vi.body.len() < 100 * 1024, "the overview weighs under 100 KB");
     assert_eq!(vi.status, 200, "{}", vi.body);
     assert_security_headers(&vi, "GET /");
     assert!(vi.header("content-type").is_some_and(|c| c.starts_with("text/html")));
