@@ -197,3 +197,64 @@ impl WebStore for SqliteStore {
         Ok(r.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    const RULE: LockoutRule = LockoutRule { max_failures: 3, lock_ms: 1000 };
+
+    #[tokio::test]
+    async fn failures_lock_a_name_then_it_gets_fresh_tries_and_stale_failures_are_forgotten() {
+        let s = SqliteStore::in_memory().await.expect("store");
+        assert_eq!(s.record_signin_failure("x", 0, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 10, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 20, RULE).await.expect("fail"), Some(1020));
+        assert_eq!(s.signin_locked_until("x", 500).await.expect("read"), Some(1020));
+        assert_eq!(s.signin_locked_until("x", 1020).await.expect("read"), None, "the lock ends");
+        // After the lock, a full set of tries again.
+        assert_eq!(s.record_signin_failure("x", 1100, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 1110, RULE).await.expect("fail"), None);
+        // Failures older than the lock time are forgotten: this is the first of a new run.
+        assert_eq!(s.record_signin_failure("x", 5000, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 5001, RULE).await.expect("fail"), None);
+        // A good sign-in clears the count.
+        s.clear_signin_failures("x").await.expect("clear");
+        assert_eq!(s.record_signin_failure("x", 5002, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 5003, RULE).await.expect("fail"), None);
+        assert_eq!(s.record_signin_failure("x", 5004, RULE).await.expect("fail"), Some(6004));
+    }
+
+    #[tokio::test]
+    async fn passwords_are_set_once_and_sessions_expire_when_idle() {
+        let s = SqliteStore::in_memory().await.expect("store");
+        s.ensure_user("op", "operator", 0).await.expect("token user");
+        assert_eq!(s.add_password_user("op", "operator", "h1", 1).await.expect("add"), PasswordAdded::PasswordSet);
+        assert_eq!(
+            s.add_password_user("op", "operator", "h2", 2).await.expect("add"),
+            PasswordAdded::AlreadyHasPassword
+        );
+        assert_eq!(s.user_password("op").await.expect("read"), Some(("operator".into(), Some("h1".into()))));
+        assert!(matches!(s.add_password_user("op", "admin", "h3", 3).await, Err(StoreError::RoleMismatch { .. })));
+        assert_eq!(s.add_password_user("new", "planner", "h4", 4).await.expect("add"), PasswordAdded::Created);
+
+        let session = WebSession {
+            id_hash: "abc".into(),
+            user: "op".into(),
+            role: String::new(),
+            csrf: "t".into(),
+            created_at: 100,
+            last_seen: 100,
+        };
+        s.insert_web_session(&session).await.expect("insert");
+        let got = s.touch_web_session("abc", 50, 150).await.expect("touch").expect("live");
+        assert_eq!((got.user.as_str(), got.role.as_str(), got.csrf.as_str()), ("op", "operator", "t"));
+        // Seen at 150: live for a caller whose idle limit reaches back to 149 (and now seen at 160),
+        // over for one whose limit reaches back to 160.
+        assert!(s.touch_web_session("abc", 149, 160).await.expect("touch").is_some());
+        assert!(s.touch_web_session("abc", 160, 170).await.expect("touch").is_none());
+        assert_eq!(s.delete_idle_web_sessions(160).await.expect("prune"), 1);
+        assert!(s.touch_web_session("abc", 0, 180).await.expect("touch").is_none());
+    }
+}
