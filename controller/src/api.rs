@@ -1,4 +1,5 @@
-//! The HTTP API under `/api/v1` (JSON), plus `/metrics`, `/healthz` and `/readyz`.
+//! The HTTP API under `/api/v1` (JSON), plus `/metrics`, `/healthz` and `/readyz`, and the web
+//! console's pages (see [`crate::web`]).
 //!
 //! Every `/api/v1` and `/metrics` request carries a bearer token issued to a person; each
 //! endpoint checks the role; every change is written to the audit log naming that person.
@@ -128,6 +129,8 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(crate::api_images::routes())
         .merge(crate::api_drills::routes())
         .merge(crate::api_events::routes())
+        .merge(crate::api_users::routes())
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError(AppError::NotFound("no such endpoint".into())) })
         .with_state(app)
 }

@@ -147,7 +147,7 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 /// Equality that takes the same time wherever the first difference is.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -263,7 +263,7 @@ impl App {
             let Some(user) = user.filter(|u| !u.is_empty()) else {
                 return Err(AppError::BadRequest(format!("a {} token needs --user NAME", role.as_str())));
             };
-            if !user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) || user.len() > 64 {
+            if !crate::users::valid_user_name(user) {
                 return Err(AppError::BadRequest(format!("invalid user name {user:?}")));
             }
             self.store.ensure_user(user, role.as_str(), now).await.map_err(|e| match e {

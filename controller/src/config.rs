@@ -71,6 +71,31 @@ pub struct Config {
     pub drills: Drills,
     /// `[dns]`: the DNS server failovers switch records on (see [`DnsConfig`]); absent = off.
     pub dns: Option<DnsConfig>,
+    /// `[web]`: the web console's sign-in rules (see [`Web`]).
+    pub web: Web,
+}
+
+/// `[web]`: the web console served at `/` on the API listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// A browser session unused this long is signed out (default 30m; env
+    /// `MANGROVE_WEB_IDLE_TIMEOUT`).
+    pub idle_timeout: Dur,
+    /// Consecutive failed sign-ins that lock a user name (default 5).
+    pub max_failures: u32,
+    /// How long a locked name is refused, even with the right password (default 15m).
+    pub lockout: Dur,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            idle_timeout: Dur(Duration::from_secs(30 * 60)),
+            max_failures: 5,
+            lockout: Dur(Duration::from_secs(15 * 60)),
+        }
+    }
 }
 
 /// `[drills]`.
@@ -321,6 +346,7 @@ impl Default for Config {
             vc: crate::vc::VcConfig::default(),
             drills: Drills::default(),
             dns: None,
+            web: Web::default(),
         }
     }
 }
@@ -421,7 +447,8 @@ impl Config {
 
     /// `MANGROVE_DATA_DIR`, `MANGROVE_INVENTORY`, `MANGROVE_POLICY_PACKS` (`:`-separated
     /// directories), `MANGROVE_LISTEN_API`,
-    /// `MANGROVE_LISTEN_AGENTS`, `MANGROVE_LISTEN_ENROLL`, `MANGROVE_ADVERTISE_AGENTS`.
+    /// `MANGROVE_LISTEN_AGENTS`, `MANGROVE_LISTEN_ENROLL`, `MANGROVE_ADVERTISE_AGENTS`,
+    /// `MANGROVE_WEB_IDLE_TIMEOUT`.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = env("MANGROVE_DATA_DIR") {
             self.data_dir = v.into();
@@ -448,6 +475,10 @@ impl Config {
         if let Some(v) = env("MANGROVE_ADVERTISE_AGENTS") {
             self.advertise_agents = Some(v);
         }
+        if let Some(v) = env("MANGROVE_WEB_IDLE_TIMEOUT") {
+            self.web.idle_timeout = Dur(parse_duration(&v)
+                .map_err(|message| ConfigError::Env { name: "MANGROVE_WEB_IDLE_TIMEOUT", message })?);
+        }
         Ok(())
     }
 
@@ -470,6 +501,9 @@ impl Config {
         }
         if self.agents.cert_ttl.0 < Duration::from_secs(5) {
             return Err(ConfigError::Invalid("agents.cert_ttl must be at least 5s".into()));
+        }
+        if self.web.max_failures == 0 {
+            return Err(ConfigError::Invalid("web.max_failures must be at least 1".into()));
         }
         self.capacity.validate()?;
         if let Some(k) = &self.ksc {

@@ -1,7 +1,7 @@
 //! The Mangrove controller: it keeps the inventory and observed state in its store, enrolls
 //! agents through its built-in CA, holds one mutual-TLS gRPC stream per agent (reports up,
 //! acknowledgements and tasks down), serves the HTTPS JSON API with role-checked bearer
-//! tokens and an audit trail, and exports Prometheus metrics. The same crate holds the
+//! tokens and an audit trail, the web console (server-rendered, signed in with a password), and exports Prometheus metrics. The same crate holds the
 //! `mangrove` CLI and drives the testbed.
 //!
 //! It never trusts a field an agent sends about who it is: the host is the one its client
@@ -22,6 +22,7 @@ pub mod api_plans;
 pub mod api_platforms;
 pub mod api_policy;
 pub mod api_systems;
+pub mod api_users;
 pub mod api_vc;
 pub mod app;
 pub mod backup;
@@ -37,6 +38,7 @@ pub mod cli_images;
 pub mod cli_plans;
 pub mod cli_platforms;
 pub mod cli_policy;
+pub mod cli_users;
 pub mod cli_vc;
 pub mod client;
 pub mod compliance_report;
@@ -60,4 +62,6 @@ pub mod tasks;
 pub mod testbed_cmd;
 pub mod testbed_ksc;
 pub mod tlsnet;
+pub mod users;
 pub mod vc;
+pub mod web;

@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         cmd: TokenCmd,
     },
+    /// People who sign in to the web console: add (password from stdin), list.
+    Users {
+        #[command(subcommand)]
+        cmd: controller::cli_users::UsersCmd,
+    },
     /// Hosts and their state.
     Hosts {
         #[command(subcommand)]
@@ -683,6 +688,7 @@ fn run(cli: Cli) -> Result<()> {
             let ttl = ttl.map(|d| format!("{}s", d.as_secs().max(1)));
             cli::token_create(&client()?, &role, user.as_deref(), host.as_deref(), ttl.as_deref(), json)
         }
+        Command::Users { cmd } => controller::cli_users::run(cmd, &client()?, json),
         Command::Hosts { cmd: HostsCmd::List } => cli::hosts_list(&client()?, json),
         Command::Hosts { cmd: HostsCmd::Show { name } } => cli::hosts_show(&client()?, &name, json),
         Command::Hosts { cmd: HostsCmd::Events { name, kind, limit } } => {

@@ -300,10 +300,32 @@ pub fn up(opts: UpOptions) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let mut users = vec![User { name: "admin".into(), role: "admin".into(), token: admin_token.clone() }];
+    // Each user gets a random password for the web console, set the way `users add` sets it;
+    // a testbed brought up again keeps the passwords it wrote before.
+    let earlier = layout.read_users()?;
+    let password = |name: &str| {
+        earlier
+            .iter()
+            .find(|u| u.name == name && !u.password.is_empty())
+            .map_or_else(|| crate::app::random_hex(12), |u| u.password.clone())
+    };
+    let mut users = vec![User {
+        name: "admin".into(),
+        role: "admin".into(),
+        token: admin_token.clone(),
+        password: password("admin"),
+    }];
     for (name, role) in USERS {
         let v = admin.post("/api/v1/tokens", &json!({"role": role, "user": name}))?;
-        users.push(User { name: name.to_string(), role: role.to_string(), token: token_of(&v)? });
+        users.push(User {
+            name: name.to_string(),
+            role: role.to_string(),
+            token: token_of(&v)?,
+            password: password(name),
+        });
+    }
+    for u in &users {
+        crate::cli_users::add(&admin, &u.name, &u.role, &u.password)?;
     }
     layout.write_users(&users)?;
     let cli = layout.write_cli_config(&api_url, &admin_token)?;

@@ -6,7 +6,7 @@
 //! <dir>/agents/<host>/          an agent's state dir: agent.toml (simulated facts), key,
 //!                               certificate, outbox
 //! <dir>/ca.pem                  the CA, for the CLI and browsers
-//! <dir>/users.txt               mode 0600: `name role token` per line
+//! <dir>/users.txt               mode 0600: `name role token password` per line
 //! <dir>/cli.toml                mode 0600: the CLI config for this testbed
 //! <dir>/logs/                   one log per process
 //! <dir>/bind/                   the DNS server's files (see `bind`)
@@ -97,12 +97,13 @@ struct State {
     dns: Option<DnsLayout>,
 }
 
-/// A user the testbed creates, with their API token.
+/// A user the testbed creates, with their API token and web-console password.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub name: String,
     pub role: String,
     pub token: String,
+    pub password: String,
 }
 
 /// A testbed dir and what it holds.
@@ -114,6 +115,23 @@ pub struct Layout {
     pub ports: Ports,
     pub platform_ports: PlatformPorts,
     pub dns: DnsLayout,
+}
+
+/// The users in `users.txt` text: `name role token [password]` lines; comments and short lines
+/// are skipped (a file from before passwords has none).
+pub fn parse_users(text: &str) -> Vec<User> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut p = l.split(' ');
+            Some(User {
+                name: p.next()?.to_string(),
+                role: p.next()?.to_string(),
+                token: p.next()?.to_string(),
+                password: p.next().unwrap_or_default().to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Ports below the kernel's ephemeral range (32768–60999 by default): a port the kernel hands
@@ -357,11 +375,24 @@ impl Layout {
         Ok(path)
     }
 
-    /// Writes `users.txt` (0600, `name role token` per line).
+    /// The users an earlier `up` wrote to `users.txt` (none when it is absent).
+    pub fn read_users(&self) -> Result<Vec<User>, TestbedError> {
+        let path = self.dir.join("users.txt");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(parse_users(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Writes `users.txt` (0600, `name role token password` per line; readers that take the
+    /// first three fields by position keep working).
     pub fn write_users(&self, users: &[User]) -> Result<PathBuf, TestbedError> {
-        let mut text = String::from("# name role token — API tokens of this testbed's users; keep private\n");
+        let mut text = String::from(
+            "# name role token password — API tokens and web-console passwords of this testbed's users; keep private\n",
+        );
         for u in users {
-            text.push_str(&format!("{} {} {}\n", u.name, u.role, u.token));
+            text.push_str(&format!("{} {} {} {}\n", u.name, u.role, u.token, u.password));
         }
         let path = self.dir.join("users.txt");
         write_file(&path, &text, 0o600)?;
@@ -392,3 +423,26 @@ impl Layout {
 
 /// First line of a CLI config written by a testbed (followed by the testbed's dir).
 pub const CLI_MARKER: &str = "# written by mangrove testbed up for";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_txt_lines_with_and_without_a_password() {
+        let users = parse_users(
+            "# name role token password\nadmin admin mgu_1 pw-admin-123456\nop operator mgu_2\nshort line\n",
+        );
+        assert_eq!(users.len(), 2);
+        assert_eq!(
+            users[0],
+            User {
+                name: "admin".into(),
+                role: "admin".into(),
+                token: "mgu_1".into(),
+                password: "pw-admin-123456".into()
+            }
+        );
+        assert_eq!(users[1].password, "");
+    }
+}

@@ -24,7 +24,9 @@ mod sqlite_platforms;
 mod sqlite_policy;
 mod sqlite_recovery;
 mod sqlite_vc;
+mod sqlite_web;
 pub mod vc;
+pub mod web;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -40,6 +42,7 @@ pub use policy::{Assignment, FindingRecord, PolicyStore, Waiver};
 pub use recovery::{Applied, PlanRecord, RecoveryPlanStore};
 pub use sqlite::SqliteStore;
 pub use vc::{VcCheckRecord, VcStore};
+pub use web::{LockoutRule, PasswordAdded, UserRecord, WebSession, WebStore};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +262,7 @@ pub trait Store:
     + VcStore
     + RecoveryPlanStore
     + DrillStore
+    + WebStore
     + Send
     + Sync
     + 'static
