@@ -53,20 +53,9 @@ struct Browser {
 
 impl Browser {
     fn new(tb: &Testbed) -> Browser {
-        let pem = std::fs::read(tb.ca()).expect("ca.pem");
-        let certs: Vec<_> = ureq::tls::parse_pem(&pem)
-            .filter_map(|i| match i {
-                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
-                _ => None,
-            })
-            .collect();
-        let tls = ureq::tls::TlsConfig::builder()
-            .provider(ureq::tls::TlsProvider::Rustls)
-            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            .build();
         // Redirects are part of what is tested: they are not followed.
         let agent = ureq::Agent::config_builder()
-            .tls_config(tls)
+            .tls_config(tb.tls())
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(20)))

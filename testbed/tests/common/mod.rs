@@ -199,6 +199,16 @@ impl Testbed {
 
     /// An HTTP client for the testbed's API that trusts its CA.
     pub fn http(&self) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .tls_config(self.tls())
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent()
+    }
+
+    /// TLS settings that trust the testbed's CA and nothing else.
+    pub fn tls(&self) -> ureq::tls::TlsConfig {
         let pem = std::fs::read(self.ca()).expect("ca.pem");
         let certs: Vec<_> = ureq::tls::parse_pem(&pem)
             .filter_map(|i| match i {
@@ -206,16 +216,10 @@ impl Testbed {
                 _ => None,
             })
             .collect();
-        let tls = ureq::tls::TlsConfig::builder()
+        ureq::tls::TlsConfig::builder()
             .provider(ureq::tls::TlsProvider::Rustls)
             .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(certs)))
-            .build();
-        ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
             .build()
-            .new_agent()
     }
 
     /// The controller's `/metrics` text.
