@@ -27,7 +27,7 @@ pub fn run(cmd: UsersCmd, c: &Client, json_out: bool) -> Result<()> {
     match cmd {
         UsersCmd::Add { name, role } => {
             let password = read_password(std::io::stdin().lock())?;
-            let v = add(c, &name, &role, &password).map_err(|e| e.context("the password is read from stdin"))?;
+            let v = add(c, &name, &role, &password)?;
             emit(json_out, &v, |v| {
                 let what = if v["created"] == json!(true) { "added" } else { "gave a password to" };
                 format!("{what} user {} (role {})\n", s(&v["name"]), s(&v["role"]))
@@ -57,7 +57,7 @@ pub fn run(cmd: UsersCmd, c: &Client, json_out: bool) -> Result<()> {
 /// both `users add` and the testbed's users take.
 pub fn add(c: &Client, name: &str, role: &str, password: &str) -> Result<serde_json::Value> {
     if let Err(why) = crate::users::check_password(password) {
-        bail!("users add {name}: {why}");
+        bail!("users add {name}: {why} (the password is the first line of stdin)");
     }
     c.post("/api/v1/users", &json!({"name": name, "role": role, "password": password}))
 }
